@@ -1,0 +1,130 @@
+import * as v from "valibot";
+import { SinkListSchema } from "../domain/sink-config-schema.js";
+import { decodeWebhookSecret } from "../domain/webhook-secret.js";
+
+const list = (value: string) => value.split(/[\s,]+/).filter((item) => item.length > 0);
+
+const integer = (fallback: number, min: number, max: number) =>
+  v.pipe(
+    v.optional(v.string(), String(fallback)),
+    v.regex(/^\s*\d+\s*$/, `must be a whole number from ${min} to ${max}`),
+    v.transform(Number),
+    v.minValue(min, `must be a whole number from ${min} to ${max}`),
+    v.maxValue(max, `must be a whole number from ${min} to ${max}`),
+  );
+
+const seconds = (fallback: string, min: number) =>
+  v.pipe(
+    v.optional(v.string(), fallback),
+    v.regex(/^\s*\d+(\.\d+)?\s*$/, "must be a number of seconds"),
+    v.transform(Number),
+    v.minValue(min, `must be at least ${min}`),
+  );
+
+const WebhookSecretsSchema = v.pipe(
+  v.string("is required: one or more whsec_ secrets"),
+  v.transform(list),
+  v.minLength(1, "is required: one or more whsec_ secrets"),
+  v.rawCheck(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
+    dataset.value.forEach((secret, index) => {
+      try {
+        decodeWebhookSecret(secret);
+      } catch (error) {
+        addIssue({ message: `secret #${index + 1} ${(error as Error).message}` });
+      }
+    });
+  }),
+);
+
+// The largest DynamoDB item is 400 KB; the stored snapshot must fit with room for its attributes.
+const MAX_BODY_LIMIT = 358_400;
+
+/**
+ * Every setting of stepwatch, read once at start-up from environment variables or Worker bindings
+ * (SPEC §2). Keys are the variable names, so an issue's path names the variable to fix.
+ */
+export const ConfigSchema = v.object({
+  WEBHOOK_SECRET: WebhookSecretsSchema,
+  API_TOKEN: v.pipe(
+    v.optional(v.string(), ""),
+    v.transform(list),
+    v.check((tokens) => tokens.every((t) => t.length >= 16), "each token must be at least 16 characters"),
+  ),
+  DYNAMODB_TABLE: v.pipe(
+    v.optional(v.string(), "stepwatch"),
+    v.regex(/^[A-Za-z0-9_.-]{3,255}$/, "must be 3–255 letters, digits, _, - or ."),
+  ),
+  DYNAMODB_ENDPOINT: v.optional(v.pipe(v.string(), v.url("must be an absolute URL"))),
+  AWS_REGION: v.optional(
+    v.pipe(v.string(), v.regex(/^[a-z0-9-]+$/, "must be a region name such as us-east-1")),
+  ),
+  AWS_ACCESS_KEY_ID: v.optional(v.pipe(v.string(), v.minLength(1, "must not be empty"))),
+  AWS_SECRET_ACCESS_KEY: v.optional(v.pipe(v.string(), v.minLength(1, "must not be empty"))),
+  AWS_SESSION_TOKEN: v.optional(v.string()),
+  NOTIFY_SINKS: v.pipe(
+    v.optional(v.string(), "[]"),
+    v.rawTransform(({ dataset, addIssue, NEVER }) => {
+      try {
+        return JSON.parse(dataset.value) as unknown;
+      } catch {
+        addIssue({ message: "must be a JSON array of sinks" });
+        return NEVER;
+      }
+    }),
+    SinkListSchema,
+  ),
+  SIGNATURE_TOLERANCE_S: integer(300, 1, 86_400),
+  MAX_BODY_BYTES: integer(262_144, 1_024, MAX_BODY_LIMIT),
+  RETENTION_DAYS: integer(0, 0, 36_500),
+  NOTIFY_RETRY_SCHEDULE: v.pipe(
+    v.optional(v.string(), "30,120,600,3600,21600,86400"),
+    v.transform(list),
+    v.check(
+      (items) => items.every((s) => /^\d+(\.\d+)?$/.test(s)),
+      "must be comma-separated seconds, e.g. 30,120,600",
+    ),
+    v.transform((items) => items.map(Number)),
+  ),
+  NOTIFY_TIMEOUT_MS: integer(10_000, 100, 120_000),
+  SWEEP_INTERVAL_S: seconds("15", 0.05),
+  LOG_LEVEL: v.optional(
+    v.picklist(["debug", "info", "warn", "error"], "must be debug, info, warn or error"),
+    "info",
+  ),
+  PORT: integer(8787, 0, 65_535),
+  HOST: v.optional(v.pipe(v.string(), v.minLength(1)), "127.0.0.1"),
+});
+
+/** Parsed configuration, keyed by variable name. */
+export type Config = v.InferOutput<typeof ConfigSchema>;
+
+/** Bad configuration; the message names the variable and never contains a value. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+/**
+ * Parses configuration from an environment-like record (process.env, Worker bindings).
+ * @throws {ConfigError} naming the first bad variable and what is wrong with it.
+ */
+export function parseConfig(env: Readonly<Record<string, unknown>>): Config {
+  const input: Record<string, unknown> = {};
+  // Only string settings are read: Worker bindings also hold KV namespaces, services and the like.
+  for (const key of Object.keys(ConfigSchema.entries)) {
+    const value = env[key];
+    if (typeof value === "string" && value.trim() !== "") input[key] = value;
+  }
+  if ((input.AWS_ACCESS_KEY_ID === undefined) !== (input.AWS_SECRET_ACCESS_KEY === undefined)) {
+    throw new ConfigError(
+      "Invalid configuration: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together",
+    );
+  }
+  const result = v.safeParse(ConfigSchema, input);
+  if (result.success) return result.output;
+  const issue = result.issues[0];
+  const path = issue.path?.map((item) => String(item.key)) ?? [];
+  const variable = path[0] ?? "configuration";
+  const where = path.length > 1 ? ` (at ${path.slice(1).join(".")})` : "";
+  throw new ConfigError(`Invalid configuration: ${variable}${where} ${issue.message}`);
+}

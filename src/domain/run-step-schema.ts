@@ -1,0 +1,241 @@
+import * as v from "valibot";
+
+/** Every status a run step can have, in OpenAI's order. */
+export const RUN_STEP_STATUSES = ["in_progress", "cancelled", "failed", "completed", "expired"] as const;
+
+/** A run step status. */
+export type RunStepStatus = (typeof RUN_STEP_STATUSES)[number];
+
+/** The statuses after which a step never changes again. */
+export const TERMINAL_STATUSES = ["completed", "failed", "cancelled", "expired"] as const;
+
+/** A terminal run step status. */
+export type TerminalStatus = (typeof TERMINAL_STATUSES)[number];
+
+/** Upper bound of a timestamp: catches milliseconds sent where seconds are due. */
+const MAX_UNIX_SECONDS = 10_000_000_000;
+
+const TimestampSchema = v.pipe(
+  v.number("must be a number"),
+  v.integer("must be a whole number of seconds"),
+  v.minValue(0, "must not be negative"),
+  v.maxValue(MAX_UNIX_SECONDS, "must be Unix seconds, not milliseconds (at most 10^10)"),
+);
+
+const NullableTimestampSchema = v.nullable(TimestampSchema);
+
+/** Absent is read as null: OpenAI's own streaming examples omit these fields. */
+const AbsentAsNullTimestampSchema = v.optional(NullableTimestampSchema, null);
+
+const TokenCountSchema = v.pipe(
+  v.number("must be a number"),
+  v.integer("must be an integer"),
+  v.minValue(0, "must not be negative"),
+);
+
+const nonEmpty = (what: string) =>
+  v.pipe(v.string(`${what} must be a string`), v.minLength(1, `${what} must not be empty`));
+
+/** `usage` of a run step: null while it is in progress. */
+export const RunStepUsageSchema = v.looseObject({
+  prompt_tokens: TokenCountSchema,
+  completion_tokens: TokenCountSchema,
+  total_tokens: TokenCountSchema,
+});
+
+/** Token usage of a step. */
+export type RunStepUsage = v.InferOutput<typeof RunStepUsageSchema>;
+
+/** `last_error` of a failed step. */
+export const LastErrorSchema = v.looseObject({
+  code: v.picklist(["server_error", "rate_limit_exceeded"], "must be server_error or rate_limit_exceeded"),
+  message: v.string("must be a string"),
+});
+
+/** The error a failed step carries. */
+export type LastError = v.InferOutput<typeof LastErrorSchema>;
+
+/** Set of 16 key-value pairs at most; keys ≤ 64 characters, values ≤ 512. */
+export const MetadataSchema = v.pipe(
+  v.record(
+    v.pipe(v.string(), v.maxLength(64, "metadata keys must be at most 64 characters")),
+    v.pipe(
+      v.string("metadata values must be strings"),
+      v.maxLength(512, "metadata values must be at most 512 characters"),
+    ),
+    "must be an object of string values",
+  ),
+  v.maxEntries(16, "must have at most 16 keys"),
+);
+
+/** Metadata attached to a step. */
+export type Metadata = v.InferOutput<typeof MetadataSchema>;
+
+const MessageCreationDetailsSchema = v.looseObject({
+  type: v.literal("message_creation"),
+  message_creation: v.looseObject({ message_id: nonEmpty("message_id") }),
+});
+
+const CodeInterpreterOutputSchema = v.variant(
+  "type",
+  [
+    v.looseObject({ type: v.literal("logs"), logs: v.string("must be a string") }),
+    v.looseObject({ type: v.literal("image"), image: v.looseObject({ file_id: nonEmpty("file_id") }) }),
+  ],
+  "must be a logs or image output",
+);
+
+const CodeInterpreterToolCallSchema = v.looseObject({
+  id: nonEmpty("id"),
+  type: v.literal("code_interpreter"),
+  code_interpreter: v.looseObject({
+    input: v.string("must be a string"),
+    outputs: v.array(CodeInterpreterOutputSchema, "must be an array"),
+  }),
+});
+
+const ScoreSchema = v.pipe(
+  v.number("must be a number"),
+  v.minValue(0, "must be between 0 and 1"),
+  v.maxValue(1, "must be between 0 and 1"),
+);
+
+const FileSearchToolCallSchema = v.looseObject({
+  id: nonEmpty("id"),
+  type: v.literal("file_search"),
+  file_search: v.looseObject({
+    ranking_options: v.optional(
+      v.looseObject({
+        ranker: v.picklist(["auto", "default_2024_08_21"], "must be auto or default_2024_08_21"),
+        score_threshold: ScoreSchema,
+      }),
+    ),
+    results: v.optional(
+      v.array(
+        v.looseObject({
+          file_id: nonEmpty("file_id"),
+          file_name: v.string("must be a string"),
+          score: ScoreSchema,
+          content: v.optional(
+            v.array(
+              v.looseObject({
+                type: v.optional(v.literal("text")),
+                text: v.optional(v.string("must be a string")),
+              }),
+            ),
+          ),
+        }),
+      ),
+    ),
+  }),
+});
+
+const FunctionToolCallSchema = v.looseObject({
+  id: nonEmpty("id"),
+  type: v.literal("function"),
+  function: v.looseObject({
+    name: v.string("must be a string"),
+    arguments: v.string("must be a string"),
+    output: v.nullable(v.string("must be a string or null")),
+  }),
+});
+
+/** One tool call of a `tool_calls` step. */
+export const ToolCallSchema = v.variant(
+  "type",
+  [CodeInterpreterToolCallSchema, FileSearchToolCallSchema, FunctionToolCallSchema],
+  "must be a code_interpreter, file_search or function tool call",
+);
+
+/** A tool call of a step. */
+export type ToolCall = v.InferOutput<typeof ToolCallSchema>;
+
+const ToolCallsDetailsSchema = v.looseObject({
+  type: v.literal("tool_calls"),
+  tool_calls: v.array(ToolCallSchema, "must be an array"),
+});
+
+/** `step_details`: what the step did. */
+export const StepDetailsSchema = v.variant(
+  "type",
+  [MessageCreationDetailsSchema, ToolCallsDetailsSchema],
+  "must be message_creation or tool_calls details",
+);
+
+/** Details of a step. */
+export type StepDetails = v.InferOutput<typeof StepDetailsSchema>;
+
+const TERMINAL_TIMESTAMP = {
+  completed: "completed_at",
+  failed: "failed_at",
+  cancelled: "cancelled_at",
+  expired: "expired_at",
+} as const satisfies Record<TerminalStatus, string>;
+
+const RunStepObjectSchema = v.looseObject({
+  id: nonEmpty("id"),
+  object: v.literal("thread.run.step", 'must be "thread.run.step"'),
+  created_at: TimestampSchema,
+  assistant_id: nonEmpty("assistant_id"),
+  thread_id: nonEmpty("thread_id"),
+  run_id: nonEmpty("run_id"),
+  type: v.picklist(["message_creation", "tool_calls"], "must be message_creation or tool_calls"),
+  status: v.picklist(RUN_STEP_STATUSES, `must be one of ${RUN_STEP_STATUSES.join(", ")}`),
+  step_details: StepDetailsSchema,
+  last_error: v.nullable(LastErrorSchema),
+  expired_at: AbsentAsNullTimestampSchema,
+  cancelled_at: NullableTimestampSchema,
+  failed_at: NullableTimestampSchema,
+  completed_at: NullableTimestampSchema,
+  metadata: v.optional(v.nullable(MetadataSchema), null),
+  usage: v.nullable(RunStepUsageSchema),
+});
+
+/**
+ * OpenAI's `RunStepObject`, validated in full, plus the cross-field rules: `step_details.type`
+ * equals `type`, and a terminal step carries the timestamp of its status (a failed one also
+ * `last_error`). Unknown fields are accepted; the caller keeps the original JSON for storage.
+ */
+export const RunStepSchema = v.pipe(
+  RunStepObjectSchema,
+  v.rawCheck(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
+    const step = dataset.value;
+    if (step.step_details.type !== step.type) {
+      addIssue({
+        message: `must equal the step's type "${step.type}"`,
+        path: [
+          pathItem(step, "step_details", step.step_details),
+          pathItem(step.step_details, "type", step.step_details.type),
+        ],
+      });
+    }
+    if (step.status === "in_progress") return;
+    const field = TERMINAL_TIMESTAMP[step.status];
+    if (step[field] === null) {
+      addIssue({
+        message: `is required when status is "${step.status}"`,
+        path: [pathItem(step, field, null)],
+      });
+    }
+    if (step.status === "failed" && step.last_error === null) {
+      addIssue({
+        message: 'is required when status is "failed"',
+        path: [pathItem(step, "last_error", null)],
+      });
+    }
+  }),
+);
+
+/** A validated run step. */
+export type RunStep = v.InferOutput<typeof RunStepSchema>;
+
+// Cross-field issues point at the field they are about, not at the whole step.
+function pathItem(input: unknown, key: string, value: unknown): v.ObjectPathItem {
+  return { type: "object", origin: "value", input: input as Record<string, unknown>, key, value };
+}
+
+/** Whether a status is terminal. */
+export function isTerminalStatus(status: RunStepStatus): status is TerminalStatus {
+  return status !== "in_progress";
+}

@@ -1,0 +1,393 @@
+import {
+  type AttributeValue,
+  DescribeTableCommand,
+  type DynamoDBClient,
+  GetItemCommand,
+  QueryCommand,
+  UpdateItemCommand,
+  type UpdateItemCommandInput,
+} from "@aws-sdk/client-dynamodb";
+import { type Delivery, type DeliveryState, deliveryId, type NotificationEvent } from "../domain/delivery.js";
+import { isTerminalStatus, RUN_STEP_STATUSES, type RunStepStatus } from "../domain/run-step-schema.js";
+import { type ApplyOutcome, outcomeOfRefusal } from "../domain/state-rules.js";
+import type { Page, RunRollup, SnapshotToApply, StepStore, StoredStep } from "./step-store.js";
+import { InvalidCursorError, isStoreUnavailable, StoreUnavailableError } from "./store-errors.js";
+import { TABLE_SCHEMA } from "./table-schema.js";
+
+const A = TABLE_SCHEMA.attributes;
+const BY_RUN = TABLE_SCHEMA.indexes.byRun;
+
+/** Settings of the DynamoDB-backed store. */
+export interface DynamoStepStoreOptions {
+  readonly client: DynamoDBClient;
+  readonly tableName: string;
+  /** Days a step is kept after its last update; 0 keeps it forever. */
+  readonly retentionDays: number;
+  /** How long the instance that applied a terminal transition holds its deliveries before a sweeper may. */
+  readonly promptLeaseMs: number;
+  /** Clock in Unix ms; injectable for tests. */
+  readonly nowMs?: () => number;
+}
+
+// Every attribute is aliased (several short names, ttl among them, are reserved words), and
+// DynamoDB refuses aliases an expression does not use: each expression's map is derived from its
+// text once and cached, so the hot path only looks it up.
+const n = (attribute: string) => `#${attribute}`;
+const namesCache = new Map<string, Record<string, string>>();
+function namesFor(...expressions: string[]): Record<string, string> {
+  const key = expressions.join("\n");
+  let names = namesCache.get(key);
+  if (!names) {
+    names = Object.fromEntries([...key.matchAll(/#(\w+)/g)].map((m) => [m[0], m[1] as string]));
+    namesCache.set(key, names);
+  }
+  return names;
+}
+
+const SET_SNAPSHOT = [
+  `${n(A.document)} = :doc`,
+  `${n(A.status)} = :st`,
+  `${n(A.sentAt)} = :sent`,
+  `${n(A.runId)} = :run`,
+  `${n(A.runSortKey)} = :rsk`,
+  `${n(A.createdAt)} = :ca`,
+  `${n(A.threadId)} = :thr`,
+  `${n(A.assistantId)} = :asst`,
+  `${n(A.updatedAt)} = :now`,
+  `${n(A.receivedAt)} = if_not_exists(${n(A.receivedAt)}, :now)`,
+].join(", ");
+const SET_USAGE = `${n(A.promptTokens)} = :pt, ${n(A.completionTokens)} = :ct, ${n(A.totalTokens)} = :tt`;
+const REMOVE_USAGE = `${n(A.promptTokens)}, ${n(A.completionTokens)}, ${n(A.totalTokens)}`;
+const SET_TTL = `${n(A.ttl)} = :ttl`;
+const SET_INTENTS = `${n(A.deliveries)} = :dlv, ${n(A.deliveryVersion)} = :zero, ${n(A.dueShard)} = :dsh, ${n(A.dueAt)} = :due`;
+
+// SPEC §4 as conditions. Non-terminal status is exactly "in_progress".
+const APPLY_TERMINAL_IF = `attribute_not_exists(${n(A.stepId)}) OR ${n(A.status)} = :in_progress`;
+const APPLY_IN_PROGRESS_IF = `attribute_not_exists(${n(A.stepId)}) OR (${n(A.status)} = :in_progress AND ${n(A.sentAt)} < :sent)`;
+
+const IN_PROGRESS: AttributeValue = { S: "in_progress" };
+const ZERO: AttributeValue = { N: "0" };
+const ROLLUP_KEY_CONDITION = `${n(A.runId)} = :run`;
+const ROLLUP_PROJECTION = [
+  A.status,
+  A.createdAt,
+  A.updatedAt,
+  A.threadId,
+  A.assistantId,
+  A.promptTokens,
+  A.completionTokens,
+  A.totalTokens,
+]
+  .map(n)
+  .join(", ");
+
+/** DynamoDB-backed {@link StepStore}: one conditional UpdateItem per event, no read before it. */
+export class DynamoStepStore implements StepStore {
+  readonly #client: DynamoDBClient;
+  readonly #table: string;
+  readonly #retentionS: number;
+  readonly #promptLeaseMs: number;
+  readonly #nowMs: () => number;
+
+  constructor(options: DynamoStepStoreOptions) {
+    this.#client = options.client;
+    this.#table = options.tableName;
+    this.#retentionS = options.retentionDays * 86_400;
+    this.#promptLeaseMs = options.promptLeaseMs;
+    this.#nowMs = options.nowMs ?? Date.now;
+  }
+
+  async apply(snapshot: SnapshotToApply): Promise<ApplyOutcome> {
+    const { step } = snapshot;
+    const terminal = isTerminalStatus(step.status);
+    const values: Record<string, AttributeValue> = {
+      ":doc": { S: JSON.stringify(snapshot.document) },
+      ":st": { S: step.status },
+      ":sent": { N: String(snapshot.sentAt) },
+      ":run": { S: step.run_id },
+      ":rsk": { S: runSortKey(step.created_at, step.id) },
+      ":ca": { N: String(step.created_at) },
+      ":thr": { S: step.thread_id },
+      ":asst": { S: step.assistant_id },
+      ":now": { N: String(snapshot.receivedAt) },
+      ":in_progress": IN_PROGRESS,
+    };
+    const set = [SET_SNAPSHOT];
+    let remove = "";
+    if (step.usage) {
+      set.push(SET_USAGE);
+      values[":pt"] = { N: String(step.usage.prompt_tokens) };
+      values[":ct"] = { N: String(step.usage.completion_tokens) };
+      values[":tt"] = { N: String(step.usage.total_tokens) };
+    } else {
+      remove = ` REMOVE ${REMOVE_USAGE}`;
+    }
+    if (this.#retentionS > 0) {
+      set.push(SET_TTL);
+      values[":ttl"] = { N: String(snapshot.receivedAt + this.#retentionS) };
+    }
+    if (terminal && snapshot.intents.length > 0) {
+      set.push(SET_INTENTS);
+      values[":dlv"] = { M: intentMap(snapshot.intents) };
+      values[":zero"] = ZERO;
+      values[":dsh"] = { S: dueShard(step.id) };
+      // The instance applying the transition delivers promptly; sweepers wait out this lease.
+      values[":due"] = { N: String(this.#nowMs() + this.#promptLeaseMs) };
+    }
+    const update = `SET ${set.join(", ")}${remove}`;
+    const condition = terminal ? APPLY_TERMINAL_IF : APPLY_IN_PROGRESS_IF;
+    const input: UpdateItemCommandInput = {
+      TableName: this.#table,
+      Key: { [A.stepId]: { S: step.id } },
+      UpdateExpression: update,
+      ConditionExpression: condition,
+      ExpressionAttributeNames: namesFor(update, condition),
+      ExpressionAttributeValues: values,
+      // Old values come back only when the item existed: created vs updated without a read.
+      ReturnValues: "UPDATED_OLD",
+      ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+    };
+    try {
+      const result = await this.#client.send(new UpdateItemCommand(input));
+      return result.Attributes?.[A.status] ? "updated" : "created";
+    } catch (error) {
+      if (!isConditionalFailure(error)) throw this.#translate(error, "apply");
+      // An in_progress snapshot can only be refused as stale; a terminal one needs the stored status.
+      if (!terminal) return "stale";
+      const stored = (error as { Item?: Record<string, AttributeValue> }).Item?.[A.status]?.S as
+        | RunStepStatus
+        | undefined;
+      const storedStatus = stored ?? (await this.#readStatus(step.id));
+      const outcome = outcomeOfRefusal(storedStatus, step.status);
+      if (outcome === "conflict") await this.#countConflict(step.id);
+      return outcome;
+    }
+  }
+
+  async getStep(stepId: string): Promise<StoredStep | null> {
+    const result = await this.#guard(
+      "getStep",
+      this.#client.send(
+        new GetItemCommand({
+          TableName: this.#table,
+          Key: { [A.stepId]: { S: stepId } },
+          ConsistentRead: true,
+        }),
+      ),
+    );
+    return result.Item ? toStoredStep(result.Item) : null;
+  }
+
+  async listRunSteps(runId: string, limit: number, cursor: string | null): Promise<Page<StoredStep>> {
+    const result = await this.#guard(
+      "listRunSteps",
+      this.#client.send(
+        new QueryCommand({
+          TableName: this.#table,
+          IndexName: BY_RUN.name,
+          KeyConditionExpression: `${n(A.runId)} = :run`,
+          ExpressionAttributeNames: { [n(A.runId)]: A.runId },
+          ExpressionAttributeValues: { ":run": { S: runId } },
+          Limit: limit,
+          ...(cursor ? { ExclusiveStartKey: decodeRunCursor(cursor, runId) } : {}),
+        }),
+      ),
+    );
+    const items = (result.Items ?? []).map(toStoredStep);
+    return { items, nextCursor: result.LastEvaluatedKey ? encodeRunCursor(result.LastEvaluatedKey) : null };
+  }
+
+  async getRunRollup(runId: string): Promise<RunRollup | null> {
+    const steps = Object.fromEntries([["total", 0], ...RUN_STEP_STATUSES.map((s) => [s, 0])]) as Record<
+      "total" | RunStepStatus,
+      number
+    >;
+    const usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
+    let threadId = "";
+    let assistantId = "";
+    let firstCreatedAt = Number.POSITIVE_INFINITY;
+    let lastUpdatedAt = 0;
+    let startKey: Record<string, AttributeValue> | undefined;
+    // Counting items, not events, is what makes every step count once however often it arrived.
+    do {
+      const page = await this.#guard(
+        "getRunRollup",
+        this.#client.send(
+          new QueryCommand({
+            TableName: this.#table,
+            IndexName: BY_RUN.name,
+            KeyConditionExpression: ROLLUP_KEY_CONDITION,
+            ProjectionExpression: ROLLUP_PROJECTION,
+            ExpressionAttributeNames: namesFor(ROLLUP_KEY_CONDITION, ROLLUP_PROJECTION),
+            ExpressionAttributeValues: { ":run": { S: runId } },
+            ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+          }),
+        ),
+      );
+      for (const item of page.Items ?? []) {
+        const status = item[A.status]?.S as RunStepStatus;
+        steps.total++;
+        steps[status]++;
+        usage.prompt_tokens += num(item[A.promptTokens]);
+        usage.completion_tokens += num(item[A.completionTokens]);
+        usage.total_tokens += num(item[A.totalTokens]);
+        const createdAt = num(item[A.createdAt]);
+        if (createdAt < firstCreatedAt) {
+          firstCreatedAt = createdAt;
+          threadId = item[A.threadId]?.S ?? threadId;
+          assistantId = item[A.assistantId]?.S ?? assistantId;
+        }
+        lastUpdatedAt = Math.max(lastUpdatedAt, num(item[A.updatedAt]));
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    if (steps.total === 0) return null;
+    return { runId, threadId, assistantId, steps, usage, firstCreatedAt, lastUpdatedAt };
+  }
+
+  async ping(): Promise<void> {
+    await this.#guard("ping", this.#client.send(new DescribeTableCommand({ TableName: this.#table })));
+  }
+
+  async #readStatus(stepId: string): Promise<RunStepStatus> {
+    const result = await this.#guard(
+      "readStatus",
+      this.#client.send(
+        new GetItemCommand({
+          TableName: this.#table,
+          Key: { [A.stepId]: { S: stepId } },
+          ProjectionExpression: n(A.status),
+          ExpressionAttributeNames: { [n(A.status)]: A.status },
+          ConsistentRead: true,
+        }),
+      ),
+    );
+    return result.Item?.[A.status]?.S as RunStepStatus;
+  }
+
+  // Conflicts are rare and worth an operator's eye: counted on the step, never changing its state.
+  async #countConflict(stepId: string): Promise<void> {
+    await this.#guard(
+      "countConflict",
+      this.#client.send(
+        new UpdateItemCommand({
+          TableName: this.#table,
+          Key: { [A.stepId]: { S: stepId } },
+          UpdateExpression: `ADD ${n(A.conflicts)} :one`,
+          ConditionExpression: `attribute_exists(${n(A.stepId)})`,
+          ExpressionAttributeNames: { [n(A.conflicts)]: A.conflicts, [n(A.stepId)]: A.stepId },
+          ExpressionAttributeValues: { ":one": { N: "1" } },
+        }),
+      ),
+    );
+  }
+
+  async #guard<T>(operation: string, call: Promise<T>): Promise<T> {
+    try {
+      return await call;
+    } catch (error) {
+      throw this.#translate(error, operation);
+    }
+  }
+
+  #translate(error: unknown, operation: string): unknown {
+    if (isStoreUnavailable(error)) {
+      return new StoreUnavailableError(`DynamoDB ${operation} failed: ${(error as Error).name}`, {
+        cause: error,
+      });
+    }
+    return error;
+  }
+}
+
+function isConditionalFailure(error: unknown): boolean {
+  return error instanceof Error && error.name === "ConditionalCheckFailedException";
+}
+
+function num(value: AttributeValue | undefined): number {
+  return value?.N === undefined ? 0 : Number(value.N);
+}
+
+/** Sort key of a step within its run: zero-padded so string order is numeric order. */
+export function runSortKey(createdAt: number, stepId: string): string {
+  return `${String(createdAt).padStart(11, "0")}#${stepId}`;
+}
+
+/** Index shard of a step's pending deliveries: a cheap stable hash of its id. */
+export function dueShard(stepId: string): string {
+  let hash = 0;
+  for (let i = 0; i < stepId.length; i++) hash = (hash * 31 + stepId.charCodeAt(i)) | 0;
+  return String(Math.abs(hash) % TABLE_SCHEMA.dueShards);
+}
+
+function intentMap(intents: SnapshotToApply["intents"]): Record<string, AttributeValue> {
+  const map: Record<string, AttributeValue> = {};
+  for (const intent of intents) {
+    map[intent.sink] = {
+      M: {
+        st: { S: "pending" },
+        ev: { S: intent.event },
+        n: ZERO,
+        err: { NULL: true },
+        next: { NULL: true },
+      },
+    };
+  }
+  return map;
+}
+
+/** Reads the delivery map of a step item into the operator API's shape. */
+export function deliveriesOf(item: Record<string, AttributeValue>): Delivery[] {
+  const map = item[A.deliveries]?.M;
+  if (!map) return [];
+  const stepId = item[A.stepId]?.S ?? "";
+  const runId = item[A.runId]?.S ?? "";
+  return Object.entries(map).map(([sink, value]) => {
+    const d = value.M ?? {};
+    const state = (d.st?.S ?? "pending") as DeliveryState;
+    const next = d.next?.N;
+    return {
+      id: deliveryId(stepId, sink),
+      stepId,
+      runId,
+      sink,
+      event: d.ev?.S as NotificationEvent,
+      state,
+      attempts: Number(d.n?.N ?? 0),
+      lastError: d.err?.S ?? null,
+      nextAttemptAt: state === "pending" && next !== undefined ? Math.ceil(Number(next) / 1000) : null,
+    };
+  });
+}
+
+function toStoredStep(item: Record<string, AttributeValue>): StoredStep {
+  return {
+    document: JSON.parse(item[A.document]?.S ?? "{}") as Record<string, unknown>,
+    status: item[A.status]?.S as RunStepStatus,
+    receivedAt: num(item[A.receivedAt]),
+    updatedAt: num(item[A.updatedAt]),
+    conflicts: num(item[A.conflicts]),
+    deliveries: deliveriesOf(item),
+  };
+}
+
+// Cursors are the index position, base64url-encoded and tied to the run they page through.
+function encodeRunCursor(key: Record<string, AttributeValue>): string {
+  const position = [key[A.runId]?.S, key[A.runSortKey]?.S, key[A.stepId]?.S];
+  return btoa(JSON.stringify(position)).replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "");
+}
+
+function decodeRunCursor(cursor: string, runId: string): Record<string, AttributeValue> {
+  let position: unknown;
+  try {
+    position = JSON.parse(atob(cursor.replaceAll("-", "+").replaceAll("_", "/")));
+  } catch (cause) {
+    throw new InvalidCursorError("cursor is not one this API returned", { cause });
+  }
+  if (!Array.isArray(position) || position.length !== 3 || !position.every((p) => typeof p === "string")) {
+    throw new InvalidCursorError("cursor is not one this API returned");
+  }
+  const [run, sortKey, stepId] = position as [string, string, string];
+  if (run !== runId) throw new InvalidCursorError("cursor belongs to another run");
+  return { [A.runId]: { S: run }, [A.runSortKey]: { S: sortKey }, [A.stepId]: { S: stepId } };
+}

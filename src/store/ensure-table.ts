@@ -1,0 +1,82 @@
+import {
+  CreateTableCommand,
+  type CreateTableCommandInput,
+  DescribeTableCommand,
+  type DynamoDBClient,
+  UpdateTimeToLiveCommand,
+} from "@aws-sdk/client-dynamodb";
+import type { Logger } from "../observability/logger.js";
+import { TABLE_SCHEMA } from "./table-schema.js";
+
+/** CreateTable input for stepwatch's table, derived from {@link TABLE_SCHEMA}. */
+export function createTableInput(tableName: string): CreateTableCommandInput {
+  const indexes = Object.values(TABLE_SCHEMA.indexes);
+  const attributes = new Map<string, "S" | "N">([[TABLE_SCHEMA.partitionKey, "S"]]);
+  for (const index of indexes) {
+    for (const [name, type] of Object.entries(index.keyTypes)) attributes.set(name, type);
+  }
+  return {
+    TableName: tableName,
+    BillingMode: "PAY_PER_REQUEST",
+    KeySchema: [{ AttributeName: TABLE_SCHEMA.partitionKey, KeyType: "HASH" }],
+    AttributeDefinitions: [...attributes].map(([AttributeName, AttributeType]) => ({
+      AttributeName,
+      AttributeType,
+    })),
+    GlobalSecondaryIndexes: indexes.map((index) => ({
+      IndexName: index.name,
+      KeySchema: [
+        { AttributeName: index.partitionKey, KeyType: "HASH" },
+        { AttributeName: index.sortKey, KeyType: "RANGE" },
+      ],
+      Projection: { ProjectionType: "ALL" },
+    })),
+  };
+}
+
+/**
+ * Creates the table and its indexes when missing and waits until it is active. Never drops or
+ * alters an existing table.
+ */
+export async function ensureTable(
+  client: DynamoDBClient,
+  tableName: string,
+  options: { readonly retentionDays: number; readonly logger: Logger; readonly timeoutMs?: number },
+): Promise<void> {
+  const deadline = Date.now() + (options.timeoutMs ?? 30_000);
+  let created = false;
+  for (;;) {
+    try {
+      const { Table } = await client.send(new DescribeTableCommand({ TableName: tableName }));
+      if (
+        Table?.TableStatus === "ACTIVE" &&
+        (Table.GlobalSecondaryIndexes ?? []).every((i) => i.IndexStatus === "ACTIVE")
+      ) {
+        break;
+      }
+    } catch (error) {
+      if ((error as Error).name !== "ResourceNotFoundException" || created) throw error;
+      await client.send(new CreateTableCommand(createTableInput(tableName)));
+      created = true;
+      options.logger.info("created table", { table: tableName });
+    }
+    if (Date.now() > deadline) throw new Error(`table ${tableName} did not become active in time`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  if (created && options.retentionDays > 0) {
+    try {
+      await client.send(
+        new UpdateTimeToLiveCommand({
+          TableName: tableName,
+          TimeToLiveSpecification: { AttributeName: TABLE_SCHEMA.ttlAttribute, Enabled: true },
+        }),
+      );
+    } catch (error) {
+      // dynalite has no TTL; the attribute is still written, so real DynamoDB would honour it.
+      options.logger.warn("could not enable TTL on this endpoint", {
+        table: tableName,
+        error: (error as Error).name,
+      });
+    }
+  }
+}

@@ -1,0 +1,50 @@
+/** The store is throttled, unreachable or missing its table: the caller should retry later. */
+export class StoreUnavailableError extends Error {
+  override readonly name = "StoreUnavailableError";
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+/** A list cursor that this store did not hand out (or that belongs to another list). */
+export class InvalidCursorError extends Error {
+  override readonly name = "InvalidCursorError";
+}
+
+const UNAVAILABLE_ERRORS = new Set([
+  "ProvisionedThroughputExceededException",
+  "ThrottlingException",
+  "RequestLimitExceeded",
+  "LimitExceededException",
+  "InternalServerError",
+  "ServiceUnavailable",
+  "ResourceNotFoundException",
+  "TimeoutError",
+  "RequestTimeout",
+  "AbortError",
+]);
+
+const NETWORK_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+]);
+
+/**
+ * Whether an error from the DynamoDB client means "try again later" (throttling, network, 5xx,
+ * time-out, missing table) rather than a bug in the request.
+ */
+export function isStoreUnavailable(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  if (UNAVAILABLE_ERRORS.has(error.name)) return true;
+  const meta = (error as { $metadata?: { httpStatusCode?: number } }).$metadata;
+  if (meta?.httpStatusCode !== undefined && meta.httpStatusCode >= 500) return true;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === "string" && NETWORK_CODES.has(code)) return true;
+  // fetch (Workers) reports network failures as TypeError without a code.
+  return error.name === "TypeError" && /fetch|network|connect/i.test(error.message);
+}

@@ -1,0 +1,58 @@
+import { Webhook } from "standardwebhooks";
+import { type Config, parseConfig } from "../../src/config/config-schema.js";
+import { generateWebhookSecret } from "../../src/domain/webhook-secret.js";
+import { createLogger } from "../../src/observability/logger.js";
+import { createStepwatch, type Stepwatch } from "../../src/runtime/create-stepwatch.js";
+import { TEST_AWS, type TestStore } from "./test-store.js";
+
+/** A bearer token accepted by test apps. */
+export const TEST_TOKEN = "test-token-0123456789abcdef";
+
+/** The app wired to a real dynalite, plus helpers that sign like a third-party sender would. */
+export interface TestApp extends Stepwatch {
+  readonly config: Config;
+  readonly secret: string;
+  /** POSTs `body` signed by the `standardwebhooks` library. */
+  send(body: unknown, options?: { id?: string; timestamp?: number; secret?: string }): Promise<Response>;
+  /** GETs an API path with the test token. */
+  get(path: string, token?: string): Promise<Response>;
+}
+
+let counter = 0;
+
+export async function createTestApp(store: TestStore, env: Record<string, string> = {}): Promise<TestApp> {
+  const secret = generateWebhookSecret();
+  const config = parseConfig({
+    WEBHOOK_SECRET: secret,
+    API_TOKEN: TEST_TOKEN,
+    DYNAMODB_TABLE: store.tableName,
+    DYNAMODB_ENDPOINT: store.endpoint,
+    ...TEST_AWS,
+    ...env,
+  });
+  const stepwatch = await createStepwatch(config, store.client, createLogger("error"));
+  return {
+    ...stepwatch,
+    config,
+    secret,
+    async send(body, options = {}) {
+      const payload = typeof body === "string" ? body : JSON.stringify(body);
+      const id = options.id ?? `msg_${Date.now()}_${counter++}`;
+      const timestamp = options.timestamp ?? Math.floor(Date.now() / 1000);
+      const signature = new Webhook(options.secret ?? secret).sign(id, new Date(timestamp * 1000), payload);
+      return stepwatch.app.request("/v1/webhooks/run-steps", {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "webhook-id": id,
+          "webhook-timestamp": String(timestamp),
+          "webhook-signature": signature,
+        },
+        body: payload,
+      });
+    },
+    async get(path, token = TEST_TOKEN) {
+      return await stepwatch.app.request(path, { headers: { authorization: `Bearer ${token}` } });
+    },
+  };
+}

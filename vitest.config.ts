@@ -1,0 +1,11 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    // Each file starts its own loopback servers; two workers match this machine's two cores.
+    maxWorkers: 2,
+  },
+});
