@@ -73,10 +73,15 @@ export const SinkConfigSchema = v.variant(
 export type SinkConfigInput = v.InferOutput<typeof SinkConfigSchema>;
 
 /** A sink entry with its defaults filled in: a name and the statuses it is notified of. */
-export type SinkConfig = Omit<SinkConfigInput, "name" | "on"> & {
-  readonly name: string;
-  readonly on: readonly (typeof TERMINAL_STATUSES)[number][];
-};
+export type SinkConfig = WithDefaults<SinkConfigInput>;
+
+// Distributes over the union, so each sink type keeps its own fields.
+type WithDefaults<T> = T extends unknown
+  ? Omit<T, "name" | "on"> & {
+      readonly name: string;
+      readonly on: readonly (typeof TERMINAL_STATUSES)[number][];
+    }
+  : never;
 
 // PagerDuty pages people: by default only for what needs one. Other sinks hear every terminal status.
 const DEFAULT_ON = {

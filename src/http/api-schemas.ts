@@ -16,6 +16,7 @@ export const ErrorResponseSchema = v.object({
       "unauthorized",
       "not_found",
       "invalid_request",
+      "invalid_state",
       "internal_error",
     ]),
     message: v.string(),
@@ -117,3 +118,9 @@ export const ListQuerySchema = v.object({
 
 /** Parsed list parameters. */
 export type ListQuery = v.InferOutput<typeof ListQuerySchema>;
+
+/** `state`, `limit` and `cursor` of the deliveries list. */
+export const DeliveryListQuerySchema = v.object({
+  ...ListQuerySchema.entries,
+  state: v.picklist(["pending", "dead"], "state must be pending or dead"),
+});

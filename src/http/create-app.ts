@@ -3,15 +3,17 @@ import { bearerAuth } from "hono/bearer-auth";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import * as v from "valibot";
-import type { Delivery } from "../domain/delivery.js";
+import { type Delivery, parseDeliveryId } from "../domain/delivery.js";
 import { parseRunStepEvent } from "../domain/run-step-event.js";
 import { isTerminalStatus } from "../domain/run-step-schema.js";
 import type { SignatureVerifier } from "../domain/signature-verifier.js";
 import type { Notifier } from "../notify/notifier.js";
 import { describeError, type Logger } from "../observability/logger.js";
+import type { DeliveryStore } from "../store/delivery-store.js";
 import type { StepStore, StoredStep } from "../store/step-store.js";
 import { InvalidCursorError, StoreUnavailableError } from "../store/store-errors.js";
 import {
+  DeliveryListQuerySchema,
   type DeliveryResponse,
   type ErrorCode,
   type ErrorResponse,
@@ -32,6 +34,8 @@ export interface AppDeps {
   readonly maxBodyBytes: number;
   /** Fans out notifications; absent, terminal transitions notify no one. */
   readonly notifier?: Notifier;
+  /** Backs the operator API's deliveries endpoints; absent, they answer 404. */
+  readonly deliveries?: DeliveryStore;
   /** Clock in Unix seconds; injectable for tests. */
   readonly nowSeconds?: () => number;
 }
@@ -51,7 +55,7 @@ export function createApp(deps: AppDeps): Hono {
 
   const fail = (
     c: Context,
-    status: 400 | 401 | 404 | 413 | 415 | 422 | 500 | 503,
+    status: 400 | 401 | 404 | 409 | 413 | 415 | 422 | 500 | 503,
     code: ErrorCode,
     message: string,
   ) => c.json<ErrorResponse>({ error: { code, message } }, status);
@@ -191,6 +195,44 @@ export function createApp(deps: AppDeps): Hono {
       last_updated_at: rollup.lastUpdatedAt,
     });
   });
+
+  const deliveries = deps.deliveries;
+  if (deliveries) {
+    app.get("/v1/deliveries", async (c) => {
+      const query = v.safeParse(DeliveryListQuerySchema, c.req.query());
+      if (!query.success) return fail(c, 400, "invalid_request", query.issues[0].message);
+      const { state, limit, cursor } = query.output;
+      const page = await deliveries.listDeliveries(state, limit, cursor ?? null);
+      return c.json({ data: page.items.map(toDeliveryResponse), next_cursor: page.nextCursor });
+    });
+
+    app.post("/v1/deliveries/:delivery_id/retry", async (c) => {
+      const id = c.req.param("delivery_id");
+      const parts = parseDeliveryId(id);
+      const result = parts
+        ? await deliveries.retry(parts.stepId, parts.sink, Date.now())
+        : { kind: "not_found" as const };
+      if (result.kind === "not_found") return fail(c, 404, "not_found", `no delivery ${id}`);
+      if (result.kind === "not_dead") {
+        return fail(
+          c,
+          409,
+          "invalid_state",
+          `delivery is ${result.delivery.state}; only dead deliveries are retried`,
+        );
+      }
+      // Attempt it now rather than at the next sweep.
+      if (notifier)
+        runAfterResponse(
+          c,
+          notifier.sweep().then(
+            () => undefined,
+            () => undefined,
+          ),
+        );
+      return c.json<DeliveryResponse>(toDeliveryResponse(result.delivery));
+    });
+  }
 
   return app;
 }

@@ -7,9 +7,20 @@ import {
   UpdateItemCommand,
   type UpdateItemCommandInput,
 } from "@aws-sdk/client-dynamodb";
-import { type Delivery, type DeliveryState, deliveryId, type NotificationEvent } from "../domain/delivery.js";
 import { isTerminalStatus, RUN_STEP_STATUSES, type RunStepStatus } from "../domain/run-step-schema.js";
 import { type ApplyOutcome, outcomeOfRefusal } from "../domain/state-rules.js";
+import {
+  alias,
+  decodeCursor,
+  dueShard,
+  encodeCursor,
+  encodeDeliveries,
+  type Item,
+  namesFor,
+  num,
+  runSortKey,
+  toStoredStep,
+} from "./item-codec.js";
 import type { Page, RunRollup, SnapshotToApply, StepStore, StoredStep } from "./step-store.js";
 import { InvalidCursorError, isStoreUnavailable, StoreUnavailableError } from "./store-errors.js";
 import { TABLE_SCHEMA } from "./table-schema.js";
@@ -29,20 +40,7 @@ export interface DynamoStepStoreOptions {
   readonly nowMs?: () => number;
 }
 
-// Every attribute is aliased (several short names, ttl among them, are reserved words), and
-// DynamoDB refuses aliases an expression does not use: each expression's map is derived from its
-// text once and cached, so the hot path only looks it up.
-const n = (attribute: string) => `#${attribute}`;
-const namesCache = new Map<string, Record<string, string>>();
-function namesFor(...expressions: string[]): Record<string, string> {
-  const key = expressions.join("\n");
-  let names = namesCache.get(key);
-  if (!names) {
-    names = Object.fromEntries([...key.matchAll(/#(\w+)/g)].map((m) => [m[0], m[1] as string]));
-    namesCache.set(key, names);
-  }
-  return names;
-}
+const n = alias;
 
 const SET_SNAPSHOT = [
   `${n(A.document)} = :doc`,
@@ -128,7 +126,16 @@ export class DynamoStepStore implements StepStore {
     }
     if (terminal && snapshot.intents.length > 0) {
       set.push(SET_INTENTS);
-      values[":dlv"] = { M: intentMap(snapshot.intents) };
+      values[":dlv"] = encodeDeliveries(
+        snapshot.intents.map((intent) => ({
+          ...intent,
+          state: "pending",
+          attempts: 0,
+          scheduleBase: 0,
+          lastError: null,
+          nextAttemptMs: null,
+        })),
+      );
       values[":zero"] = ZERO;
       values[":dsh"] = { S: dueShard(step.id) };
       // The instance applying the transition delivers promptly; sweepers wait out this lease.
@@ -304,86 +311,13 @@ function isConditionalFailure(error: unknown): boolean {
   return error instanceof Error && error.name === "ConditionalCheckFailedException";
 }
 
-function num(value: AttributeValue | undefined): number {
-  return value?.N === undefined ? 0 : Number(value.N);
+// Cursors are the index position, tied to the run they page through.
+function encodeRunCursor(key: Item): string {
+  return encodeCursor([key[A.runId]?.S, key[A.runSortKey]?.S, key[A.stepId]?.S]);
 }
 
-/** Sort key of a step within its run: zero-padded so string order is numeric order. */
-export function runSortKey(createdAt: number, stepId: string): string {
-  return `${String(createdAt).padStart(11, "0")}#${stepId}`;
-}
-
-/** Index shard of a step's pending deliveries: a cheap stable hash of its id. */
-export function dueShard(stepId: string): string {
-  let hash = 0;
-  for (let i = 0; i < stepId.length; i++) hash = (hash * 31 + stepId.charCodeAt(i)) | 0;
-  return String(Math.abs(hash) % TABLE_SCHEMA.dueShards);
-}
-
-function intentMap(intents: SnapshotToApply["intents"]): Record<string, AttributeValue> {
-  const map: Record<string, AttributeValue> = {};
-  for (const intent of intents) {
-    map[intent.sink] = {
-      M: {
-        st: { S: "pending" },
-        ev: { S: intent.event },
-        n: ZERO,
-        err: { NULL: true },
-        next: { NULL: true },
-      },
-    };
-  }
-  return map;
-}
-
-/** Reads the delivery map of a step item into the operator API's shape. */
-export function deliveriesOf(item: Record<string, AttributeValue>): Delivery[] {
-  const map = item[A.deliveries]?.M;
-  if (!map) return [];
-  const stepId = item[A.stepId]?.S ?? "";
-  const runId = item[A.runId]?.S ?? "";
-  return Object.entries(map).map(([sink, value]) => {
-    const d = value.M ?? {};
-    const state = (d.st?.S ?? "pending") as DeliveryState;
-    const next = d.next?.N;
-    return {
-      id: deliveryId(stepId, sink),
-      stepId,
-      runId,
-      sink,
-      event: d.ev?.S as NotificationEvent,
-      state,
-      attempts: Number(d.n?.N ?? 0),
-      lastError: d.err?.S ?? null,
-      nextAttemptAt: state === "pending" && next !== undefined ? Math.ceil(Number(next) / 1000) : null,
-    };
-  });
-}
-
-function toStoredStep(item: Record<string, AttributeValue>): StoredStep {
-  return {
-    document: JSON.parse(item[A.document]?.S ?? "{}") as Record<string, unknown>,
-    status: item[A.status]?.S as RunStepStatus,
-    receivedAt: num(item[A.receivedAt]),
-    updatedAt: num(item[A.updatedAt]),
-    conflicts: num(item[A.conflicts]),
-    deliveries: deliveriesOf(item),
-  };
-}
-
-// Cursors are the index position, base64url-encoded and tied to the run they page through.
-function encodeRunCursor(key: Record<string, AttributeValue>): string {
-  const position = [key[A.runId]?.S, key[A.runSortKey]?.S, key[A.stepId]?.S];
-  return btoa(JSON.stringify(position)).replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "");
-}
-
-function decodeRunCursor(cursor: string, runId: string): Record<string, AttributeValue> {
-  let position: unknown;
-  try {
-    position = JSON.parse(atob(cursor.replaceAll("-", "+").replaceAll("_", "/")));
-  } catch (cause) {
-    throw new InvalidCursorError("cursor is not one this API returned", { cause });
-  }
+function decodeRunCursor(cursor: string, runId: string): Item {
+  const position = decodeCursor(cursor);
   if (!Array.isArray(position) || position.length !== 3 || !position.every((p) => typeof p === "string")) {
     throw new InvalidCursorError("cursor is not one this API returned");
   }

@@ -1,0 +1,140 @@
+import type { NotificationEvent } from "./delivery.js";
+import type { RunStep, TerminalStatus } from "./run-step-schema.js";
+
+/** A notification ready to be rendered for any sink. */
+export interface Notification {
+  readonly event: NotificationEvent;
+  readonly step: RunStep;
+  /** The stored RunStepObject, unknown fields included. */
+  readonly document: Record<string, unknown>;
+}
+
+const TERMINAL_AT = {
+  completed: "completed_at",
+  failed: "failed_at",
+  cancelled: "cancelled_at",
+  expired: "expired_at",
+} as const satisfies Record<TerminalStatus, string>;
+
+function terminalStatus(n: Notification): TerminalStatus {
+  return n.event.slice("run_step.".length) as TerminalStatus;
+}
+
+/** When the step reached its terminal status (falls back to creation), as ISO 8601. */
+export function occurredAt(n: Notification): string {
+  const seconds = n.step[TERMINAL_AT[terminalStatus(n)]] ?? n.step.created_at;
+  return new Date(seconds * 1000).toISOString();
+}
+
+/**
+ * The `webhook-id` of a notification to a sink: the same for every retry, so a receiver can
+ * de-duplicate, and different per step, status and sink.
+ */
+export function notificationMessageId(stepId: string, event: NotificationEvent, sink: string): string {
+  return `msg_${stepId}_${event.slice("run_step.".length)}_${sink}`;
+}
+
+/** Body of a `webhook` sink delivery (SPEC §6). */
+export function buildWebhookPayload(n: Notification): {
+  type: NotificationEvent;
+  timestamp: string;
+  data: unknown;
+} {
+  return { type: n.event, timestamp: occurredAt(n), data: n.document };
+}
+
+/** Escapes text for Slack mrkdwn: `&`, `<` and `>` are control characters there. */
+export function escapeSlack(text: string): string {
+  return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
+}
+
+const SLACK_ICON: Record<TerminalStatus, string> = {
+  completed: ":white_check_mark:",
+  failed: ":x:",
+  cancelled: ":no_entry_sign:",
+  expired: ":hourglass:",
+};
+
+// Slack caps a section's text at 3000 characters; long error messages are cut, not rejected.
+const clip = (text: string, max: number) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
+
+/** An incoming-webhook message: a `text` fallback plus `blocks` with what a person needs to act. */
+export function buildSlackMessage(n: Notification): { text: string; blocks: unknown[] } {
+  const status = terminalStatus(n);
+  const { step } = n;
+  const code = (value: string) => `\`${escapeSlack(value)}\``;
+  const text = `${SLACK_ICON[status]} Run step ${status}: ${escapeSlack(step.id)} (run ${escapeSlack(step.run_id)})`;
+  const fields = [
+    `*Status*\n${status}`,
+    `*Step*\n${code(step.id)}`,
+    `*Run*\n${code(step.run_id)}`,
+    `*Thread*\n${code(step.thread_id)}`,
+    `*Assistant*\n${code(step.assistant_id)}`,
+    `*Tokens*\n${step.usage ? `${step.usage.total_tokens} (prompt ${step.usage.prompt_tokens}, completion ${step.usage.completion_tokens})` : "n/a"}`,
+  ];
+  const blocks: unknown[] = [
+    { type: "section", text: { type: "mrkdwn", text: `*${text}*` } },
+    { type: "section", fields: fields.map((f) => ({ type: "mrkdwn", text: f })) },
+  ];
+  if (step.last_error) {
+    blocks.push({
+      type: "section",
+      text: {
+        type: "mrkdwn",
+        text: clip(`*Error* ${code(step.last_error.code)}\n${escapeSlack(step.last_error.message)}`, 2900),
+      },
+    });
+  }
+  blocks.push({ type: "context", elements: [{ type: "mrkdwn", text: `stepwatch · ${occurredAt(n)}` }] });
+  return { text, blocks };
+}
+
+const SEVERITY: Record<TerminalStatus, "info" | "warning" | "error" | "critical"> = {
+  completed: "info",
+  failed: "error",
+  cancelled: "warning",
+  expired: "warning",
+};
+
+/** A PagerDuty Events API v2 `trigger`, de-duplicated per step. */
+export function buildPagerDutyEvent(n: Notification, routingKey: string): Record<string, unknown> {
+  const status = terminalStatus(n);
+  const { step } = n;
+  const reason = step.last_error ? `: ${step.last_error.code}: ${step.last_error.message}` : "";
+  return {
+    routing_key: routingKey,
+    event_action: "trigger",
+    dedup_key: step.id,
+    client: "stepwatch",
+    payload: {
+      summary: clip(`Run step ${status}${reason} (step ${step.id}, run ${step.run_id})`, 1024),
+      source: `assistant ${step.assistant_id}`,
+      severity: SEVERITY[status],
+      timestamp: occurredAt(n),
+      component: "openai-assistants",
+      group: step.run_id,
+      class: n.event,
+      custom_details: {
+        step_id: step.id,
+        run_id: step.run_id,
+        thread_id: step.thread_id,
+        assistant_id: step.assistant_id,
+        status,
+        type: step.type,
+        last_error: step.last_error,
+        usage: step.usage,
+        metadata: step.metadata,
+      },
+    },
+  };
+}
+
+/** One human-readable line for the console sink. */
+export function formatConsoleLine(n: Notification): string {
+  const { step } = n;
+  const tokens = step.usage ? ` tokens=${step.usage.total_tokens}` : "";
+  const error = step.last_error
+    ? ` error=${step.last_error.code}: ${JSON.stringify(step.last_error.message)}`
+    : "";
+  return `[notify] ${n.event} step=${step.id} run=${step.run_id} thread=${step.thread_id} assistant=${step.assistant_id}${tokens}${error}`;
+}

@@ -1,0 +1,74 @@
+import {
+  buildPagerDutyEvent,
+  buildSlackMessage,
+  buildWebhookPayload,
+  formatConsoleLine,
+  notificationMessageId,
+} from "../domain/notification-payloads.js";
+import type { SinkConfig } from "../domain/sink-config-schema.js";
+import { createWebhookSigner } from "../domain/webhook-signer.js";
+import { postJson } from "./post-json.js";
+import type { Sink } from "./sink.js";
+
+/** Options shared by every sink. */
+export interface SinkOptions {
+  readonly timeoutMs: number;
+  /** Where the console sink writes; stdout by default. */
+  readonly writeLine?: (line: string) => void;
+}
+
+/**
+ * Builds the configured sinks once at start-up (webhook signing keys are imported here, not per
+ * delivery).
+ */
+export async function createSinks(
+  configs: readonly SinkConfig[],
+  options: SinkOptions,
+): Promise<Map<string, Sink>> {
+  const sinks = await Promise.all(configs.map((config) => createSink(config, options)));
+  return new Map(sinks.map((sink) => [sink.name, sink]));
+}
+
+async function createSink(config: SinkConfig, options: SinkOptions): Promise<Sink> {
+  const { name, type } = config;
+  const timeoutMs = options.timeoutMs;
+  switch (config.type) {
+    case "webhook": {
+      const signer = await createWebhookSigner(config.secret);
+      return {
+        name,
+        type,
+        async send(n) {
+          const body = JSON.stringify(buildWebhookPayload(n));
+          const id = notificationMessageId(n.step.id, n.event, name);
+          const headers = await signer.sign(id, Date.now() / 1000, body);
+          return postJson(config.url, body, { ...headers }, timeoutMs);
+        },
+      };
+    }
+    case "slack":
+      return {
+        name,
+        type,
+        send: (n) => postJson(config.url, JSON.stringify(buildSlackMessage(n)), {}, timeoutMs),
+      };
+    case "pagerduty":
+      return {
+        name,
+        type,
+        send: (n) =>
+          postJson(config.url, JSON.stringify(buildPagerDutyEvent(n, config.routing_key)), {}, timeoutMs),
+      };
+    case "console": {
+      const write = options.writeLine ?? ((line: string) => console.log(line));
+      return {
+        name,
+        type,
+        async send(n) {
+          write(formatConsoleLine(n));
+          return { ok: true };
+        },
+      };
+    }
+  }
+}

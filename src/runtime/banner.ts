@@ -1,0 +1,33 @@
+import { dirname, join, relative } from "node:path";
+import type { NodeServer } from "./node-server.js";
+
+/** Prints what a newcomer needs after `npm start`: where it listens, the secrets, a command to try. */
+export function printBanner(server: NodeServer): void {
+  const { url, local, embedded } = server;
+  const where = (file: string) => relative(process.cwd(), file) || file;
+  const lines = [
+    "",
+    `stepwatch is listening on ${url}`,
+    `  store:  ${embedded ? `embedded dynalite at ${embedded.endpoint}, persisted under ${where(join(dirname(local.secretsFile), "dynamodb"))}` : "DYNAMODB_ENDPOINT / AWS"}`,
+  ];
+  if (local.generated.WEBHOOK_SECRET) {
+    lines.push(
+      `  WEBHOOK_SECRET=${local.generated.WEBHOOK_SECRET}   (generated once, kept in ${where(local.secretsFile)})`,
+    );
+  }
+  if (local.generated.API_TOKEN) {
+    lines.push(`  API_TOKEN=${local.generated.API_TOKEN}   (bearer token of the read API)`);
+  }
+  if (local.consoleSink) lines.push("  sinks:  console (set NOTIFY_SINKS for webhook, Slack, PagerDuty)");
+  const token = local.generated.API_TOKEN ?? "$API_TOKEN";
+  lines.push(
+    "",
+    "Send a signed sample event (in another terminal):",
+    `  npm run send-sample -- --url ${url} --status completed`,
+    "Read it back:",
+    `  curl -s -H "Authorization: Bearer ${token}" ${url}/v1/run-steps/step_sample_1`,
+    `  curl -s -H "Authorization: Bearer ${token}" ${url}/v1/runs/run_sample_1`,
+    "",
+  );
+  console.log(lines.join("\n"));
+}
