@@ -22,7 +22,7 @@ const seconds = (fallback: string, min: number) =>
   );
 
 const WebhookSecretsSchema = v.pipe(
-  v.string("is required: one or more whsec_ secrets"),
+  v.optional(v.string(), ""),
   v.transform(list),
   v.minLength(1, "is required: one or more whsec_ secrets"),
   v.rawCheck(({ dataset, addIssue }) => {
@@ -126,5 +126,7 @@ export function parseConfig(env: Readonly<Record<string, unknown>>): Config {
   const path = issue.path?.map((item) => String(item.key)) ?? [];
   const variable = path[0] ?? "configuration";
   const where = path.length > 1 ? ` (at ${path.slice(1).join(".")})` : "";
-  throw new ConfigError(`Invalid configuration: ${variable}${where} ${issue.message}`);
+  // Valibot's generic messages end with what was received, which may be a secret: cut it off.
+  const message = issue.message.replace(/ but received .*$/s, "");
+  throw new ConfigError(`Invalid configuration: ${variable}${where} ${message}`);
 }

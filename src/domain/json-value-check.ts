@@ -44,9 +44,13 @@ export function checkJsonValues(root: unknown): JsonValueIssue[] {
       return;
     }
     for (const key of Object.keys(value)) {
+      // A bad key is reported at its object: the key itself cannot be shown faithfully.
+      if (!key.isWellFormed()) {
+        fail("object keys must be well-formed Unicode (no lone surrogates)");
+        continue;
+      }
       path.push(key);
-      if (!key.isWellFormed()) fail("object keys must be well-formed Unicode (no lone surrogates)");
-      else visit((value as Record<string, unknown>)[key]);
+      visit((value as Record<string, unknown>)[key]);
       path.pop();
     }
   };

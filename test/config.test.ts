@@ -1,0 +1,138 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, parseConfig } from "../src/config/config-schema.js";
+import { generateWebhookSecret } from "../src/domain/webhook-secret.js";
+
+const secret = generateWebhookSecret();
+
+const error = (env: Record<string, unknown>) => {
+  try {
+    parseConfig(env);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return (e as Error).message;
+  }
+  throw new Error("expected a ConfigError");
+};
+
+describe("configuration", () => {
+  it("applies the documented defaults", () => {
+    const config = parseConfig({ WEBHOOK_SECRET: secret });
+    expect(config).toMatchObject({
+      WEBHOOK_SECRET: [secret],
+      API_TOKEN: [],
+      DYNAMODB_TABLE: "stepwatch",
+      NOTIFY_SINKS: [],
+      SIGNATURE_TOLERANCE_S: 300,
+      MAX_BODY_BYTES: 262_144,
+      RETENTION_DAYS: 0,
+      NOTIFY_RETRY_SCHEDULE: [30, 120, 600, 3600, 21_600, 86_400],
+      NOTIFY_TIMEOUT_MS: 10_000,
+      SWEEP_INTERVAL_S: 15,
+      LOG_LEVEL: "info",
+      PORT: 8787,
+      HOST: "127.0.0.1",
+    });
+  });
+
+  it("reads several secrets and tokens separated by spaces or commas", () => {
+    const second = generateWebhookSecret();
+    const config = parseConfig({
+      WEBHOOK_SECRET: `${secret}, ${second}`,
+      API_TOKEN: "a".repeat(16) + " " + "b".repeat(20),
+    });
+    expect(config.WEBHOOK_SECRET).toEqual([secret, second]);
+    expect(config.API_TOKEN).toEqual(["a".repeat(16), "b".repeat(20)]);
+  });
+
+  it("fills sink defaults: name from type, on by type", () => {
+    const config = parseConfig({
+      WEBHOOK_SECRET: secret,
+      NOTIFY_SINKS: JSON.stringify([{ type: "console" }, { type: "pagerduty", routing_key: "rk" }]),
+    });
+    expect(config.NOTIFY_SINKS).toEqual([
+      { type: "console", name: "console", on: ["completed", "failed", "cancelled", "expired"] },
+      {
+        type: "pagerduty",
+        name: "pagerduty",
+        routing_key: "rk",
+        url: "https://events.pagerduty.com/v2/enqueue",
+        on: ["failed", "expired"],
+      },
+    ]);
+  });
+
+  it.each([
+    [{}, /^Invalid configuration: WEBHOOK_SECRET is required/],
+    [
+      { WEBHOOK_SECRET: "not-a-secret" },
+      /^Invalid configuration: WEBHOOK_SECRET secret #1 must start with "whsec_"$/,
+    ],
+    [
+      { WEBHOOK_SECRET: secret, SIGNATURE_TOLERANCE_S: "ten" },
+      /^Invalid configuration: SIGNATURE_TOLERANCE_S must be a whole number/,
+    ],
+    [
+      { WEBHOOK_SECRET: secret, MAX_BODY_BYTES: "999999999" },
+      /^Invalid configuration: MAX_BODY_BYTES must be a whole number from 1024 to 358400$/,
+    ],
+    [
+      { WEBHOOK_SECRET: secret, NOTIFY_RETRY_SCHEDULE: "1,x" },
+      /^Invalid configuration: NOTIFY_RETRY_SCHEDULE must be comma-separated seconds/,
+    ],
+    [
+      { WEBHOOK_SECRET: secret, LOG_LEVEL: "loud" },
+      /^Invalid configuration: LOG_LEVEL must be debug, info, warn or error$/,
+    ],
+    [
+      { WEBHOOK_SECRET: secret, API_TOKEN: "short" },
+      /^Invalid configuration: API_TOKEN each token must be at least 16 characters$/,
+    ],
+    [
+      { WEBHOOK_SECRET: secret, NOTIFY_SINKS: "[{" },
+      /^Invalid configuration: NOTIFY_SINKS must be a JSON array of sinks$/,
+    ],
+    [
+      { WEBHOOK_SECRET: secret, NOTIFY_SINKS: '[{"type":"carrier-pigeon"}]' },
+      /^Invalid configuration: NOTIFY_SINKS \(at 0\.type\) type must be/,
+    ],
+    [
+      { WEBHOOK_SECRET: secret, NOTIFY_SINKS: '[{"type":"webhook","url":"ftp://x","secret":"whsec_x"}]' },
+      /NOTIFY_SINKS \(at 0\.url\) must be an http\(s\) URL/,
+    ],
+    [
+      { WEBHOOK_SECRET: secret, NOTIFY_SINKS: '[{"type":"console"},{"type":"console"}]' },
+      /NOTIFY_SINKS sink names must be unique/,
+    ],
+    [
+      { WEBHOOK_SECRET: secret, NOTIFY_SINKS: '[{"type":"slack","url":"https://h","on":["done"]}]' },
+      /NOTIFY_SINKS \(at 0\.on\.0\) must list statuses/,
+    ],
+    [
+      { WEBHOOK_SECRET: secret, AWS_ACCESS_KEY_ID: "AKIA" },
+      /AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together/,
+    ],
+  ])("refuses %j with one line naming the variable", (env, message) => {
+    const text = error(env);
+    expect(text).toMatch(message);
+    expect(text).not.toContain("\n");
+  });
+
+  it("never echoes a secret value in its message", () => {
+    const leaky = "whsec_c2VjcmV0LXZhbHVlLXRoYXQtbXVzdC1ub3QtbGVhaw==";
+    const text = error({ WEBHOOK_SECRET: leaky.slice(0, 20) });
+    expect(text).not.toContain(leaky.slice(6, 20));
+    const sinkSecret = "whsec_dG9vLXNob3J0";
+    const sinkText = error({
+      WEBHOOK_SECRET: secret,
+      NOTIFY_SINKS: JSON.stringify([{ type: "webhook", url: "https://x", secret: sinkSecret }]),
+    });
+    expect(sinkText).toMatch(/NOTIFY_SINKS \(at 0\.secret\)/);
+    expect(sinkText).not.toContain(sinkSecret);
+  });
+
+  it("ignores non-string bindings, as Workers pass KV namespaces and services alongside vars", () => {
+    expect(parseConfig({ WEBHOOK_SECRET: secret, DYNAMODB_TABLE: { binding: true } }).DYNAMODB_TABLE).toBe(
+      "stepwatch",
+    );
+  });
+});
