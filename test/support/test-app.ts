@@ -2,7 +2,11 @@ import { Webhook } from "standardwebhooks";
 import { type Config, parseConfig } from "../../src/config/config-schema.js";
 import { generateWebhookSecret } from "../../src/domain/webhook-secret.js";
 import { createLogger } from "../../src/observability/logger.js";
-import { createStepwatch, type Stepwatch } from "../../src/runtime/create-stepwatch.js";
+import {
+  createStepwatch,
+  type Stepwatch,
+  type StepwatchOptions,
+} from "../../src/runtime/create-stepwatch.js";
 import { TEST_AWS, type TestStore } from "./test-store.js";
 
 /** A bearer token accepted by test apps. */
@@ -20,8 +24,12 @@ export interface TestApp extends Stepwatch {
 
 let counter = 0;
 
-export async function createTestApp(store: TestStore, env: Record<string, string> = {}): Promise<TestApp> {
-  const secret = generateWebhookSecret();
+export async function createTestApp(
+  store: TestStore,
+  env: Record<string, string> = {},
+  options: StepwatchOptions = {},
+): Promise<TestApp> {
+  const secret = env.WEBHOOK_SECRET ?? generateWebhookSecret();
   const config = parseConfig({
     WEBHOOK_SECRET: secret,
     API_TOKEN: TEST_TOKEN,
@@ -30,7 +38,7 @@ export async function createTestApp(store: TestStore, env: Record<string, string
     ...TEST_AWS,
     ...env,
   });
-  const stepwatch = await createStepwatch(config, store.client, createLogger("error"));
+  const stepwatch = await createStepwatch(config, store.client, createLogger("error"), options);
   return {
     ...stepwatch,
     config,
