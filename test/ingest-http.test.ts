@@ -1,10 +1,17 @@
+import type { AddressInfo } from "node:net";
+import { createServer } from "node:net";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseConfig } from "../src/config/config-schema.js";
 import { createWebhookSigner } from "../src/domain/webhook-signer.js";
+import { createLogger } from "../src/observability/logger.js";
+import { createStepwatch } from "../src/runtime/create-stepwatch.js";
+import { createNodeDynamoHandler } from "../src/runtime/node-dynamo-handler.js";
+import { createDynamoClient } from "../src/store/dynamo-client.js";
 import { mapConcurrent } from "./support/concurrency.js";
 import { makeStep, makeToolCallsStep } from "./support/run-steps.js";
 import { createTestApp, TEST_TOKEN, type TestApp } from "./support/test-app.js";
-import { startTestStore, type TestStore } from "./support/test-store.js";
+import { startTestStore, TEST_AWS, type TestStore } from "./support/test-store.js";
 
 let store: TestStore;
 let app: TestApp;
@@ -399,4 +406,45 @@ describe("a burst", () => {
     }
     expect(listed).toBe(1000);
   });
+});
+
+describe("a store that accepts connections but never answers", () => {
+  it("is reported as 503 in seconds, not after the SDK's default retries", async () => {
+    const sockets = new Set<import("node:net").Socket>();
+    const silent = createServer((socket) => {
+      sockets.add(socket);
+    });
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", () => resolve()));
+    const port = (silent.address() as AddressInfo).port;
+    const client = createDynamoClient(
+      { ...TEST_AWS, DYNAMODB_ENDPOINT: `http://127.0.0.1:${port}` },
+      createNodeDynamoHandler(),
+    );
+    try {
+      const config = parseConfig({
+        WEBHOOK_SECRET: app.secret,
+        ...TEST_AWS,
+        DYNAMODB_ENDPOINT: `http://127.0.0.1:${port}`,
+      });
+      const hung = await createStepwatch(config, client, createLogger("error"));
+      const body = JSON.stringify(makeStep({ id: uid("step") }));
+      const ts = now();
+      const response = await hung.app.request("/v1/webhooks/run-steps", {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "webhook-id": "msg_hung",
+          "webhook-timestamp": String(ts),
+          "webhook-signature": new Webhook(app.secret).sign("msg_hung", new Date(ts * 1000), body),
+        },
+        body,
+      });
+      expect(response.status).toBe(503);
+      expect(response.headers.get("retry-after")).toBe("5");
+    } finally {
+      client.destroy();
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
+  }, 20_000);
 });

@@ -386,3 +386,59 @@ describe("sweepers", () => {
     await other.drain();
   });
 });
+
+describe("logs", () => {
+  it("one structured line per attempt, without sink URLs, secrets or routing keys", async () => {
+    const lines: string[] = [];
+    const logged = await createTestApp(
+      store,
+      {
+        NOTIFY_SINKS: JSON.stringify([
+          {
+            name: "hook",
+            type: "webhook",
+            url: `${hook.url}/hooks?token=SECRET-URL-TOKEN`,
+            secret: hookSecret,
+          },
+          {
+            name: "pager",
+            type: "pagerduty",
+            url: `${pager.url}/v2/enqueue`,
+            routing_key: "ROUTING-KEY-VALUE",
+            on: ["failed"],
+          },
+        ]),
+      },
+      { logLines: lines },
+    );
+    pager.script({ status: 400, body: "bad routing key" });
+    const step = makeStep({ id: uid("step"), status: "failed" });
+    await logged.send(step);
+    await settled(logged, step.id as string);
+    const attempts = lines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.msg === "delivery attempt");
+    expect(attempts).toHaveLength(2);
+    for (const line of attempts) {
+      expect(line).toMatchObject({ level: "info", step_id: step.id, event: "run_step.failed", attempt: 1 });
+      expect(line.latency_ms).toBeTypeOf("number");
+    }
+    expect(attempts.find((l) => l.sink === "hook")).toMatchObject({ outcome: "delivered", status: 200 });
+    expect(attempts.find((l) => l.sink === "pager")).toMatchObject({
+      outcome: "dead",
+      status: 400,
+      error: "HTTP 400: bad routing key",
+    });
+    const all = lines.join("\n");
+    for (const secret of [
+      "SECRET-URL-TOKEN",
+      "ROUTING-KEY-VALUE",
+      hookSecret,
+      logged.secret,
+      hook.url,
+      pager.url,
+    ]) {
+      expect(all).not.toContain(secret);
+    }
+  });
+});

@@ -60,10 +60,10 @@ export class DeliveryNotifier implements Notifier {
         nextAttemptMs: null,
       }),
     );
-    // Version 0 is the one the applying write set; a sweeper can only take over after the lease.
-    return this.#track(this.#attemptAll(transition.step, transition.document, 0, records)).then(
-      () => undefined,
-    );
+    // Started on the next turn of the event loop, so the webhook's answer goes out first. Version 0
+    // is the one the applying write set; a sweeper can only take over after the lease.
+    const task = nextTurn().then(() => this.#attemptAll(transition.step, transition.document, 0, records));
+    return this.#track(task).then(() => undefined);
   }
 
   sweep(): Promise<SweepReport> {
@@ -194,4 +194,8 @@ export class DeliveryNotifier implements Notifier {
     task.then(done, done);
     return task;
   }
+}
+
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
 }

@@ -11,6 +11,8 @@ export function createNodeDynamoHandler(): NodeHttpHandler {
   return new NodeHttpHandler({
     connectionTimeout: 1_000,
     requestTimeout: 3_000,
+    // Without this the handler only warns and the request waits forever on a store that never answers.
+    throwOnRequestTimeout: true,
     httpAgent: new Agent(agentOptions),
     httpsAgent: new HttpsAgent(agentOptions),
   });

@@ -27,7 +27,7 @@ let counter = 0;
 export async function createTestApp(
   store: TestStore,
   env: Record<string, string> = {},
-  options: StepwatchOptions = {},
+  options: StepwatchOptions & { logLines?: string[] } = {},
 ): Promise<TestApp> {
   const secret = env.WEBHOOK_SECRET ?? generateWebhookSecret();
   const config = parseConfig({
@@ -38,7 +38,9 @@ export async function createTestApp(
     ...TEST_AWS,
     ...env,
   });
-  const stepwatch = await createStepwatch(config, store.client, createLogger("error"), options);
+  const { logLines, ...stepwatchOptions } = options;
+  const logger = logLines ? createLogger("debug", (line) => logLines.push(line)) : createLogger("error");
+  const stepwatch = await createStepwatch(config, store.client, logger, stepwatchOptions);
   return {
     ...stepwatch,
     config,
