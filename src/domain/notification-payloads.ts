@@ -1,5 +1,5 @@
 import type { NotificationEvent } from "./delivery.js";
-import type { RunStep, TerminalStatus } from "./run-step-schema.js";
+import { type RunStep, TERMINAL_TIMESTAMP, type TerminalStatus } from "./run-step-schema.js";
 
 /** A notification ready to be rendered for any sink. */
 export interface Notification {
@@ -9,20 +9,13 @@ export interface Notification {
   readonly document: Record<string, unknown>;
 }
 
-const TERMINAL_AT = {
-  completed: "completed_at",
-  failed: "failed_at",
-  cancelled: "cancelled_at",
-  expired: "expired_at",
-} as const satisfies Record<TerminalStatus, string>;
-
 function terminalStatus(n: Notification): TerminalStatus {
   return n.event.slice("run_step.".length) as TerminalStatus;
 }
 
 /** When the step reached its terminal status (falls back to creation), as ISO 8601. */
 export function occurredAt(n: Notification): string {
-  const seconds = n.step[TERMINAL_AT[terminalStatus(n)]] ?? n.step.created_at;
+  const seconds = n.step[TERMINAL_TIMESTAMP[terminalStatus(n)]] ?? n.step.created_at;
   return new Date(seconds * 1000).toISOString();
 }
 

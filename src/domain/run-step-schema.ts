@@ -165,7 +165,8 @@ export const StepDetailsSchema = v.variant(
 /** Details of a step. */
 export type StepDetails = v.InferOutput<typeof StepDetailsSchema>;
 
-const TERMINAL_TIMESTAMP = {
+/** The timestamp field a terminal step must carry, by status. */
+export const TERMINAL_TIMESTAMP = {
   completed: "completed_at",
   failed: "failed_at",
   cancelled: "cancelled_at",

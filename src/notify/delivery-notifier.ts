@@ -5,7 +5,12 @@ import { selectIntents } from "../domain/notification-routing.js";
 import { type RunStep, RunStepSchema } from "../domain/run-step-schema.js";
 import type { SinkConfig } from "../domain/sink-config-schema.js";
 import { describeError, type Logger } from "../observability/logger.js";
-import type { ClaimedStep, DeliveryRecord, DeliveryStore } from "../store/delivery-store.js";
+import {
+  type ClaimedStep,
+  type DeliveryRecord,
+  type DeliveryStore,
+  newDeliveryRecord,
+} from "../store/delivery-store.js";
 import type { AppliedTransition, Notifier, SweepReport } from "./notifier.js";
 import type { AttemptResult, Sink } from "./sink.js";
 
@@ -50,16 +55,7 @@ export class DeliveryNotifier implements Notifier {
   }
 
   deliverPrompt(transition: AppliedTransition): Promise<void> {
-    const records = transition.intents.map(
-      (intent): DeliveryRecord => ({
-        ...intent,
-        state: "pending",
-        attempts: 0,
-        scheduleBase: 0,
-        lastError: null,
-        nextAttemptMs: null,
-      }),
-    );
+    const records = transition.intents.map(newDeliveryRecord);
     // Started on the next turn of the event loop, so the webhook's answer goes out first. Version 0
     // is the one the applying write set; a sweeper can only take over after the lease.
     const task = nextTurn().then(() => this.#attemptAll(transition.step, transition.document, 0, records));

@@ -1,4 +1,4 @@
-import type { Delivery, DeliveryState, NotificationEvent } from "../domain/delivery.js";
+import type { Delivery, DeliveryIntent, DeliveryState, NotificationEvent } from "../domain/delivery.js";
 import type { Page } from "./step-store.js";
 
 /** The stored state of one delivery, as the notifier reads and writes it. */
@@ -13,6 +13,11 @@ export interface DeliveryRecord {
   readonly lastError: string | null;
   /** Unix ms of the next attempt while pending; null when it is due at once or not pending. */
   readonly nextAttemptMs: number | null;
+}
+
+/** The record of a delivery just decided, before any attempt. */
+export function newDeliveryRecord(intent: DeliveryIntent): DeliveryRecord {
+  return { ...intent, state: "pending", attempts: 0, scheduleBase: 0, lastError: null, nextAttemptMs: null };
 }
 
 /** A step whose deliveries are due, as the due index shows it. */

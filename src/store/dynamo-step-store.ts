@@ -9,6 +9,7 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { isTerminalStatus, RUN_STEP_STATUSES, type RunStepStatus } from "../domain/run-step-schema.js";
 import { type ApplyOutcome, outcomeOfRefusal } from "../domain/state-rules.js";
+import { newDeliveryRecord } from "./delivery-store.js";
 import {
   alias,
   decodeCursor,
@@ -126,16 +127,7 @@ export class DynamoStepStore implements StepStore {
     }
     if (terminal && snapshot.intents.length > 0) {
       set.push(SET_INTENTS);
-      values[":dlv"] = encodeDeliveries(
-        snapshot.intents.map((intent) => ({
-          ...intent,
-          state: "pending",
-          attempts: 0,
-          scheduleBase: 0,
-          lastError: null,
-          nextAttemptMs: null,
-        })),
-      );
+      values[":dlv"] = encodeDeliveries(snapshot.intents.map(newDeliveryRecord));
       values[":zero"] = ZERO;
       values[":dsh"] = { S: dueShard(step.id) };
       // The instance applying the transition delivers promptly; sweepers wait out this lease.
