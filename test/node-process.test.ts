@@ -90,6 +90,43 @@ describe("npm start on a fresh clone (no configuration)", () => {
   });
 });
 
+describe("shutdown", () => {
+  it("SIGTERM lets a request that is still arriving finish before the process exits", async () => {
+    const dataDir = tempDir();
+    const server = await start({ STEPWATCH_DATA_DIR: dataDir });
+    const { WEBHOOK_SECRET } = secretsOf(dataDir);
+    const body = JSON.stringify(makeStep({ id: "step_draining" }));
+    const headers = await (await createWebhookSigner(WEBHOOK_SECRET)).sign(
+      "msg_drain",
+      Date.now() / 1000,
+      body,
+    );
+    let push: (chunk: string | null) => void = () => undefined;
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        push = (chunk) =>
+          chunk === null ? controller.close() : controller.enqueue(new TextEncoder().encode(chunk));
+      },
+    });
+    const pending = fetch(`${server.url}/v1/webhooks/run-steps`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: stream,
+      duplex: "half",
+    } as RequestInit);
+    push(body.slice(0, 100));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    server.child.kill("SIGTERM");
+    await server.waitForOutput("SIGTERM: draining");
+    push(body.slice(100));
+    push(null);
+    const response = await pending;
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({ step_id: "step_draining", outcome: "created" });
+    expect(await server.exited()).toBe(0);
+  });
+});
+
 describe("durability through a real process", () => {
   it("a notification owed when the process is SIGKILLed is delivered after a restart", async () => {
     const dataDir = tempDir();
