@@ -45,6 +45,8 @@ export function isStoreUnavailable(error: unknown): boolean {
   if (meta?.httpStatusCode !== undefined && meta.httpStatusCode >= 500) return true;
   const code = (error as { code?: unknown }).code;
   if (typeof code === "string" && NETWORK_CODES.has(code)) return true;
-  // fetch (Workers) reports network failures as TypeError without a code.
-  return error.name === "TypeError" && /fetch|network|connect/i.test(error.message);
+  // fetch reports network failures without a code: a TypeError on Node and in the standard, a plain
+  // Error("Network connection lost.") in workerd.
+  if (error.name === "TypeError" && /fetch|network|connect/i.test(error.message)) return true;
+  return /^Network connection lost/i.test(error.message);
 }

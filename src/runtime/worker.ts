@@ -1,0 +1,90 @@
+import type {
+  ExecutionContext,
+  ExportedHandler,
+  ScheduledController,
+  Response as WorkerResponse,
+} from "@cloudflare/workers-types/latest/index";
+import { FetchHttpHandler } from "@smithy/fetch-http-handler";
+import { type Config, ConfigError, parseConfig } from "../config/config-schema.js";
+import { createLogger, describeError } from "../observability/logger.js";
+import { createDynamoClient } from "../store/dynamo-client.js";
+import { createStepwatch, type Stepwatch } from "./create-stepwatch.js";
+
+/** The Worker's bindings: vars and secrets (all strings); other bindings are ignored. */
+export type WorkerEnv = Readonly<Record<string, unknown>>;
+
+// A DynamoDB call that has not answered within this is reported as a 503, not left to hang the request.
+const DYNAMO_REQUEST_TIMEOUT_MS = 3_000;
+
+// Settings the AWS SDK would otherwise look up in files or the environment, which Workers lack.
+const REQUIRED_ON_WORKERS = ["AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] as const;
+
+// Parses the bindings, insisting on what the SDK cannot find by itself here.
+function parseWorkerConfig(env: WorkerEnv): Config {
+  const config = parseConfig(env);
+  for (const name of REQUIRED_ON_WORKERS) {
+    if (config[name] === undefined) {
+      throw new ConfigError(`Invalid configuration: ${name} is required on Workers (a secret or var)`);
+    }
+  }
+  return config;
+}
+
+// One stepwatch per isolate: bindings do not change within an isolate (a new deployment or secret
+// starts new isolates), so configuration is parsed and keys imported once, not per request.
+let instance: Promise<Stepwatch> | undefined;
+
+function stepwatchFor(env: WorkerEnv): Promise<Stepwatch> {
+  instance ??= (async () => {
+    const config = parseWorkerConfig(env);
+    const client = createDynamoClient(
+      config,
+      new FetchHttpHandler({ requestTimeout: DYNAMO_REQUEST_TIMEOUT_MS }),
+    );
+    return createStepwatch(config, client, createLogger(config.LOG_LEVEL));
+  })();
+  // A failed start is not cached: the next request reports it again (and logs it) rather than
+  // answering from a stale rejection.
+  instance.catch(() => {
+    instance = undefined;
+  });
+  return instance;
+}
+
+function startupFailure(error: unknown): Response {
+  // The message names the variable, never a value; callers only learn the Worker is misconfigured.
+  console.error(
+    error instanceof ConfigError ? error.message : `stepwatch could not start: ${describeError(error)}`,
+  );
+  return Response.json(
+    { error: { code: "internal_error", message: "stepwatch is misconfigured; see the Worker's logs" } },
+    { status: 500 },
+  );
+}
+
+/**
+ * The Cloudflare Worker: `fetch` serves the app (notifications after the response run under
+ * `ctx.waitUntil`, which the app calls through Hono's execution context), and the cron
+ * `scheduled` handler sweeps due notification retries.
+ */
+export default {
+  async fetch(request, env, ctx) {
+    let stepwatch: Stepwatch;
+    try {
+      stepwatch = await stepwatchFor(env);
+    } catch (error) {
+      return startupFailure(error) as unknown as WorkerResponse;
+    }
+    // The app calls ctx.waitUntil (Hono's executionCtx) for notification work after the response.
+    const response = await stepwatch.app.fetch(request as unknown as Request, env, ctx);
+    // Same objects at run time: Workers' types give Request/Response extras the DOM types lack.
+    return response as unknown as WorkerResponse;
+  },
+
+  async scheduled(_controller: ScheduledController, env: WorkerEnv, _ctx: ExecutionContext) {
+    const stepwatch = await stepwatchFor(env);
+    // Awaited (the sweep includes its delivery attempts), so a failed sweep shows as a failed cron
+    // run; the next run picks up whatever it left.
+    await stepwatch.sweep();
+  },
+} satisfies ExportedHandler<WorkerEnv>;

@@ -1,0 +1,205 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Webhook } from "standardwebhooks";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildWorker, GZIP_BUDGET_BYTES } from "../scripts/build-worker.js";
+import { generateWebhookSecret } from "../src/domain/webhook-secret.js";
+import worker from "../src/runtime/worker.js";
+import { makeStep } from "./support/run-steps.js";
+import { eventually, type SinkServer, startSinkServer } from "./support/sink-server.js";
+import { TEST_TOKEN } from "./support/test-app.js";
+import { startTestStore, TEST_AWS, type TestStore } from "./support/test-store.js";
+import { startWorkerRuntime, type WorkerRuntime } from "./support/worker-runtime.js";
+
+interface StepBody {
+  id: string;
+  status: string;
+  deliveries: Array<{ sink: string; state: string; attempts: number; next_attempt_at: number | null }>;
+}
+
+const secret = generateWebhookSecret();
+const sinkSecret = generateWebhookSecret();
+let store: TestStore;
+let sink: SinkServer;
+let runtime: WorkerRuntime;
+let seq = 0;
+const uid = (prefix: string) => `${prefix}_${Date.now().toString(36)}_${seq++}`;
+
+beforeAll(async () => {
+  [store, sink] = await Promise.all([startTestStore("stepwatch-worker"), startSinkServer()]);
+  runtime = await startWorkerRuntime({
+    WEBHOOK_SECRET: secret,
+    API_TOKEN: TEST_TOKEN,
+    DYNAMODB_TABLE: store.tableName,
+    DYNAMODB_ENDPOINT: store.endpoint,
+    ...TEST_AWS,
+    NOTIFY_SINKS: JSON.stringify([
+      { name: "hook", type: "webhook", url: `${sink.url}/hook`, secret: sinkSecret },
+    ]),
+    NOTIFY_RETRY_SCHEDULE: "0.5",
+    NOTIFY_TIMEOUT_MS: "2000",
+    LOG_LEVEL: "warn",
+  });
+});
+
+afterAll(async () => {
+  await runtime?.dispose();
+  await Promise.all([store?.close(), sink?.close()]);
+});
+
+// A webhook delivery signed by the third-party `standardwebhooks` library.
+function signed(body: unknown, signWith = secret): RequestInit {
+  const payload = JSON.stringify(body);
+  const id = uid("msg");
+  const now = new Date();
+  return {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      "webhook-id": id,
+      "webhook-timestamp": String(Math.floor(now.getTime() / 1000)),
+      "webhook-signature": new Webhook(signWith).sign(id, now, payload),
+    },
+    body: payload,
+  };
+}
+
+const post = (init: RequestInit) => fetch(new URL("/v1/webhooks/run-steps", runtime.url), init);
+const send = (body: unknown, signWith = secret) => post(signed(body, signWith));
+
+const read = (path: string) =>
+  fetch(new URL(path, runtime.url), { headers: { authorization: `Bearer ${TEST_TOKEN}` } });
+
+const stepOf = async (id: string) => (await (await read(`/v1/run-steps/${id}`)).json()) as StepBody;
+
+const requestsFor = (stepId: string) => sink.received.filter((r) => r.body.includes(`"${stepId}"`));
+
+describe("the Worker in workerd (wrangler's local runtime)", () => {
+  it("stores a signed event and serves the same step from the read API", async () => {
+    const step = makeStep({ id: uid("step_w"), run_id: uid("run_w"), metadata: { relay: "edge" } });
+    const delivery = signed({ event: "thread.run.step.in_progress", data: step });
+    const ingest = await post(delivery);
+    expect(ingest.status).toBe(200);
+    expect(await ingest.json()).toEqual({ step_id: step.id, status: "in_progress", outcome: "created" });
+
+    const stored = await read(`/v1/run-steps/${step.id}`);
+    expect(stored.status).toBe(200);
+    expect(await stored.json()).toMatchObject({ ...step, deliveries: [] });
+
+    // The sender's retry of the same delivery changes nothing.
+    const again = await post(delivery);
+    expect(await again.json()).toEqual({ step_id: step.id, status: "in_progress", outcome: "stale" });
+  });
+
+  it("refuses a bad signature with 401 and stores nothing", async () => {
+    const step = makeStep({ id: uid("step_bad") });
+    const response = await send(step, generateWebhookSecret());
+    expect(response.status).toBe(401);
+    expect(await response.json()).toMatchObject({ error: { code: "invalid_signature" } });
+    expect((await read(`/v1/run-steps/${step.id}`)).status).toBe(404);
+  });
+
+  it("delivers a terminal step's notification after answering, under ctx.waitUntil", async () => {
+    const step = makeStep({ id: uid("step_done"), status: "completed" });
+    const response = await send(step);
+    expect(await response.json()).toMatchObject({ outcome: "created" });
+
+    const [request] = await eventually(async () => {
+      const found = requestsFor(step.id as string);
+      return found.length > 0 ? found : undefined;
+    });
+    // Signed with the sink's own secret: a receiver using any Standard Webhooks library accepts it.
+    const payload = new Webhook(sinkSecret).verify(request?.body ?? "", {
+      "webhook-id": String(request?.headers["webhook-id"]),
+      "webhook-timestamp": String(request?.headers["webhook-timestamp"]),
+      "webhook-signature": String(request?.headers["webhook-signature"]),
+    });
+    expect(payload).toMatchObject({ type: "run_step.completed", data: { id: step.id } });
+    const settled = await eventually(async () => {
+      const stored = await stepOf(step.id as string);
+      return stored.deliveries[0]?.state === "delivered" ? stored : undefined;
+    });
+    expect(settled.deliveries).toMatchObject([{ sink: "hook", state: "delivered", attempts: 1 }]);
+  });
+
+  it("sweeps a due delivery to the sink from the scheduled (cron) handler", async () => {
+    sink.script({ status: 503, body: "try later" });
+    const step = makeStep({ id: uid("step_retry"), status: "failed" });
+    expect((await send(step)).status).toBe(200);
+
+    // The prompt attempt fails; the delivery waits, pending, for its retry to fall due.
+    const pending = await eventually(async () => {
+      const stored = await stepOf(step.id as string);
+      const delivery = stored.deliveries[0];
+      return delivery?.attempts === 1 &&
+        delivery.next_attempt_at !== null &&
+        delivery.next_attempt_at <= Date.now() / 1000
+        ? stored
+        : undefined;
+    });
+    expect(pending.deliveries).toMatchObject([{ state: "pending", attempts: 1 }]);
+    expect(requestsFor(step.id as string)).toHaveLength(1);
+
+    // Nothing runs a Worker between requests but its cron: only `scheduled` can deliver the retry.
+    expect(await runtime.scheduled()).toEqual({ status: 200, outcome: "ok" });
+    expect(requestsFor(step.id as string)).toHaveLength(2);
+    expect((await stepOf(step.id as string)).deliveries).toMatchObject([
+      { sink: "hook", state: "delivered", attempts: 2 },
+    ]);
+  });
+
+  it("answers 503 with Retry-After while the store is unreachable", async () => {
+    await store.stop();
+    try {
+      const response = await send(makeStep({ id: uid("step_down") }));
+      expect(response.status).toBe(503);
+      expect(response.headers.get("retry-after")).toMatch(/^\d+$/);
+      expect(await response.json()).toMatchObject({ error: { code: "store_unavailable" } });
+    } finally {
+      await store.restart();
+    }
+  });
+});
+
+describe("the Worker entry's configuration", () => {
+  it("answers 500 without details when bindings lack what the SDK cannot look up on Workers", async () => {
+    const logged: unknown[] = [];
+    const original = console.error;
+    console.error = (...args: unknown[]) => logged.push(...args);
+    try {
+      const response = await worker.fetch(
+        new Request("http://worker.test/healthz") as never,
+        { WEBHOOK_SECRET: secret, DYNAMODB_ENDPOINT: store.endpoint, AWS_REGION: "us-east-1" },
+        { waitUntil: () => undefined, passThroughOnException: () => undefined } as never,
+      );
+      expect(response.status).toBe(500);
+      const body = await response.text();
+      expect(JSON.parse(body)).toMatchObject({ error: { code: "internal_error" } });
+      expect(body).not.toContain("AWS_ACCESS_KEY_ID");
+      expect(logged).toEqual([
+        "Invalid configuration: AWS_ACCESS_KEY_ID is required on Workers (a secret or var)",
+      ]);
+    } finally {
+      console.error = original;
+    }
+  });
+});
+
+describe("npm run build:worker", () => {
+  it("builds the minified Worker within the gzip budget", () => {
+    const outDir = mkdtempSync(join(tmpdir(), "stepwatch-worker-build-"));
+    try {
+      const build = buildWorker(outDir);
+      expect(build.gzipBytes).toBeGreaterThan(10 * 1024);
+      expect(build.gzipBytes).toBeLessThanOrEqual(GZIP_BUDGET_BYTES);
+      // Only the DynamoDB client is in, not the whole SDK or a Node polyfill layer.
+      const names = build.contributors.map((c) => c.name);
+      expect(names).toContain("@aws-sdk/client-dynamodb");
+      expect(names.filter((n) => n.startsWith("@aws-sdk/client-"))).toEqual(["@aws-sdk/client-dynamodb"]);
+      expect(names.some((n) => n === "unenv" || n.startsWith("@cloudflare/unenv"))).toBe(false);
+    } finally {
+      rmSync(outDir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
