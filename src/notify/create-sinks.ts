@@ -1,3 +1,4 @@
+import type { HmacSha256 } from "../domain/hmac-sha256.js";
 import {
   buildPagerDutyEvent,
   buildSlackMessage,
@@ -13,6 +14,8 @@ import type { Sink } from "./sink.js";
 /** Options shared by every sink. */
 export interface SinkOptions {
   readonly timeoutMs: number;
+  /** HMAC-SHA256 used to sign webhook sink deliveries. */
+  readonly hmac: HmacSha256;
   /** Where the console sink writes; stdout by default. */
   readonly writeLine?: (line: string) => void;
 }
@@ -34,7 +37,7 @@ async function createSink(config: SinkConfig, options: SinkOptions): Promise<Sin
   const timeoutMs = options.timeoutMs;
   switch (config.type) {
     case "webhook": {
-      const signer = await createWebhookSigner(config.secret);
+      const signer = await createWebhookSigner(config.secret, options.hmac);
       return {
         name,
         type,

@@ -1,6 +1,7 @@
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { Hono } from "hono";
 import type { Config } from "../config/config-schema.js";
+import { type HmacSha256, webCryptoHmacSha256 } from "../domain/hmac-sha256.js";
 import { createSignatureVerifier } from "../domain/signature-verifier.js";
 import { createApp } from "../http/create-app.js";
 import { createSinks } from "../notify/create-sinks.js";
@@ -28,6 +29,8 @@ export interface Stepwatch {
 export interface StepwatchOptions {
   /** Where the console sink writes. */
   readonly writeLine?: (line: string) => void;
+  /** HMAC-SHA256 for webhook signatures, in and out; Web Crypto unless the runtime has a faster one. */
+  readonly hmac?: HmacSha256;
 }
 
 /**
@@ -50,8 +53,10 @@ export async function createStepwatch(
     promptLeaseMs: leaseMs,
   });
   const deliveries = new DynamoDeliveryStore({ client, tableName });
+  const hmac = options.hmac ?? webCryptoHmacSha256;
   const sinks = await createSinks(config.NOTIFY_SINKS, {
     timeoutMs: config.NOTIFY_TIMEOUT_MS,
+    hmac,
     ...(options.writeLine ? { writeLine: options.writeLine } : {}),
   });
   const notifier = new DeliveryNotifier({
@@ -62,7 +67,7 @@ export async function createStepwatch(
     retryScheduleS: config.NOTIFY_RETRY_SCHEDULE,
     leaseMs,
   });
-  const verifier = await createSignatureVerifier(config.WEBHOOK_SECRET, config.SIGNATURE_TOLERANCE_S);
+  const verifier = await createSignatureVerifier(config.WEBHOOK_SECRET, config.SIGNATURE_TOLERANCE_S, hmac);
   const app = createApp({
     store,
     deliveries,

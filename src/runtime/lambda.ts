@@ -5,6 +5,7 @@ import { createLogger, describeError } from "../observability/logger.js";
 import { createDynamoClient } from "../store/dynamo-client.js";
 import { createStepwatch, type Stepwatch } from "./create-stepwatch.js";
 import { createNodeDynamoHandler } from "./node-dynamo-handler.js";
+import { nodeHmacSha256 } from "./node-hmac.js";
 
 /** The Lambda entry points, sharing one stepwatch per execution environment. */
 export interface LambdaHandlers {
@@ -30,7 +31,9 @@ export function createLambdaHandlers(env: Readonly<Record<string, string | undef
     instance ??= (async () => {
       const config = parseConfig(env);
       const client = createDynamoClient(config, createNodeDynamoHandler());
-      const stepwatch = await createStepwatch(config, client, createLogger(config.LOG_LEVEL));
+      const stepwatch = await createStepwatch(config, client, createLogger(config.LOG_LEVEL), {
+        hmac: nodeHmacSha256,
+      });
       return { stepwatch, serve: handle(stepwatch.app) };
     })();
     // A failed start is not cached: the next invocation reports it again.

@@ -8,6 +8,7 @@ import { createStepwatch, type Stepwatch } from "./create-stepwatch.js";
 import { type EmbeddedDynamo, startEmbeddedDynamo } from "./embedded-dynamo.js";
 import { applyLocalDefaults, type LocalDefaults } from "./local-defaults.js";
 import { createNodeDynamoHandler } from "./node-dynamo-handler.js";
+import { nodeHmacSha256 } from "./node-hmac.js";
 
 /** A running Node server. */
 export interface NodeServer {
@@ -55,7 +56,7 @@ export async function startNodeServer(
     await embedded?.close();
     throw error;
   }
-  const stepwatch = await createStepwatch(config, client, logger);
+  const stepwatch = await createStepwatch(config, client, logger, { hmac: nodeHmacSha256 });
 
   const server = await new Promise<ServerType>((resolveServer, reject) => {
     const s = serve({ fetch: stepwatch.app.fetch, port: config.PORT, hostname: config.HOST }, () =>
