@@ -1,0 +1,107 @@
+/** The figures the issue asks for, keyed as in the JSON output. */
+export interface Figures {
+  readonly ingest_ratio_vs_store_ceiling: number;
+  readonly cpu_ms_per_event: number;
+  readonly http_path_ratio_vs_bare_hono: number;
+  readonly writes_per_event_nonterminal: number;
+  readonly writes_per_event_terminal: number;
+  readonly reads_per_applied_event: number;
+  readonly worker_bundle_gzip_kib: number | null;
+  readonly notify_latency_p50_ms: number;
+  readonly notify_latency_p99_ms: number;
+  readonly startup_ms: number;
+}
+
+interface Goal {
+  readonly what: string;
+  readonly text: string;
+  /** true / false, or null when the figure is only reported or could not be measured. */
+  met(value: number | null): boolean | null;
+}
+
+const atLeast = (limit: number) => (value: number | null) =>
+  value === null || Number.isNaN(value) ? null : value >= limit;
+const atMost = (limit: number) => (value: number | null) =>
+  value === null || Number.isNaN(value) ? null : value <= limit;
+
+/** Each figure's goal, as the issue sets it. */
+export const GOALS: Readonly<Record<keyof Figures, Goal>> = {
+  ingest_ratio_vs_store_ceiling: {
+    what: "ingested events/s (c=50, HTTP end to end) ÷ raw-client conditional updates/s on the same dynalite",
+    text: "≥ 0.8",
+    met: atLeast(0.8),
+  },
+  cpu_ms_per_event: {
+    what: "server CPU (user+sys) per applied event, ms",
+    text: "≤ 0.35",
+    met: atMost(0.35),
+  },
+  http_path_ratio_vs_bare_hono: {
+    what: "ingest path without the store call ÷ bare Hono reading the same body, req/s",
+    text: "≥ 0.6",
+    met: atLeast(0.6),
+  },
+  writes_per_event_nonterminal: {
+    what: "DynamoDB writes per in_progress event",
+    text: "1",
+    met: (v) => v === 1,
+  },
+  writes_per_event_terminal: {
+    what: "DynamoDB writes per terminal event (2xx sink)",
+    text: "≤ 2",
+    met: atMost(2),
+  },
+  reads_per_applied_event: { what: "DynamoDB reads per applied event", text: "0", met: (v) => v === 0 },
+  worker_bundle_gzip_kib: { what: "minified Worker bundle, gzip, KiB", text: "≤ 90", met: atMost(90) },
+  notify_latency_p50_ms: {
+    what: "terminal event accepted → loopback sink received, p50, at 100 events/s, ms",
+    text: "≤ 25",
+    met: atMost(25),
+  },
+  notify_latency_p99_ms: { what: "same, p99, ms", text: "≤ 100", met: atMost(100) },
+  startup_ms: {
+    what: "Node server start → /readyz 200 (table present), ms",
+    text: "report",
+    met: () => null,
+  },
+};
+
+function pad(text: string, width: number): string {
+  return text.length >= width ? text : text + " ".repeat(width - text.length);
+}
+
+/** The human-readable report: the figures against their goals, then what they were measured on. */
+export function formatTable(
+  figures: Figures,
+  environment: { node: string; cpu_model: string; cpu_count: number; placement: { note: string } },
+  details: { ingest_events_per_s: number; store_ceiling_ops_per_s: number; total_s: number },
+  busyPhases: readonly string[],
+): string {
+  const rows = (Object.keys(GOALS) as (keyof Figures)[]).map((key) => {
+    const value = figures[key];
+    const met = GOALS[key].met(value);
+    return [
+      key,
+      value === null ? "n/a" : String(value),
+      GOALS[key].text,
+      met === null ? "–" : met ? "yes" : "NO",
+    ];
+  });
+  const header = ["figure", "value", "goal", "met"];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) => cells.map((c, i) => pad(c, widths[i] ?? 0)).join("  ");
+  return [
+    line(header),
+    line(widths.map((w) => "-".repeat(w))),
+    ...rows.map(line),
+    "",
+    `ingest ${details.ingest_events_per_s} events/s vs store ceiling ${details.store_ceiling_ops_per_s} ops/s`,
+    `${environment.cpu_model} × ${environment.cpu_count}, Node ${environment.node}; ${environment.placement.note}`,
+    `bench took ${details.total_s} s; full results in bench/results/latest.json`,
+    ...(busyPhases.length > 0
+      ? [
+          `WARNING: other processes used > 10% of a core during: ${busyPhases.join(", ")}; re-run on a quiet machine`,
+        ]
+      : []),
+  ].join("\n");
+}
