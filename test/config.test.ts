@@ -38,7 +38,7 @@ describe("configuration", () => {
     const second = generateWebhookSecret();
     const config = parseConfig({
       WEBHOOK_SECRET: `${secret}, ${second}`,
-      API_TOKEN: "a".repeat(16) + " " + "b".repeat(20),
+      API_TOKEN: `${"a".repeat(16)} ${"b".repeat(20)}`,
     });
     expect(config.WEBHOOK_SECRET).toEqual([secret, second]);
     expect(config.API_TOKEN).toEqual(["a".repeat(16), "b".repeat(20)]);

@@ -101,7 +101,7 @@ describe("ingest responses (SPEC §3)", () => {
   });
 
   it("401 invalid_signature: wrong secret, missing headers, stale or future timestamp — before the body is parsed", async () => {
-    const other = "whsec_" + Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64");
+    const other = `whsec_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64")}`;
     const wrong = await json(await postRaw("{not even json", "application/json", other));
     expect(wrong).toEqual({
       status: 401,
