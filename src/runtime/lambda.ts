@@ -1,11 +1,12 @@
 import { type APIGatewayProxyResult, handle, type LambdaContext, type LambdaEvent } from "hono/aws-lambda";
-import { ConfigError, parseConfig } from "../config/config-schema.js";
+import { parseConfig } from "../config/config-schema.js";
 import type { SweepReport } from "../notify/notifier.js";
-import { createLogger, describeError } from "../observability/logger.js";
+import { createLogger } from "../observability/logger.js";
 import { createDynamoClient } from "../store/dynamo-client.js";
 import { createStepwatch, type Stepwatch } from "./create-stepwatch.js";
 import { createNodeDynamoHandler } from "./node-dynamo-handler.js";
 import { nodeHmacSha256 } from "./node-hmac.js";
+import { startOnce, startupErrorMessage } from "./startup.js";
 
 /** The Lambda entry points, sharing one stepwatch per execution environment. */
 export interface LambdaHandlers {
@@ -26,22 +27,15 @@ interface Instance {
  * for the life of the execution environment.
  */
 export function createLambdaHandlers(env: Readonly<Record<string, string | undefined>>): LambdaHandlers {
-  let instance: Promise<Instance> | undefined;
-  const get = (): Promise<Instance> => {
-    instance ??= (async () => {
-      const config = parseConfig(env);
-      const client = createDynamoClient(config, createNodeDynamoHandler());
-      const stepwatch = await createStepwatch(config, client, createLogger(config.LOG_LEVEL), {
-        hmac: nodeHmacSha256,
-      });
-      return { stepwatch, serve: handle(stepwatch.app) };
-    })();
-    // A failed start is not cached: the next invocation reports it again.
-    instance.catch(() => {
-      instance = undefined;
+  const start = startOnce(async (): Promise<Instance> => {
+    const config = parseConfig(env);
+    const client = createDynamoClient(config, createNodeDynamoHandler());
+    const stepwatch = await createStepwatch(config, client, createLogger(config.LOG_LEVEL), {
+      hmac: nodeHmacSha256,
     });
-    return instance;
-  };
+    return { stepwatch, serve: handle(stepwatch.app) };
+  });
+  const get = () => start(undefined);
 
   return {
     async handler(event, context) {
@@ -49,7 +43,7 @@ export function createLambdaHandlers(env: Readonly<Record<string, string | undef
       try {
         current = await get();
       } catch (error) {
-        console.error(startupMessage(error));
+        console.error(startupErrorMessage(error));
         return {
           statusCode: 500,
           headers: { "content-type": "application/json" },
@@ -71,15 +65,11 @@ export function createLambdaHandlers(env: Readonly<Record<string, string | undef
       try {
         current = await get();
       } catch (error) {
-        throw new Error(startupMessage(error));
+        throw new Error(startupErrorMessage(error));
       }
       return current.stepwatch.sweep();
     },
   };
-}
-
-function startupMessage(error: unknown): string {
-  return error instanceof ConfigError ? error.message : `stepwatch could not start: ${describeError(error)}`;
 }
 
 const handlers = createLambdaHandlers(process.env);

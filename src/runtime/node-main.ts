@@ -1,6 +1,6 @@
-import { ConfigError } from "../config/config-schema.js";
 import { printBanner } from "./banner.js";
 import { startNodeServer } from "./node-server.js";
+import { startupErrorMessage } from "./startup.js";
 
 // `npm start`: the Node server, on the embedded store unless DYNAMODB_ENDPOINT is set.
 try {
@@ -15,10 +15,6 @@ try {
   process.once("SIGTERM", () => shutdown("SIGTERM"));
   process.once("SIGINT", () => shutdown("SIGINT"));
 } catch (error) {
-  const message =
-    error instanceof ConfigError
-      ? error.message
-      : `stepwatch could not start: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`;
-  console.error(message);
+  console.error(startupErrorMessage(error));
   process.exit(1);
 }

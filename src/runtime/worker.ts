@@ -6,9 +6,10 @@ import type {
 } from "@cloudflare/workers-types/latest/index";
 import { FetchHttpHandler } from "@smithy/fetch-http-handler";
 import { type Config, ConfigError, parseConfig } from "../config/config-schema.js";
-import { createLogger, describeError } from "../observability/logger.js";
+import { createLogger } from "../observability/logger.js";
 import { createDynamoClient } from "../store/dynamo-client.js";
 import { createStepwatch, type Stepwatch } from "./create-stepwatch.js";
+import { startOnce, startupErrorMessage } from "./startup.js";
 
 /** The Worker's bindings: vars and secrets (all strings); other bindings are ignored. */
 export type WorkerEnv = Readonly<Record<string, unknown>>;
@@ -32,30 +33,18 @@ function parseWorkerConfig(env: WorkerEnv): Config {
 
 // One stepwatch per isolate: bindings do not change within an isolate (a new deployment or secret
 // starts new isolates), so configuration is parsed and keys imported once, not per request.
-let instance: Promise<Stepwatch> | undefined;
-
-function stepwatchFor(env: WorkerEnv): Promise<Stepwatch> {
-  instance ??= (async () => {
-    const config = parseWorkerConfig(env);
-    const client = createDynamoClient(
-      config,
-      new FetchHttpHandler({ requestTimeout: DYNAMO_REQUEST_TIMEOUT_MS }),
-    );
-    return createStepwatch(config, client, createLogger(config.LOG_LEVEL));
-  })();
-  // A failed start is not cached: the next request reports it again (and logs it) rather than
-  // answering from a stale rejection.
-  instance.catch(() => {
-    instance = undefined;
-  });
-  return instance;
-}
+const stepwatchFor = startOnce(async (env: WorkerEnv): Promise<Stepwatch> => {
+  const config = parseWorkerConfig(env);
+  const client = createDynamoClient(
+    config,
+    new FetchHttpHandler({ requestTimeout: DYNAMO_REQUEST_TIMEOUT_MS }),
+  );
+  return createStepwatch(config, client, createLogger(config.LOG_LEVEL));
+});
 
 function startupFailure(error: unknown): Response {
   // The message names the variable, never a value; callers only learn the Worker is misconfigured.
-  console.error(
-    error instanceof ConfigError ? error.message : `stepwatch could not start: ${describeError(error)}`,
-  );
+  console.error(startupErrorMessage(error));
   return Response.json(
     { error: { code: "internal_error", message: "stepwatch is misconfigured; see the Worker's logs" } },
     { status: 500 },

@@ -10,6 +10,7 @@ import type { ClaimedStep, DeliveryRecord, DeliveryStore, DueStep, RetryResult }
 import {
   decodeCursor,
   decodeDeliveries,
+  decodeDocument,
   dueShard,
   encodeCursor,
   encodeDeliveries,
@@ -20,7 +21,13 @@ import {
   toDelivery,
 } from "./item-codec.js";
 import type { Page } from "./step-store.js";
-import { InvalidCursorError, isStoreUnavailable, StoreUnavailableError } from "./store-errors.js";
+import {
+  guardStore,
+  InvalidCursorError,
+  isConditionalFailure,
+  StoreUnavailableError,
+  toStoreError,
+} from "./store-errors.js";
 import { TABLE_SCHEMA } from "./table-schema.js";
 
 const A = TABLE_SCHEMA.attributes;
@@ -58,7 +65,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
   async findDue(nowMs: number, limit: number): Promise<DueStep[]> {
     const pages = await Promise.all(
       SHARDS.map((shard) =>
-        this.#guard(
+        guardStore(
           "findDue",
           this.#client.send(
             new QueryCommand({
@@ -101,13 +108,13 @@ export class DynamoDeliveryStore implements DeliveryStore {
       return {
         stepId: due.stepId,
         version: num(item[A.deliveryVersion]),
-        document: JSON.parse(item[A.document]?.S ?? "{}") as Record<string, unknown>,
+        document: decodeDocument(item),
         deliveries: decodeDeliveries(item),
       };
     } catch (error) {
       // Someone else claimed it (or settled it) since the index was read.
-      if ((error as Error).name === "ConditionalCheckFailedException") return null;
-      throw translate(error, "claim");
+      if (isConditionalFailure(error)) return null;
+      throw toStoreError(error, "claim");
     }
   }
 
@@ -123,8 +130,8 @@ export class DynamoDeliveryStore implements DeliveryStore {
       );
       return true;
     } catch (error) {
-      if ((error as Error).name === "ConditionalCheckFailedException") return false;
-      throw translate(error, "settle");
+      if (isConditionalFailure(error)) return false;
+      throw toStoreError(error, "settle");
     }
   }
 
@@ -139,7 +146,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
     let key: Item | undefined = start.key;
     // Pending deliveries are spread over the due index's shards: page through them one after another.
     while (deliveries.length < limit) {
-      const page = await this.#guard(
+      const page = await guardStore(
         "listDeliveries",
         this.#client.send(
           new QueryCommand({
@@ -175,7 +182,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
   async retry(stepId: string, sink: string, nowMs: number): Promise<RetryResult> {
     // An operator action, not the hot path: read, change one delivery, write back on the version read.
     for (let attempt = 0; attempt < 5; attempt++) {
-      const { Item: item } = await this.#guard(
+      const { Item: item } = await guardStore(
         "retry",
         this.#client.send(
           new GetItemCommand({
@@ -205,23 +212,6 @@ export class DynamoDeliveryStore implements DeliveryStore {
     }
     throw new StoreUnavailableError("delivery kept changing while it was being retried; try again");
   }
-
-  async #guard<T>(operation: string, call: Promise<T>): Promise<T> {
-    try {
-      return await call;
-    } catch (error) {
-      throw translate(error, operation);
-    }
-  }
-}
-
-function translate(error: unknown, operation: string): unknown {
-  if (isStoreUnavailable(error)) {
-    return new StoreUnavailableError(`DynamoDB ${operation} failed: ${(error as Error).name}`, {
-      cause: error,
-    });
-  }
-  return error;
 }
 
 /**

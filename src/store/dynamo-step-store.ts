@@ -23,7 +23,7 @@ import {
   toStoredStep,
 } from "./item-codec.js";
 import type { Page, RunRollup, SnapshotToApply, StepStore, StoredStep } from "./step-store.js";
-import { InvalidCursorError, isStoreUnavailable, StoreUnavailableError } from "./store-errors.js";
+import { guardStore, InvalidCursorError, isConditionalFailure, toStoreError } from "./store-errors.js";
 import { TABLE_SCHEMA } from "./table-schema.js";
 
 const A = TABLE_SCHEMA.attributes;
@@ -66,7 +66,7 @@ const APPLY_IN_PROGRESS_IF = `attribute_not_exists(${n(A.stepId)}) OR (${n(A.sta
 
 const IN_PROGRESS: AttributeValue = { S: "in_progress" };
 const ZERO: AttributeValue = { N: "0" };
-const ROLLUP_KEY_CONDITION = `${n(A.runId)} = :run`;
+const BY_RUN_KEY = `${n(A.runId)} = :run`;
 const ROLLUP_PROJECTION = [
   A.status,
   A.createdAt,
@@ -150,7 +150,7 @@ export class DynamoStepStore implements StepStore {
       const result = await this.#client.send(new UpdateItemCommand(input));
       return result.Attributes?.[A.status] ? "updated" : "created";
     } catch (error) {
-      if (!isConditionalFailure(error)) throw this.#translate(error, "apply");
+      if (!isConditionalFailure(error)) throw toStoreError(error, "apply");
       // An in_progress snapshot can only be refused as stale; a terminal one needs the stored status.
       if (!terminal) return "stale";
       const stored = (error as { Item?: Record<string, AttributeValue> }).Item?.[A.status]?.S as
@@ -164,7 +164,7 @@ export class DynamoStepStore implements StepStore {
   }
 
   async getStep(stepId: string): Promise<StoredStep | null> {
-    const result = await this.#guard(
+    const result = await guardStore(
       "getStep",
       this.#client.send(
         new GetItemCommand({
@@ -178,14 +178,14 @@ export class DynamoStepStore implements StepStore {
   }
 
   async listRunSteps(runId: string, limit: number, cursor: string | null): Promise<Page<StoredStep>> {
-    const result = await this.#guard(
+    const result = await guardStore(
       "listRunSteps",
       this.#client.send(
         new QueryCommand({
           TableName: this.#table,
           IndexName: BY_RUN.name,
-          KeyConditionExpression: `${n(A.runId)} = :run`,
-          ExpressionAttributeNames: { [n(A.runId)]: A.runId },
+          KeyConditionExpression: BY_RUN_KEY,
+          ExpressionAttributeNames: namesFor(BY_RUN_KEY),
           ExpressionAttributeValues: { ":run": { S: runId } },
           Limit: limit,
           ...(cursor ? { ExclusiveStartKey: decodeRunCursor(cursor, runId) } : {}),
@@ -209,15 +209,15 @@ export class DynamoStepStore implements StepStore {
     let startKey: Record<string, AttributeValue> | undefined;
     // Counting items, not events, is what makes every step count once however often it arrived.
     do {
-      const page = await this.#guard(
+      const page = await guardStore(
         "getRunRollup",
         this.#client.send(
           new QueryCommand({
             TableName: this.#table,
             IndexName: BY_RUN.name,
-            KeyConditionExpression: ROLLUP_KEY_CONDITION,
+            KeyConditionExpression: BY_RUN_KEY,
             ProjectionExpression: ROLLUP_PROJECTION,
-            ExpressionAttributeNames: namesFor(ROLLUP_KEY_CONDITION, ROLLUP_PROJECTION),
+            ExpressionAttributeNames: namesFor(BY_RUN_KEY, ROLLUP_PROJECTION),
             ExpressionAttributeValues: { ":run": { S: runId } },
             ...(startKey ? { ExclusiveStartKey: startKey } : {}),
           }),
@@ -245,11 +245,11 @@ export class DynamoStepStore implements StepStore {
   }
 
   async ping(): Promise<void> {
-    await this.#guard("ping", this.#client.send(new DescribeTableCommand({ TableName: this.#table })));
+    await guardStore("ping", this.#client.send(new DescribeTableCommand({ TableName: this.#table })));
   }
 
   async #readStatus(stepId: string): Promise<RunStepStatus> {
-    const result = await this.#guard(
+    const result = await guardStore(
       "readStatus",
       this.#client.send(
         new GetItemCommand({
@@ -266,7 +266,7 @@ export class DynamoStepStore implements StepStore {
 
   // Conflicts are rare and worth an operator's eye: counted on the step, never changing its state.
   async #countConflict(stepId: string): Promise<void> {
-    await this.#guard(
+    await guardStore(
       "countConflict",
       this.#client.send(
         new UpdateItemCommand({
@@ -280,27 +280,6 @@ export class DynamoStepStore implements StepStore {
       ),
     );
   }
-
-  async #guard<T>(operation: string, call: Promise<T>): Promise<T> {
-    try {
-      return await call;
-    } catch (error) {
-      throw this.#translate(error, operation);
-    }
-  }
-
-  #translate(error: unknown, operation: string): unknown {
-    if (isStoreUnavailable(error)) {
-      return new StoreUnavailableError(`DynamoDB ${operation} failed: ${(error as Error).name}`, {
-        cause: error,
-      });
-    }
-    return error;
-  }
-}
-
-function isConditionalFailure(error: unknown): boolean {
-  return error instanceof Error && error.name === "ConditionalCheckFailedException";
 }
 
 // Cursors are the index position, tied to the run they page through.

@@ -101,10 +101,15 @@ export function toDelivery(item: Item, record: DeliveryRecord): Delivery {
   };
 }
 
+/** The RunStepObject a step item keeps, as it was applied. */
+export function decodeDocument(item: Item): Record<string, unknown> {
+  return JSON.parse(item[A.document]?.S ?? "{}") as Record<string, unknown>;
+}
+
 /** Reads a step item. */
 export function toStoredStep(item: Item): StoredStep {
   return {
-    document: JSON.parse(item[A.document]?.S ?? "{}") as Record<string, unknown>,
+    document: decodeDocument(item),
     status: item[A.status]?.S as RunStepStatus,
     receivedAt: num(item[A.receivedAt]),
     updatedAt: num(item[A.updatedAt]),

@@ -50,3 +50,25 @@ export function isStoreUnavailable(error: unknown): boolean {
   if (error.name === "TypeError" && /fetch|network|connect/i.test(error.message)) return true;
   return /^Network connection lost/i.test(error.message);
 }
+
+/** Whether DynamoDB refused a write because its condition did not hold. */
+export function isConditionalFailure(error: unknown): boolean {
+  return error instanceof Error && error.name === "ConditionalCheckFailedException";
+}
+
+/** The error callers should see: {@link StoreUnavailableError} for "try again later", else the original. */
+export function toStoreError(error: unknown, operation: string): unknown {
+  if (!isStoreUnavailable(error)) return error;
+  return new StoreUnavailableError(`DynamoDB ${operation} failed: ${(error as Error).name}`, {
+    cause: error,
+  });
+}
+
+/** Awaits a DynamoDB call, translating its failure with {@link toStoreError}. */
+export async function guardStore<T>(operation: string, call: Promise<T>): Promise<T> {
+  try {
+    return await call;
+  } catch (error) {
+    throw toStoreError(error, operation);
+  }
+}
