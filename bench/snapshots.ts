@@ -5,12 +5,9 @@ import { DynamoStepStore } from "../src/store/dynamo-step-store.js";
 import type { SnapshotToApply } from "../src/store/step-store.js";
 import { type BenchStatus, stepTemplate } from "./events.js";
 
-/** Lease the Node server uses with the default NOTIFY_TIMEOUT_MS (see create-stepwatch.ts). */
-export const PROMPT_LEASE_MS = 25_000;
-
 /** A store exactly as the server builds it, on `client`. */
 export function benchStore(client: DynamoDBClient, tableName: string): DynamoStepStore {
-  return new DynamoStepStore({ client, tableName, retentionDays: 0, promptLeaseMs: PROMPT_LEASE_MS });
+  return new DynamoStepStore({ client, tableName, retentionDays: 0 });
 }
 
 /** Makes snapshots of the bench's 2 KB step with unique ids, as the ingest path hands them over. */

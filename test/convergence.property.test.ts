@@ -14,7 +14,6 @@ beforeAll(async () => {
     client: store.client,
     tableName: store.tableName,
     retentionDays: 0,
-    promptLeaseMs: 1000,
   });
 });
 afterAll(() => store.close());

@@ -4,6 +4,7 @@ import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig } from "../src/config/config-schema.js";
 import { createWebhookSigner } from "../src/domain/webhook-signer.js";
+import { buildOpenApiDocument } from "../src/http/openapi-document.js";
 import { createLogger } from "../src/observability/logger.js";
 import { createStepwatch } from "../src/runtime/create-stepwatch.js";
 import { createNodeDynamoHandler } from "../src/runtime/node-dynamo-handler.js";
@@ -360,6 +361,8 @@ describe("read API (SPEC §5)", () => {
       expect.arrayContaining(["id", "object", "status", "step_details", "usage"]),
     );
     expect(Object.keys(runStep?.properties ?? {})).toHaveLength(16);
+    // The served file is what the schemas generate: `npm run openapi` after changing either.
+    expect(doc).toEqual(JSON.parse(JSON.stringify(buildOpenApiDocument())));
   });
 });
 

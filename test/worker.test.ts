@@ -39,7 +39,7 @@ beforeAll(async () => {
     ]),
     NOTIFY_RETRY_SCHEDULE: "0.5",
     NOTIFY_TIMEOUT_MS: "2000",
-    LOG_LEVEL: "warn",
+    LOG_LEVEL: process.env.WORKER_LOG_LEVEL ? "debug" : "warn",
   });
 });
 

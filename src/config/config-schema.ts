@@ -88,6 +88,18 @@ export const ConfigSchema = v.object({
   ),
   NOTIFY_TIMEOUT_MS: integer(10_000, 100, 120_000),
   SWEEP_INTERVAL_S: seconds("15", 0.05),
+  /** How long one sweep keeps draining; each runtime has its own default (README, "Sweeps"). */
+  SWEEP_BUDGET_MS: v.optional(
+    v.pipe(
+      v.string(),
+      v.regex(/^\s*\d+\s*$/, "must be a whole number of ms from 100 to 840000"),
+      v.transform(Number),
+      v.minValue(100, "must be a whole number of ms from 100 to 840000"),
+      v.maxValue(840_000, "must be a whole number of ms from 100 to 840000"),
+    ),
+  ),
+  /** Attempts in flight to one sink from one process. */
+  NOTIFY_CONCURRENCY: integer(16, 1, 256),
   LOG_LEVEL: v.optional(
     v.picklist(["debug", "info", "warn", "error"], "must be debug, info, warn or error"),
     "info",

@@ -3,8 +3,14 @@ import type { TerminalStatus } from "./run-step-schema.js";
 /** Name of the notification a terminal status produces. */
 export type NotificationEvent = `run_step.${TerminalStatus}`;
 
-/** Where one notification stands. An attempt in flight is still `pending`. */
+/**
+ * Where one notification stands as stored. An attempt in flight is still `pending`; a pending
+ * delivery to a disabled sink is shown as `parked` (see {@link deliveryView}).
+ */
 export type DeliveryState = "pending" | "delivered" | "dead";
+
+/** A delivery's state as the operator API shows it. */
+export type DeliveryViewState = DeliveryState | "parked";
 
 /** A notification owed to one sink, decided by the write that applies the terminal transition. */
 export interface DeliveryIntent {
@@ -12,18 +18,60 @@ export interface DeliveryIntent {
   readonly event: NotificationEvent;
 }
 
-/** One notification of one step to one sink, as the operator API shows it. */
+/** One attempt to deliver a notification, as the attempt log keeps it. */
+export interface DeliveryAttempt {
+  /** 1 for the first attempt of the delivery, counting every attempt since. */
+  readonly attempt: number;
+  /** Unix ms the attempt started. */
+  readonly at: number;
+  /** The sink's HTTP status, when it answered. */
+  readonly status: number | null;
+  readonly latencyMs: number;
+  /** What went wrong, safe to show (no URL, token or key); null when delivered. */
+  readonly error: string | null;
+}
+
+/** How many attempts a delivery keeps in its log: the most recent ones. */
+export const ATTEMPT_LOG_SIZE = 10;
+
+/** One notification of one step to one sink: the one record the notifier, the store and the API share. */
 export interface Delivery {
-  readonly id: string;
   readonly stepId: string;
   readonly runId: string;
   readonly sink: string;
   readonly event: NotificationEvent;
   readonly state: DeliveryState;
+  /** Attempts made so far. */
   readonly attempts: number;
+  /** Attempts already made when the retry schedule last (re)started: a manual retry starts it again. */
+  readonly scheduleBase: number;
   readonly lastError: string | null;
-  /** Unix seconds of the next attempt while pending, else null. */
-  readonly nextAttemptAt: number | null;
+  /** Unix ms of the next attempt while pending (or the end of an operator's hold on it); else null. */
+  readonly nextAttemptMs: number | null;
+  /** Unix ms the delivery was first recorded. */
+  readonly createdAtMs: number;
+  /** The most recent attempts, oldest first, at most {@link ATTEMPT_LOG_SIZE}. */
+  readonly log: readonly DeliveryAttempt[];
+  /** Store version; every change to a delivery is conditional on the version its writer read. */
+  readonly version: number;
+}
+
+/** A new delivery, before any attempt. */
+export function newDelivery(intent: DeliveryIntent, stepId: string, runId: string, nowMs: number): Delivery {
+  return {
+    stepId,
+    runId,
+    sink: intent.sink,
+    event: intent.event,
+    state: "pending",
+    attempts: 0,
+    scheduleBase: 0,
+    lastError: null,
+    nextAttemptMs: nowMs,
+    createdAtMs: nowMs,
+    log: [],
+    version: 0,
+  };
 }
 
 /** The public id of a delivery: sink names cannot contain `:`, so it splits at the last one. */
@@ -36,4 +84,16 @@ export function parseDeliveryId(id: string): { stepId: string; sink: string } | 
   const at = id.lastIndexOf(":");
   if (at <= 0 || at === id.length - 1) return null;
   return { stepId: id.slice(0, at), sink: id.slice(at + 1) };
+}
+
+/** The state an operator sees: a pending delivery to a disabled sink is parked, not due. */
+export function deliveryView(
+  delivery: Delivery,
+  sinkDisabled: boolean,
+): { state: DeliveryViewState; nextAttemptMs: number | null } {
+  if (delivery.state === "pending" && sinkDisabled) return { state: "parked", nextAttemptMs: null };
+  return {
+    state: delivery.state,
+    nextAttemptMs: delivery.state === "pending" ? delivery.nextAttemptMs : null,
+  };
 }

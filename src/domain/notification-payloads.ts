@@ -7,7 +7,11 @@ export interface Notification {
   readonly step: RunStep;
   /** The stored RunStepObject, unknown fields included. */
   readonly document: Record<string, unknown>;
+  /** A test an operator asked for (`POST /v1/sinks/{name}/test`): every rendering says so. */
+  readonly test?: boolean;
 }
+
+const testMark = (n: Notification) => (n.test ? "[test] " : "");
 
 function terminalStatus(n: Notification): TerminalStatus {
   return n.event.slice("run_step.".length) as TerminalStatus;
@@ -19,12 +23,30 @@ export function occurredAt(n: Notification): string {
   return new Date(seconds * 1000).toISOString();
 }
 
+// A header value must be printable ASCII; longer ids than this are hashed too, to stay well-formed.
+const READABLE_ID = /^[\x21-\x7e]{1,200}$/;
+
 /**
- * The `webhook-id` of a notification to a sink: the same for every retry, so a receiver can
- * de-duplicate, and different per step, status and sink.
+ * The `webhook-id` of a notification to a sink: the same for every retry and resend, so a receiver
+ * can de-duplicate, and different per step, status and sink. Readable (`msg_<step>_<status>_<sink>`)
+ * when that is a valid header value; otherwise, for step ids with non-ASCII or control characters
+ * or of great length, `msg_h_` and a SHA-256 of the three, which is just as stable.
  */
-export function notificationMessageId(stepId: string, event: NotificationEvent, sink: string): string {
-  return `msg_${stepId}_${event.slice("run_step.".length)}_${sink}`;
+export async function notificationMessageId(
+  stepId: string,
+  event: NotificationEvent,
+  sink: string,
+): Promise<string> {
+  const status = event.slice("run_step.".length);
+  const readable = `msg_${stepId}_${status}_${sink}`;
+  if (READABLE_ID.test(readable)) return readable;
+  const digest = await crypto.subtle.digest(
+    "SHA-256",
+    new TextEncoder().encode(`${stepId}\n${status}\n${sink}`),
+  );
+  let binary = "";
+  for (const byte of new Uint8Array(digest)) binary += String.fromCharCode(byte);
+  return `msg_h_${btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "")}`;
 }
 
 /** Body of a `webhook` sink delivery (SPEC §6). */
@@ -32,8 +54,14 @@ export function buildWebhookPayload(n: Notification): {
   type: NotificationEvent;
   timestamp: string;
   data: unknown;
+  test?: true;
 } {
-  return { type: n.event, timestamp: occurredAt(n), data: n.document };
+  return {
+    type: n.event,
+    timestamp: occurredAt(n),
+    data: n.document,
+    ...(n.test ? { test: true as const } : {}),
+  };
 }
 
 /** Escapes text for Slack mrkdwn: `&`, `<` and `>` are control characters there. */
@@ -56,7 +84,7 @@ export function buildSlackMessage(n: Notification): { text: string; blocks: unkn
   const status = terminalStatus(n);
   const { step } = n;
   const code = (value: string) => `\`${escapeSlack(value)}\``;
-  const text = `${SLACK_ICON[status]} Run step ${status}: ${escapeSlack(step.id)} (run ${escapeSlack(step.run_id)})`;
+  const text = `${testMark(n)}${SLACK_ICON[status]} Run step ${status}: ${escapeSlack(step.id)} (run ${escapeSlack(step.run_id)})`;
   const fields = [
     `*Status*\n${status}`,
     `*Step*\n${code(step.id)}`,
@@ -97,12 +125,12 @@ export function buildPagerDutyEvent(n: Notification, routingKey: string): Record
   return {
     routing_key: routingKey,
     event_action: "trigger",
-    dedup_key: step.id,
+    dedup_key: n.test ? `test_${step.id}` : step.id,
     client: "stepwatch",
     payload: {
-      summary: clip(`Run step ${status}${reason} (step ${step.id}, run ${step.run_id})`, 1024),
+      summary: clip(`${testMark(n)}Run step ${status}${reason} (step ${step.id}, run ${step.run_id})`, 1024),
       source: `assistant ${step.assistant_id}`,
-      severity: SEVERITY[status],
+      severity: n.test ? "info" : SEVERITY[status],
       timestamp: occurredAt(n),
       component: "openai-assistants",
       group: step.run_id,
@@ -129,5 +157,5 @@ export function formatConsoleLine(n: Notification): string {
   const error = step.last_error
     ? ` error=${step.last_error.code}: ${JSON.stringify(step.last_error.message)}`
     : "";
-  return `[notify] ${n.event} step=${step.id} run=${step.run_id} thread=${step.thread_id} assistant=${step.assistant_id}${tokens}${error}`;
+  return `[notify] ${testMark(n)}${n.event} step=${step.id} run=${step.run_id} thread=${step.thread_id} assistant=${step.assistant_id}${tokens}${error}`;
 }

@@ -40,6 +40,18 @@ export const IngestResponseSchema = v.object({
 /** An accepted webhook's answer. */
 export type IngestResponse = v.InferOutput<typeof IngestResponseSchema>;
 
+const unixSeconds = v.pipe(v.number(), v.integer());
+
+/** One attempt of a delivery, as its attempt log keeps it. */
+export const DeliveryAttemptResponseSchema = v.object({
+  attempt: v.pipe(v.number(), v.integer()),
+  at: unixSeconds,
+  /** The sink's HTTP status; null when it never answered. */
+  status: v.nullable(v.pipe(v.number(), v.integer())),
+  latency_ms: v.pipe(v.number(), v.integer()),
+  error: v.nullable(v.string()),
+});
+
 /** A notification delivery as the operator API shows it. */
 export const DeliveryResponseSchema = v.object({
   id: v.string(),
@@ -47,14 +59,89 @@ export const DeliveryResponseSchema = v.object({
   run_id: v.string(),
   sink: v.string(),
   event: v.picklist(TERMINAL_STATUSES.map((s) => `run_step.${s}` as const)),
-  state: v.picklist(["pending", "delivered", "dead"]),
-  attempts: v.number(),
+  state: v.picklist(["pending", "parked", "delivered", "dead"]),
+  attempts: v.pipe(v.number(), v.integer()),
   last_error: v.nullable(v.string()),
-  next_attempt_at: v.nullable(v.number()),
+  next_attempt_at: v.nullable(unixSeconds),
+  created_at: unixSeconds,
+  /** The most recent attempts, oldest first (at most 10). */
+  recent_attempts: v.array(DeliveryAttemptResponseSchema),
 });
 
 /** A delivery in the API. */
 export type DeliveryResponse = v.InferOutput<typeof DeliveryResponseSchema>;
+
+/** A sink's state and backlog (SPEC §6). */
+export const SinkResponseSchema = v.object({
+  name: v.string(),
+  type: v.picklist(["webhook", "slack", "pagerduty", "console"]),
+  state: v.picklist(["healthy", "failing", "disabled"]),
+  consecutive_failures: v.pipe(v.number(), v.integer()),
+  last_success: v.nullable(
+    v.object({ at: unixSeconds, status: v.nullable(v.pipe(v.number(), v.integer())) }),
+  ),
+  last_failure: v.nullable(
+    v.object({ at: unixSeconds, status: v.nullable(v.pipe(v.number(), v.integer())), error: v.string() }),
+  ),
+  /** When a failing sink is next probed. */
+  next_probe_at: v.nullable(unixSeconds),
+  disabled_reason: v.nullable(v.string()),
+  pending: v.pipe(v.number(), v.integer()),
+  oldest_pending_age_s: v.nullable(v.pipe(v.number(), v.integer())),
+});
+
+/** A sink in the API. */
+export type SinkResponse = v.InferOutput<typeof SinkResponseSchema>;
+
+/** Answer to `POST /v1/sinks/{name}/test`. */
+export const SinkTestResponseSchema = v.object({
+  sink: v.string(),
+  ok: v.boolean(),
+  status: v.nullable(v.pipe(v.number(), v.integer())),
+  latency_ms: v.pipe(v.number(), v.integer()),
+  error: v.nullable(v.string()),
+  webhook_id: v.nullable(v.string()),
+});
+
+/** A sink test's answer. */
+export type SinkTestResponse = v.InferOutput<typeof SinkTestResponseSchema>;
+
+const timeBound = (name: string) =>
+  v.optional(
+    v.pipe(
+      v.number(`${name} must be Unix seconds`),
+      v.integer(`${name} must be Unix seconds`),
+      v.minValue(0, `${name} must be Unix seconds`),
+      v.maxValue(10_000_000_000, `${name} must be Unix seconds`),
+    ),
+  );
+
+/** Body of `POST /v1/deliveries/retry`: dead deliveries of one sink, by when they died. */
+export const BulkRetryRequestSchema = v.strictObject({
+  sink: v.pipe(
+    v.string("sink is required"),
+    v.regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, "sink must be a sink name"),
+  ),
+  since: timeBound("since"),
+  until: timeBound("until"),
+  limit: v.optional(
+    v.pipe(
+      v.number("limit must be a whole number from 1 to 1000"),
+      v.integer("limit must be a whole number from 1 to 1000"),
+      v.minValue(1, "limit must be a whole number from 1 to 1000"),
+      v.maxValue(1000, "limit must be a whole number from 1 to 1000"),
+    ),
+    1000,
+  ),
+});
+
+/** Answer to a bulk retry. */
+export const BulkRetryResponseSchema = v.object({
+  /** Dead deliveries made pending again. */
+  queued: v.pipe(v.number(), v.integer()),
+  /** Whether more dead deliveries match: call again to queue them. */
+  more: v.boolean(),
+});
 
 /** A stored step: the RunStepObject as last applied plus what stepwatch knows of it. */
 export const StoredStepResponseSchema = v.looseObject({
@@ -119,8 +206,11 @@ export const ListQuerySchema = v.object({
 /** Parsed list parameters. */
 export type ListQuery = v.InferOutput<typeof ListQuerySchema>;
 
-/** `state`, `limit` and `cursor` of the deliveries list. */
+/** `state`, `sink`, `limit` and `cursor` of the deliveries list. */
 export const DeliveryListQuerySchema = v.object({
   ...ListQuerySchema.entries,
   state: v.picklist(["pending", "dead"], "state must be pending or dead"),
+  sink: v.optional(
+    v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, "sink must be a sink name")),
+  ),
 });

@@ -18,6 +18,8 @@ export interface SinkOptions {
   readonly hmac: HmacSha256;
   /** Where the console sink writes; stdout by default. */
   readonly writeLine?: (line: string) => void;
+  /** Clock in Unix ms: signature timestamps and `Retry-After` dates. */
+  readonly nowMs?: () => number;
 }
 
 /**
@@ -35,6 +37,7 @@ export async function createSinks(
 async function createSink(config: SinkConfig, options: SinkOptions): Promise<Sink> {
   const { name, type } = config;
   const timeoutMs = options.timeoutMs;
+  const nowMs = options.nowMs ?? Date.now;
   switch (config.type) {
     case "webhook": {
       const signer = await createWebhookSigner(config.secret, options.hmac);
@@ -43,9 +46,9 @@ async function createSink(config: SinkConfig, options: SinkOptions): Promise<Sin
         type,
         async send(n) {
           const body = JSON.stringify(buildWebhookPayload(n));
-          const id = notificationMessageId(n.step.id, n.event, name);
-          const headers = await signer.sign(id, Date.now() / 1000, body);
-          return postJson(config.url, body, { ...headers }, timeoutMs);
+          const id = await notificationMessageId(n.step.id, n.event, name);
+          const headers = await signer.sign(id, nowMs() / 1000, body);
+          return postJson(config.url, body, { ...headers }, timeoutMs, nowMs);
         },
       };
     }
@@ -53,14 +56,20 @@ async function createSink(config: SinkConfig, options: SinkOptions): Promise<Sin
       return {
         name,
         type,
-        send: (n) => postJson(config.url, JSON.stringify(buildSlackMessage(n)), {}, timeoutMs),
+        send: (n) => postJson(config.url, JSON.stringify(buildSlackMessage(n)), {}, timeoutMs, nowMs),
       };
     case "pagerduty":
       return {
         name,
         type,
         send: (n) =>
-          postJson(config.url, JSON.stringify(buildPagerDutyEvent(n, config.routing_key)), {}, timeoutMs),
+          postJson(
+            config.url,
+            JSON.stringify(buildPagerDutyEvent(n, config.routing_key)),
+            {},
+            timeoutMs,
+            nowMs,
+          ),
       };
     case "console": {
       const write = options.writeLine ?? ((line: string) => console.log(line));

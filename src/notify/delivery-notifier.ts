@@ -1,69 +1,120 @@
+import pLimit, { type LimitFunction } from "p-limit";
 import * as v from "valibot";
-import type { DeliveryIntent } from "../domain/delivery.js";
+import { type Delivery, type DeliveryIntent, newDelivery } from "../domain/delivery.js";
 import type { Notification } from "../domain/notification-payloads.js";
 import { selectIntents } from "../domain/notification-routing.js";
+import { type AttemptResult, afterAttempt, type RetryPolicy } from "../domain/retry-policy.js";
 import { type RunStep, RunStepSchema } from "../domain/run-step-schema.js";
 import type { SinkConfig } from "../domain/sink-config-schema.js";
+import { FAILING_AFTER, probeDelayMs, type SinkHealth } from "../domain/sink-health.js";
 import { describeError, type Logger } from "../observability/logger.js";
-import {
-  type ClaimedStep,
-  type DeliveryRecord,
-  type DeliveryStore,
-  newDeliveryRecord,
-} from "../store/delivery-store.js";
+import type { DeliveryStore, DueDelivery, SinkHealthStore } from "../store/delivery-store.js";
+import { probeLeaseKey, shardLeaseKey } from "../store/item-codec.js";
+import { TABLE_SCHEMA } from "../store/table-schema.js";
 import type { AppliedTransition, Notifier, SweepReport } from "./notifier.js";
-import type { AttemptResult, Sink } from "./sink.js";
+import type { Sink } from "./sink.js";
 
 /** Settings of the notifier. */
 export interface DeliveryNotifierOptions {
   readonly sinkConfigs: readonly SinkConfig[];
   readonly sinks: ReadonlyMap<string, Sink>;
-  readonly store: DeliveryStore;
+  readonly deliveries: DeliveryStore;
+  readonly health: SinkHealthStore;
   readonly logger: Logger;
   /** Seconds to wait before each retry (NOTIFY_RETRY_SCHEDULE). */
   readonly retryScheduleS: readonly number[];
-  /** How long a sweeper holds a claimed step before another may take it. */
-  readonly leaseMs: number;
+  /** Per-attempt time-out (NOTIFY_TIMEOUT_MS): bounds how long any lease must outlast its holder's work. */
+  readonly timeoutMs: number;
+  /** How long one sweep keeps draining (SWEEP_BUDGET_MS). */
+  readonly sweepBudgetMs: number;
+  /** Attempts in flight to one sink from this process, prompt and sweep together. */
+  readonly sinkConcurrency: number;
+  /** Attempts one sweep may make at most (a Worker invocation's subrequests are limited); unlimited when absent. */
+  readonly maxAttemptsPerSweep?: number;
   /** Clock in Unix ms; injectable for tests. */
   readonly nowMs?: () => number;
   /** Jitter source in [0, 1); injectable for tests. */
   readonly random?: () => number;
 }
 
-const SWEEP_BATCH = 25;
-const SWEEP_CONCURRENCY = 8;
+/** Prompt attempts waiting for one sink beyond this are left to the sweeper instead of queueing in memory. */
+const MAX_WAITING_PER_SINK = 1_000;
+/** Deliveries a sweep reads at a time from one queue shard. */
+const SWEEP_PAGE = 100;
+/** Slack added to every lease beyond the work it covers: clock skew between instances, store latency. */
+const LEASE_MARGIN_MS = 5_000;
+/** How far instances' clocks may disagree: the outbox is only recovered this long after the prompt lease. */
+const CLOCK_SKEW_MS = 60_000;
+/** How long an instance trusts the sink health it read for prompt decisions. */
+const HEALTH_CACHE_MS = 1_000;
+/** A healthy sink's "last success" is written at most this often per instance (each write costs a unit). */
+const SUCCESS_WRITE_EVERY_MS = 10_000;
+
+interface Tally {
+  attempts: number;
+  delivered: number;
+  retrying: number;
+  dead: number;
+  parked: number;
+  probes: number;
+}
+
+const emptyTally = (): Tally => ({ attempts: 0, delivered: 0, retrying: 0, dead: 0, parked: 0, probes: 0 });
 
 /**
  * Delivers notifications: promptly from the instance that applied the terminal transition, and
- * later from sweepers for retries and for work a dead instance left behind. Every attempt's
- * outcome is written back in one conditional write per step.
+ * from sweepers for retries, for sinks that recovered, and for work a dead instance left behind.
+ *
+ * Every sink is its own lane: its own concurrency limit, its own queue partitions, its own health.
+ * A sink that hangs or fails fills only its own lane, so it never delays another sink or ingest.
  */
 export class DeliveryNotifier implements Notifier {
-  readonly #options: DeliveryNotifierOptions;
+  readonly #o: DeliveryNotifierOptions;
   readonly #nowMs: () => number;
-  readonly #random: () => number;
+  readonly #policy: RetryPolicy;
   readonly #inFlight = new Set<Promise<unknown>>();
+  readonly #limiters = new Map<string, LimitFunction>();
+  readonly #health = new Map<string, { health: SinkHealth; readAtMs: number }>();
+  readonly #successWrittenAt = new Map<string, number>();
 
   constructor(options: DeliveryNotifierOptions) {
-    this.#options = options;
+    this.#o = options;
     this.#nowMs = options.nowMs ?? Date.now;
-    this.#random = options.random ?? Math.random;
+    this.#policy = { scheduleS: options.retryScheduleS, random: options.random ?? Math.random };
+  }
+
+  /** The configured sinks' names, in configuration order. */
+  get sinkNames(): string[] {
+    return this.#o.sinkConfigs.map((config) => config.name);
   }
 
   intentsFor(step: RunStep): DeliveryIntent[] {
-    return selectIntents(step, this.#options.sinkConfigs);
+    return selectIntents(step, this.#o.sinkConfigs);
   }
 
   deliverPrompt(transition: AppliedTransition): Promise<void> {
-    const records = transition.intents.map(newDeliveryRecord);
-    // Started on the next turn of the event loop, so the webhook's answer goes out first. Version 0
-    // is the one the applying write set; a sweeper can only take over after the lease.
-    const task = nextTurn().then(() => this.#attemptAll(transition.step, transition.document, 0, records));
+    // Started on the next turn of the event loop, so the webhook's answer goes out first.
+    const task = nextTurn().then(() =>
+      Promise.all(transition.intents.map((intent) => this.#deliverPromptly(transition, intent))),
+    );
     return this.#track(task).then(() => undefined);
   }
 
   sweep(): Promise<SweepReport> {
-    return this.#track(this.#sweep());
+    return this.#track(this.#sweep(this.sinkNames));
+  }
+
+  /**
+   * One sweep of one sink's deliveries, without the outbox recovery: the Node server runs one per
+   * sink on its own timer, so a sink whose sweep hangs on time-outs never delays another's.
+   */
+  sweepSink(sink: string): Promise<SweepReport> {
+    return this.#track(this.#sweep([sink], false));
+  }
+
+  /** The outbox recovery alone (see {@link DeliveryStore.recoverOutbox}); returns deliveries recovered. */
+  recover(): Promise<number> {
+    return this.#track(this.#recover(this.#nowMs(), this.#nowMs() + this.#o.sweepBudgetMs));
   }
 
   /** Resolves when every prompt delivery and sweep started so far has finished. */
@@ -71,117 +122,314 @@ export class DeliveryNotifier implements Notifier {
     while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
   }
 
-  async #sweep(): Promise<SweepReport> {
-    const now = this.#nowMs();
-    const due = await this.#options.store.findDue(now, SWEEP_BATCH);
-    let claimed = 0;
-    let attempts = 0;
-    const queue = [...due];
-    const worker = async () => {
-      for (let next = queue.shift(); next; next = queue.shift()) {
-        const held = await this.#options.store.claim(next, this.#nowMs() + this.#options.leaseMs);
-        if (!held) continue;
-        claimed++;
-        attempts += await this.#attemptClaimed(held);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(SWEEP_CONCURRENCY, queue.length) }, worker));
-    return { due: due.length, claimed, attempts };
+  /** The sink's health, at most {@link HEALTH_CACHE_MS} old. */
+  async sinkHealth(sink: string, maxAgeMs = HEALTH_CACHE_MS): Promise<SinkHealth> {
+    const cached = this.#health.get(sink);
+    if (cached && this.#nowMs() - cached.readAtMs <= maxAgeMs) return cached.health;
+    return this.#remember(await this.#o.health.get(sink));
   }
 
-  async #attemptClaimed(held: ClaimedStep): Promise<number> {
-    const parsed = v.safeParse(RunStepSchema, held.document);
-    if (!parsed.success) {
-      // Cannot happen for documents this service stored; settle as dead rather than loop forever.
-      const dead = held.deliveries.map((d) =>
-        d.state === "pending" ? { ...d, state: "dead" as const, lastError: "stored step is unreadable" } : d,
-      );
-      await this.#options.store.settle(held.stepId, held.version, dead, this.#nowMs());
-      return 0;
+  /** Notes a health change made elsewhere (an operator's enable or disable) at once. */
+  rememberHealth(health: SinkHealth): SinkHealth {
+    return this.#remember(health);
+  }
+
+  /**
+   * Attempts one stored delivery now (an operator's retry or resend), within its sink's lane, and
+   * returns it as it stands after the attempt (not yet written back: the caller records it).
+   */
+  async attemptNow(delivery: Delivery, document: Record<string, unknown>): Promise<Delivery> {
+    const sink = this.#o.sinks.get(delivery.sink);
+    const step = v.safeParse(RunStepSchema, document);
+    if (!sink || !step.success) {
+      const error = sink ? "stored step is unreadable" : "sink is no longer configured";
+      return { ...delivery, state: "dead", lastError: error, nextAttemptMs: null };
     }
-    return this.#attemptAll(parsed.output, held.document, held.version, held.deliveries);
+    return this.#lane(delivery.sink)(() =>
+      this.#attempt(sink, delivery, { event: delivery.event, step: step.output, document }, false),
+    );
   }
 
-  // Attempts every pending delivery that is due, concurrently, then settles them in one write.
-  async #attemptAll(
-    step: RunStep,
-    document: Record<string, unknown>,
-    version: number,
-    records: readonly DeliveryRecord[],
-  ): Promise<number> {
-    const now = this.#nowMs();
-    let attempted = 0;
-    const settled = await Promise.all(
-      records.map(async (record) => {
-        if (record.state !== "pending" || (record.nextAttemptMs !== null && record.nextAttemptMs > now))
-          return record;
-        attempted++;
-        return this.#attempt(step, document, record);
-      }),
-    );
+  /** Sends a test notification to a sink now and reports what came of it. */
+  async sendTest(
+    sinkName: string,
+    notification: Notification,
+  ): Promise<{ result: AttemptResult; latencyMs: number } | null> {
+    const sink = this.#o.sinks.get(sinkName);
+    if (!sink) return null;
+    return this.#lane(sinkName)(async () => {
+      const started = this.#nowMs();
+      const result = await sendSafely(sink, notification);
+      const ended = this.#nowMs();
+      await this.#recordHealth(sinkName, result, ended, false);
+      return { result, latencyMs: ended - started };
+    });
+  }
+
+  async #deliverPromptly(transition: AppliedTransition, intent: DeliveryIntent): Promise<void> {
+    const { step, document } = transition;
+    const fresh = newDelivery(intent, step.id, step.run_id, this.#nowMs());
+    const sink = this.#o.sinks.get(intent.sink);
     try {
-      const held = await this.#options.store.settle(step.id, version, settled, this.#nowMs());
-      if (!held) this.#options.logger.warn("delivery lease lost before settling", { step_id: step.id });
+      const lane = this.#lane(intent.sink);
+      const health = await this.sinkHealth(intent.sink);
+      // A failing or disabled sink is not attempted here: the delivery waits for its probe or its
+      // enabling. Nor is one whose lane is full: the sweeper takes it, rather than memory piling up.
+      if (!sink || health.state !== "healthy" || lane.pendingCount >= MAX_WAITING_PER_SINK) {
+        await this.#o.deliveries.create(fresh);
+        return;
+      }
+      await lane(async () => {
+        const after = await this.#attempt(sink, fresh, { event: intent.event, step, document }, false);
+        if (!(await this.#o.deliveries.create(after))) {
+          // Only when this instance was so slow that the outbox recovery already recorded it.
+          this.#o.logger.warn("delivery was recorded by a sweeper meanwhile", {
+            step_id: step.id,
+            sink: intent.sink,
+          });
+        }
+      });
     } catch (error) {
-      // The due index still points at this step; the next sweep after the lease retries it.
-      this.#options.logger.error("could not record delivery attempts", {
+      // The outbox still lists this transition: a sweeper records it after the prompt lease.
+      this.#o.logger.error("could not record delivery attempt", {
         step_id: step.id,
+        sink: intent.sink,
         error: describeError(error),
       });
     }
-    return attempted;
+  }
+
+  async #sweep(sinks: readonly string[], recover = true): Promise<SweepReport> {
+    const started = this.#nowMs();
+    const deadline = started + this.#o.sweepBudgetMs;
+    const recovered = recover ? await this.#recover(started, deadline) : 0;
+    const budget = { left: this.#o.maxAttemptsPerSweep ?? Number.POSITIVE_INFINITY };
+    const tallies = await Promise.all(
+      sinks.map((sink) =>
+        this.#drainSink(sink, deadline, budget).catch((error) => {
+          this.#o.logger.warn("sweep of a sink failed", { sink, error: describeError(error) });
+          return emptyTally();
+        }),
+      ),
+    );
+    const total = tallies.reduce((sum, t) => {
+      for (const key of Object.keys(sum) as (keyof Tally)[]) sum[key] += t[key];
+      return sum;
+    }, emptyTally());
+    return { recovered, ...total, durationMs: this.#nowMs() - started };
+  }
+
+  async #recover(now: number, deadline: number): Promise<number> {
+    try {
+      const upTo = now - this.#promptLeaseMs() - CLOCK_SKEW_MS;
+      return (await this.#o.deliveries.recoverOutbox(upTo, now, deadline)).recovered;
+    } catch (error) {
+      this.#o.logger.warn("outbox recovery failed", { error: describeError(error) });
+      return 0;
+    }
+  }
+
+  /** How long the applying instance has for its prompt attempts before the outbox recovery may step in. */
+  #promptLeaseMs(): number {
+    return this.#o.timeoutMs * 2 + LEASE_MARGIN_MS;
+  }
+
+  async #drainSink(sinkName: string, deadline: number, budget: { left: number }): Promise<Tally> {
+    const tally = emptyTally();
+    const sink = this.#o.sinks.get(sinkName);
+    if (!sink) return tally;
+    const health = await this.sinkHealth(sinkName, 0);
+    if (health.state === "disabled") return tally;
+    if (health.state === "failing") {
+      const healed = await this.#probe(sink, health, deadline, tally);
+      if (!healed) return tally;
+    }
+    for (const shard of shuffled(TABLE_SCHEMA.queueShards)) {
+      if (this.#stop(sinkName, deadline, budget)) break;
+      await this.#drainShard(sink, shard, deadline, budget, tally);
+    }
+    return tally;
+  }
+
+  // Drains one queue shard of a sink under a lease, so concurrent sweepers divide shards between them.
+  async #drainShard(sink: Sink, shard: number, deadline: number, budget: { left: number }, tally: Tally) {
+    const store = this.#o.deliveries;
+    let due = await store.findDue(sink.name, shard, this.#nowMs(), SWEEP_PAGE);
+    if (due.length === 0) return;
+    const leaseKey = shardLeaseKey(sink.name, shard);
+    // Held until every attempt this sweep may start has ended (each ends within the time-out).
+    const version = await store.acquireLease(
+      leaseKey,
+      deadline + this.#o.timeoutMs + LEASE_MARGIN_MS,
+      this.#nowMs(),
+    );
+    if (version === null) return;
+    try {
+      while (due.length > 0) {
+        await this.#attemptPage(sink, due, deadline, budget, tally);
+        if (this.#stop(sink.name, deadline, budget)) break;
+        due = await store.findDue(sink.name, shard, this.#nowMs(), SWEEP_PAGE, due.at(-1));
+      }
+    } finally {
+      await store.releaseLease(leaseKey, version);
+    }
+  }
+
+  async #attemptPage(
+    sink: Sink,
+    due: readonly DueDelivery[],
+    deadline: number,
+    budget: { left: number },
+    tally: Tally,
+  ): Promise<void> {
+    const store = this.#o.deliveries;
+    const now = this.#nowMs();
+    // The index only says what may be due; the deliveries themselves, read consistently, decide.
+    const ready = (await store.getMany(due)).filter(
+      (d) => d.state === "pending" && (d.nextAttemptMs ?? 0) <= now,
+    );
+    if (ready.length === 0) return;
+    const documents = await store.documents(ready.map((d) => d.stepId));
+    const lane = this.#lane(sink.name);
+    await Promise.all(
+      ready.map((delivery) =>
+        lane(async () => {
+          if (this.#stop(sink.name, deadline, budget)) return;
+          budget.left--;
+          const after = await this.#attemptStored(sink, delivery, documents.get(delivery.stepId));
+          count(tally, after);
+          if (!(await store.replace({ ...after, version: delivery.version + 1 }))) {
+            this.#o.logger.warn("delivery changed while it was attempted", {
+              step_id: delivery.stepId,
+              sink: delivery.sink,
+            });
+          }
+        }),
+      ),
+    );
+  }
+
+  // A failing sink gets one attempt at a time across all instances, on a backoff: its probe.
+  async #probe(sink: Sink, health: SinkHealth, deadline: number, tally: Tally): Promise<boolean> {
+    const store = this.#o.deliveries;
+    const now = this.#nowMs();
+    if ((health.nextProbeAtMs ?? 0) > now || now >= deadline) return false;
+    const until = now + this.#o.timeoutMs + LEASE_MARGIN_MS;
+    const probeVersion = await store.acquireLease(probeLeaseKey(sink.name), until, now);
+    if (probeVersion === null) return false;
+    try {
+      for (const shard of shuffled(TABLE_SCHEMA.queueShards)) {
+        const [due] = await store.findDue(sink.name, shard, now, 1);
+        if (!due) continue;
+        const shardKey = shardLeaseKey(sink.name, shard);
+        const shardVersion = await store.acquireLease(shardKey, until, now);
+        if (shardVersion === null) continue;
+        try {
+          const [delivery] = await store.getMany([due]);
+          if (delivery?.state !== "pending") continue;
+          const documents = await store.documents([delivery.stepId]);
+          tally.probes++;
+          const after = await this.#attemptStored(sink, delivery, documents.get(delivery.stepId), true);
+          count(tally, after);
+          await store.replace({ ...after, version: delivery.version + 1 });
+          return after.state === "delivered";
+        } finally {
+          await store.releaseLease(shardKey, shardVersion);
+        }
+      }
+      return false;
+    } finally {
+      await store.releaseLease(probeLeaseKey(sink.name), probeVersion);
+    }
+  }
+
+  async #attemptStored(
+    sink: Sink,
+    delivery: Delivery,
+    document: Record<string, unknown> | undefined,
+    probe = false,
+  ): Promise<Delivery> {
+    const step = document === undefined ? undefined : v.safeParse(RunStepSchema, document);
+    if (!document || !step?.success) {
+      // Cannot happen for steps this service stored; dead rather than retried forever.
+      const error = document ? "stored step is unreadable" : "stored step is missing";
+      return { ...delivery, state: "dead", lastError: error, nextAttemptMs: null };
+    }
+    return this.#attempt(sink, delivery, { event: delivery.event, step: step.output, document }, probe);
   }
 
   async #attempt(
-    step: RunStep,
-    document: Record<string, unknown>,
-    record: DeliveryRecord,
-  ): Promise<DeliveryRecord> {
-    const sink = this.#options.sinks.get(record.sink);
-    const attempt = record.attempts + 1;
-    const started = this.#nowMs();
-    let result: AttemptResult;
-    if (sink) {
-      const notification: Notification = { event: record.event, step, document };
-      try {
-        result = await sink.send(notification);
-      } catch (error) {
-        result = { ok: false, retryable: true, error: describeError(error) };
-      }
-    } else {
-      result = { ok: false, retryable: false, error: "sink is no longer configured" };
+    sink: Sink,
+    delivery: Delivery,
+    notification: Notification,
+    probe: boolean,
+  ): Promise<Delivery> {
+    const startedMs = this.#nowMs();
+    const result = await sendSafely(sink, notification);
+    const endedMs = this.#nowMs();
+    const after = afterAttempt(delivery, result, { startedMs, endedMs }, this.#policy);
+    try {
+      await this.#recordHealth(sink.name, result, endedMs, probe);
+    } catch (error) {
+      this.#o.logger.warn("could not record sink health", { sink: sink.name, error: describeError(error) });
     }
-    const next = this.#next(record, attempt, result);
-    this.#options.logger.info("delivery attempt", {
-      sink: record.sink,
-      step_id: step.id,
-      event: record.event,
-      attempt,
-      outcome: next.state === "pending" ? "retry" : next.state,
-      latency_ms: this.#nowMs() - started,
+    this.#o.logger.info("delivery attempt", {
+      sink: sink.name,
+      step_id: delivery.stepId,
+      event: delivery.event,
+      attempt: after.attempts,
+      outcome: outcomeOf(after, result),
+      latency_ms: endedMs - startedMs,
       status: result.status,
       error: result.ok ? undefined : result.error,
+      probe: probe || undefined,
     });
-    return next;
+    return after;
   }
 
-  #next(record: DeliveryRecord, attempt: number, result: AttemptResult): DeliveryRecord {
-    if (result.ok)
-      return { ...record, state: "delivered", attempts: attempt, lastError: null, nextAttemptMs: null };
-    const failed = { ...record, attempts: attempt, lastError: result.error };
-    if (!result.retryable) return { ...failed, state: "dead", nextAttemptMs: null };
-    const delayS = this.#options.retryScheduleS[attempt - 1 - record.scheduleBase];
-    if (delayS === undefined) {
-      return {
-        ...failed,
-        state: "dead",
-        lastError: `gave up after ${attempt} attempts: ${result.error}`,
-        nextAttemptMs: null,
-      };
+  async #recordHealth(sink: string, result: AttemptResult, atMs: number, probe: boolean): Promise<void> {
+    const store = this.#o.health;
+    if (result.ok) {
+      const known = this.#health.get(sink)?.health;
+      const quiet = known?.state === "healthy" && known.consecutiveFailures === 0;
+      const writtenAt = this.#successWrittenAt.get(sink);
+      if (quiet && writtenAt !== undefined && atMs - writtenAt < SUCCESS_WRITE_EVERY_MS) return;
+      this.#successWrittenAt.set(sink, atMs);
+      this.#remember(await store.recordSuccess(sink, result.status ?? null, atMs));
+      return;
     }
-    // ±10% jitter spreads retries of a burst; a longer Retry-After from the sink wins.
-    const delayMs = Math.max(delayS * 1000 * (0.9 + 0.2 * this.#random()), result.retryAfterMs ?? 0);
-    return { ...failed, state: "pending", nextAttemptMs: Math.round(this.#nowMs() + delayMs) };
+    if (result.gone) {
+      this.#remember(await store.disable(sink, `the endpoint answered ${result.error}`));
+      return;
+    }
+    const level = probe ? (this.#health.get(sink)?.health.probeLevel ?? 0) + 1 : 0;
+    const health = await store.recordFailure(
+      sink,
+      { status: result.status ?? null, error: result.error, atMs },
+      { failingAfter: FAILING_AFTER, nextProbeAtMs: atMs + probeDelayMs(level), probe },
+    );
+    this.#remember(health);
+  }
+
+  #remember(health: SinkHealth): SinkHealth {
+    this.#health.set(health.name, { health, readAtMs: this.#nowMs() });
+    return health;
+  }
+
+  // Whether a sweep of this sink should start no more attempts.
+  #stop(sink: string, deadline: number, budget: { left: number }): boolean {
+    return (
+      this.#nowMs() >= deadline || budget.left <= 0 || this.#health.get(sink)?.health.state !== "healthy"
+    );
+  }
+
+  #lane(sink: string): LimitFunction {
+    let lane = this.#limiters.get(sink);
+    if (!lane) {
+      lane = pLimit(this.#o.sinkConcurrency);
+      this.#limiters.set(sink, lane);
+    }
+    return lane;
   }
 
   #track<T>(task: Promise<T>): Promise<T> {
@@ -190,6 +438,37 @@ export class DeliveryNotifier implements Notifier {
     task.then(done, done);
     return task;
   }
+}
+
+async function sendSafely(sink: Sink, notification: Notification): Promise<AttemptResult> {
+  try {
+    return await sink.send(notification);
+  } catch (error) {
+    // Sinks classify their own failures; anything they throw is a bug or a refusal before sending.
+    return { ok: false, retryable: false, error: `could not send: ${describeError(error)}` };
+  }
+}
+
+function outcomeOf(after: Delivery, result: AttemptResult): string {
+  if (!result.ok && result.gone) return "parked";
+  return after.state === "pending" ? "retry" : after.state;
+}
+
+function count(tally: Tally, after: Delivery): void {
+  tally.attempts++;
+  if (after.state === "delivered") tally.delivered++;
+  else if (after.state === "dead") tally.dead++;
+  else if (after.log.at(-1)?.status === 410) tally.parked++;
+  else tally.retrying++;
+}
+
+function shuffled(n: number): number[] {
+  const items = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [items[i], items[j]] = [items[j] as number, items[i] as number];
+  }
+  return items;
 }
 
 function nextTurn(): Promise<void> {

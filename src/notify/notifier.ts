@@ -8,14 +8,21 @@ export interface AppliedTransition {
   readonly intents: readonly DeliveryIntent[];
 }
 
-/** What one sweep did. */
+/** What one sweep did. Every attempt counts once, under exactly one outcome. */
 export interface SweepReport {
-  /** Steps found with deliveries due. */
-  readonly due: number;
-  /** Of those, the ones this sweep claimed (others were taken by a concurrent sweeper). */
-  readonly claimed: number;
-  /** Delivery attempts made. */
+  /** Deliveries the outbox recovery wrote for transitions whose instance died before recording them. */
+  readonly recovered: number;
+  /** Delivery attempts made (probes included). */
   readonly attempts: number;
+  readonly delivered: number;
+  /** Failed and scheduled again. */
+  readonly retrying: number;
+  readonly dead: number;
+  /** Answered `410 Gone`: the sink is disabled and the delivery parked. */
+  readonly parked: number;
+  /** Attempts that were probes of a failing sink. */
+  readonly probes: number;
+  readonly durationMs: number;
 }
 
 /** Decides who hears about a terminal step, and tells them. */
@@ -24,6 +31,6 @@ export interface Notifier {
   intentsFor(step: RunStep): DeliveryIntent[];
   /** Delivers a just-applied transition's notifications now; never rejects. */
   deliverPrompt(transition: AppliedTransition): Promise<void>;
-  /** Finds due deliveries, claims each step with a lease, and attempts them. Safe to run anywhere, at once. */
+  /** Attempts due deliveries of every sink until none is due or the sweep budget is spent. */
   sweep(): Promise<SweepReport>;
 }

@@ -3,8 +3,10 @@ import type { AttemptResult } from "./sink.js";
 const MAX_ERROR_BODY = 200;
 
 /**
- * POSTs a JSON body and classifies the answer: 2xx delivered; network errors, time-outs, 408, 429
- * and 5xx retryable (with `Retry-After` when given); anything else, redirects included, final.
+ * POSTs a JSON body and classifies the answer (SPEC §6): 2xx delivered; network errors, time-outs,
+ * 408, 429 and 5xx retryable (with `Retry-After` when given); `410 Gone` gone; anything else,
+ * redirects included, final. A request that cannot even be built (a header value fetch refuses,
+ * a URL it cannot parse) is final too: sending it again would fail the same way.
  * Error texts carry the status and a clipped response body, never the URL (it may hold a token).
  */
 export async function postJson(
@@ -12,16 +14,23 @@ export async function postJson(
   body: string,
   headers: Readonly<Record<string, string>>,
   timeoutMs: number,
+  nowMs: () => number = Date.now,
 ): Promise<AttemptResult> {
-  let response: Response;
+  let request: Request;
   try {
-    response = await fetch(url, {
+    request = new Request(url, {
       method: "POST",
       headers: { "content-type": "application/json", "user-agent": "stepwatch", ...headers },
       body,
       redirect: "manual",
       signal: AbortSignal.timeout(timeoutMs),
     });
+  } catch (error) {
+    return { ok: false, retryable: false, error: `request could not be built: ${(error as Error).name}` };
+  }
+  let response: Response;
+  try {
+    response = await fetch(request);
   } catch (error) {
     return { ok: false, retryable: true, error: describeFetchError(error, timeoutMs) };
   }
@@ -32,20 +41,28 @@ export async function postJson(
   }
   const text = clip(await response.text().catch(() => ""));
   const retryable = status === 408 || status === 429 || status >= 500;
-  const retryAfterMs = parseRetryAfter(response.headers.get("retry-after"));
+  const retryAfterMs = parseRetryAfter(response.headers.get("retry-after"), nowMs());
   const error =
     status >= 300 && status < 400
       ? `HTTP ${status}: redirects are not followed`
       : `HTTP ${status}${text ? `: ${text}` : ""}`;
-  return { ok: false, retryable, error, status, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
+  return {
+    ok: false,
+    retryable,
+    error,
+    status,
+    ...(status === 410 ? { gone: true } : {}),
+    ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+  };
 }
 
-/** Reads `Retry-After` as seconds or an HTTP date, in ms from now. */
-export function parseRetryAfter(value: string | null): number | undefined {
+/** Reads `Retry-After` as whole seconds or an HTTP date, in ms from `nowMs`. */
+export function parseRetryAfter(value: string | null, nowMs: number): number | undefined {
   if (!value) return undefined;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+  const trimmed = value.trim();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
+  const date = Date.parse(trimmed);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - nowMs);
 }
 
 function describeFetchError(error: unknown, timeoutMs: number): string {

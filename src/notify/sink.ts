@@ -1,17 +1,7 @@
 import type { Notification } from "../domain/notification-payloads.js";
+import type { AttemptResult } from "../domain/retry-policy.js";
 
-/** What one delivery attempt came to. `error` is safe to store and show: no URL, token or key. */
-export type AttemptResult =
-  | { readonly ok: true; readonly status?: number }
-  | {
-      readonly ok: false;
-      /** Network error, time-out, 5xx, 408 or 429: worth another attempt. */
-      readonly retryable: boolean;
-      readonly error: string;
-      readonly status?: number;
-      /** The sink's `Retry-After`, in ms, when it sent one. */
-      readonly retryAfterMs?: number;
-    };
+export type { AttemptResult } from "../domain/retry-policy.js";
 
 /** A place notifications go to: a webhook endpoint, Slack, PagerDuty, the console. */
 export interface Sink {

@@ -9,17 +9,24 @@ import { DeliveryNotifier } from "../notify/delivery-notifier.js";
 import type { SweepReport } from "../notify/notifier.js";
 import { describeError, type Logger } from "../observability/logger.js";
 import { DynamoDeliveryStore } from "../store/dynamo-delivery-store.js";
+import { DynamoSinkStore } from "../store/dynamo-sink-store.js";
 import { DynamoStepStore } from "../store/dynamo-step-store.js";
+import { DeliveryOperations } from "../usecases/delivery-operations.js";
 
 /** Everything a runtime entry serves, built once per process or isolate. */
 export interface Stepwatch {
   readonly app: Hono;
   readonly store: DynamoStepStore;
   readonly deliveries: DynamoDeliveryStore;
+  readonly sinkHealth: DynamoSinkStore;
   readonly notifier: DeliveryNotifier;
+  readonly operations: DeliveryOperations;
   /** One sweep for due notification retries (the Worker's cron, the Lambda schedule, the Node interval). */
   sweep(): Promise<SweepReport>;
-  /** Sweeps every `intervalMs` (and once now), never two at a time; returns a stop function. */
+  /**
+   * Sweeps every `intervalMs` (and once now): each sink on its own timer and the outbox recovery
+   * on another, each never two at a time, so no sink's sweep waits on another's; returns a stop function.
+   */
   startSweeper(intervalMs: number): () => void;
   /** Resolves when prompt deliveries and sweeps in flight have finished. */
   drain(): Promise<void>;
@@ -31,7 +38,22 @@ export interface StepwatchOptions {
   readonly writeLine?: (line: string) => void;
   /** HMAC-SHA256 for webhook signatures, in and out; Web Crypto unless the runtime has a faster one. */
   readonly hmac?: HmacSha256;
+  /** The runtime's default SWEEP_BUDGET_MS, used when the variable is unset. */
+  readonly sweepBudgetMs?: number;
+  /** The runtime's cap on attempts per sweep (a Worker invocation's subrequests are limited). */
+  readonly maxAttemptsPerSweep?: number;
+  /** The runtime's cap on NOTIFY_CONCURRENCY (a Worker invocation has 6 connections). */
+  readonly maxSinkConcurrency?: number;
+  /** Clock in Unix ms; injectable for tests. */
+  readonly nowMs?: () => number;
+  /** Jitter source in [0, 1); injectable for tests. */
+  readonly random?: () => number;
+  /** The OpenAPI document to serve (the Worker serves it as a static asset instead). */
+  readonly openApiDocument?: unknown;
 }
+
+/** SWEEP_BUDGET_MS when neither the variable nor the runtime sets one. */
+export const DEFAULT_SWEEP_BUDGET_MS = 15_000;
 
 /**
  * Wires stepwatch from parsed configuration and a DynamoDB client. Runtime entries (Node, Workers,
@@ -43,62 +65,99 @@ export async function createStepwatch(
   logger: Logger,
   options: StepwatchOptions = {},
 ): Promise<Stepwatch> {
-  // Long enough for every sink's attempt to time out before another instance may step in.
-  const leaseMs = config.NOTIFY_TIMEOUT_MS * 2 + 5_000;
   const tableName = config.DYNAMODB_TABLE;
-  const store = new DynamoStepStore({
+  const nowMs = options.nowMs ?? Date.now;
+  const clock = options.nowMs ? { nowMs } : {};
+  const store = new DynamoStepStore({ client, tableName, retentionDays: config.RETENTION_DAYS, ...clock });
+  const deliveries = new DynamoDeliveryStore({
     client,
     tableName,
     retentionDays: config.RETENTION_DAYS,
-    promptLeaseMs: leaseMs,
+    ...clock,
   });
-  const deliveries = new DynamoDeliveryStore({ client, tableName });
+  const sinkHealth = new DynamoSinkStore({ client, tableName });
   const hmac = options.hmac ?? webCryptoHmacSha256;
   const sinks = await createSinks(config.NOTIFY_SINKS, {
     timeoutMs: config.NOTIFY_TIMEOUT_MS,
     hmac,
+    ...clock,
     ...(options.writeLine ? { writeLine: options.writeLine } : {}),
   });
   const notifier = new DeliveryNotifier({
     sinkConfigs: config.NOTIFY_SINKS,
     sinks,
-    store: deliveries,
+    deliveries,
+    health: sinkHealth,
     logger,
     retryScheduleS: config.NOTIFY_RETRY_SCHEDULE,
-    leaseMs,
+    timeoutMs: config.NOTIFY_TIMEOUT_MS,
+    sweepBudgetMs: config.SWEEP_BUDGET_MS ?? options.sweepBudgetMs ?? DEFAULT_SWEEP_BUDGET_MS,
+    sinkConcurrency: Math.min(
+      config.NOTIFY_CONCURRENCY,
+      options.maxSinkConcurrency ?? Number.POSITIVE_INFINITY,
+    ),
+    ...(options.maxAttemptsPerSweep ? { maxAttemptsPerSweep: options.maxAttemptsPerSweep } : {}),
+    ...clock,
+    ...(options.random ? { random: options.random } : {}),
+  });
+  const operations = new DeliveryOperations({
+    deliveries,
+    health: sinkHealth,
+    notifier,
+    sinkConfigs: config.NOTIFY_SINKS,
+    timeoutMs: config.NOTIFY_TIMEOUT_MS,
+    ...clock,
   });
   const verifier = await createSignatureVerifier(config.WEBHOOK_SECRET, config.SIGNATURE_TOLERANCE_S, hmac);
   const app = createApp({
     store,
-    deliveries,
+    operations,
     verifier,
     logger,
     notifier,
     apiTokens: config.API_TOKEN,
     maxBodyBytes: config.MAX_BODY_BYTES,
+    ...clock,
+    ...(options.openApiDocument ? { openApiDocument: options.openApiDocument } : {}),
   });
 
   const sweep = async (): Promise<SweepReport> => {
     const report = await notifier.sweep();
-    if (report.claimed > 0) logger.debug("sweep", { ...report });
+    if (report.attempts > 0 || report.recovered > 0) logger.info("sweep", { ...report });
     return report;
   };
   return {
     app,
     store,
     deliveries,
+    sinkHealth,
     notifier,
+    operations,
     sweep,
     startSweeper(intervalMs) {
-      let running = false;
+      const lane = (name: string, run: () => Promise<unknown>) => {
+        let running = false;
+        return () => {
+          if (running) return;
+          running = true;
+          run()
+            .catch((error) => logger.warn("sweep failed", { lane: name, error: describeError(error) }))
+            .finally(() => {
+              running = false;
+            });
+        };
+      };
+      const lanes = [
+        lane("outbox", () => notifier.recover()),
+        ...notifier.sinkNames.map((sink) =>
+          lane(sink, async () => {
+            const report = await notifier.sweepSink(sink);
+            if (report.attempts > 0) logger.info("sweep", { sink, ...report });
+          }),
+        ),
+      ];
       const tick = () => {
-        if (running) return;
-        running = true;
-        sweep()
-          .catch((error) => logger.warn("sweep failed", { error: describeError(error) }))
-          .finally(() => {
-            running = false;
-          });
+        for (const run of lanes) run();
       };
       tick();
       const timer = setInterval(tick, intervalMs);

@@ -1,4 +1,5 @@
 import { type APIGatewayProxyResult, handle, type LambdaContext, type LambdaEvent } from "hono/aws-lambda";
+import openApiDocument from "../../public/openapi.json" with { type: "json" };
 import { parseConfig } from "../config/config-schema.js";
 import type { SweepReport } from "../notify/notifier.js";
 import { createLogger } from "../observability/logger.js";
@@ -32,6 +33,10 @@ export function createLambdaHandlers(env: Readonly<Record<string, string | undef
     const client = createDynamoClient(config, createNodeDynamoHandler());
     const stepwatch = await createStepwatch(config, client, createLogger(config.LOG_LEVEL), {
       hmac: nodeHmacSha256,
+      openApiDocument,
+      // The schedule runs every minute, the sweeper function may run two (infra/): 50 s of draining
+      // leaves room for the attempts in flight to end.
+      sweepBudgetMs: 50_000,
     });
     return { stepwatch, serve: handle(stepwatch.app) };
   });

@@ -1,5 +1,6 @@
 import { join, resolve } from "node:path";
 import { type ServerType, serve } from "@hono/node-server";
+import openApiDocument from "../../public/openapi.json" with { type: "json" };
 import { parseConfig } from "../config/config-schema.js";
 import { createLogger } from "../observability/logger.js";
 import { createDynamoClient } from "../store/dynamo-client.js";
@@ -56,7 +57,12 @@ export async function startNodeServer(
     await embedded?.close();
     throw error;
   }
-  const stepwatch = await createStepwatch(config, client, logger, { hmac: nodeHmacSha256 });
+  // A Node sweep may drain for as long as the interval between two sweeps.
+  const stepwatch = await createStepwatch(config, client, logger, {
+    hmac: nodeHmacSha256,
+    openApiDocument,
+    sweepBudgetMs: config.SWEEP_INTERVAL_S * 1000,
+  });
 
   const server = await new Promise<ServerType>((resolveServer, reject) => {
     const s = serve({ fetch: stepwatch.app.fetch, port: config.PORT, hostname: config.HOST }, () =>

@@ -17,6 +17,12 @@ export type WorkerEnv = Readonly<Record<string, unknown>>;
 // A DynamoDB call that has not answered within this is reported as a 503, not left to hang the request.
 const DYNAMO_REQUEST_TIMEOUT_MS = 3_000;
 
+// Workers Paid limits one invocation to 10,000 subrequests and 6 connections open at once; a cron
+// invocation may run 15 minutes but the next one comes a minute later. A sweep drains for 50 s,
+// makes at most 3,000 attempts (each one fetch plus one write, reads shared by a page), and keeps
+// each sink's attempts within the connections there are.
+const WORKER_SWEEP = { sweepBudgetMs: 50_000, maxAttemptsPerSweep: 3_000, maxSinkConcurrency: 6 };
+
 // Settings the AWS SDK would otherwise look up in files or the environment, which Workers lack.
 const REQUIRED_ON_WORKERS = ["AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] as const;
 
@@ -39,7 +45,7 @@ const stepwatchFor = startOnce(async (env: WorkerEnv): Promise<Stepwatch> => {
     config,
     new FetchHttpHandler({ requestTimeout: DYNAMO_REQUEST_TIMEOUT_MS }),
   );
-  return createStepwatch(config, client, createLogger(config.LOG_LEVEL));
+  return createStepwatch(config, client, createLogger(config.LOG_LEVEL), WORKER_SWEEP);
 });
 
 function startupFailure(error: unknown): Response {
@@ -58,6 +64,9 @@ function startupFailure(error: unknown): Response {
  */
 export default {
   async fetch(request, env, ctx) {
+    // Static files (public/: the OpenAPI document) come from the assets binding, not the bundle.
+    const assets = env.ASSETS as { fetch(request: unknown): Promise<WorkerResponse> } | undefined;
+    if (assets && new URL(request.url).pathname === "/openapi.json") return assets.fetch(request);
     let stepwatch: Stepwatch;
     try {
       stepwatch = await stepwatchFor(env);
@@ -73,7 +82,12 @@ export default {
   async scheduled(_controller: ScheduledController, env: WorkerEnv, _ctx: ExecutionContext) {
     const stepwatch = await stepwatchFor(env);
     // Awaited (the sweep includes its delivery attempts), so a failed sweep shows as a failed cron
-    // run; the next run picks up whatever it left.
-    await stepwatch.sweep();
+    // run, with its reason in the log; the next run picks up whatever it left.
+    try {
+      await stepwatch.sweep();
+    } catch (error) {
+      console.error(JSON.stringify({ level: "error", msg: "sweep failed", error: String(error) }));
+      throw error;
+    }
   },
 } satisfies ExportedHandler<WorkerEnv>;

@@ -1,62 +1,99 @@
-import type { Delivery, DeliveryIntent, DeliveryState, NotificationEvent } from "../domain/delivery.js";
+import type { Delivery, DeliveryState } from "../domain/delivery.js";
+import type { SinkHealth } from "../domain/sink-health.js";
 import type { Page } from "./step-store.js";
 
-/** The stored state of one delivery, as the notifier reads and writes it. */
-export interface DeliveryRecord {
-  readonly sink: string;
-  readonly event: NotificationEvent;
-  readonly state: DeliveryState;
-  /** Attempts made so far. */
-  readonly attempts: number;
-  /** Attempts already made when the retry schedule last (re)started: a manual retry starts it again. */
-  readonly scheduleBase: number;
-  readonly lastError: string | null;
-  /** Unix ms of the next attempt while pending; null when it is due at once or not pending. */
-  readonly nextAttemptMs: number | null;
-}
-
-/** The record of a delivery just decided, before any attempt. */
-export function newDeliveryRecord(intent: DeliveryIntent): DeliveryRecord {
-  return { ...intent, state: "pending", attempts: 0, scheduleBase: 0, lastError: null, nextAttemptMs: null };
-}
-
-/** A step whose deliveries are due, as the due index shows it. */
-export interface DueStep {
+/** A delivery the queue index shows as due. */
+export interface DueDelivery {
   readonly stepId: string;
+  readonly sink: string;
   readonly dueMs: number;
 }
 
-/** A step whose deliveries this instance now holds, until the lease ends or it settles them. */
-export interface ClaimedStep {
-  readonly stepId: string;
-  readonly version: number;
-  readonly document: Record<string, unknown>;
-  readonly deliveries: readonly DeliveryRecord[];
+/** A terminal transition whose deliveries the outbox recovery wrote because nobody else had. */
+export interface RecoveryReport {
+  /** Outbox entries looked at. */
+  readonly checked: number;
+  /** Deliveries written as pending, due now. */
+  readonly recovered: number;
 }
 
-/** Outcome of a manual retry. */
-export type RetryResult =
-  | { readonly kind: "retried"; readonly delivery: Delivery }
-  | { readonly kind: "not_found" }
-  | { readonly kind: "not_dead"; readonly delivery: Delivery };
+/** A sink's backlog, read from the queue index. */
+export interface SinkBacklog {
+  readonly pending: number;
+  /** Unix ms the oldest pending delivery was created; null without any. */
+  readonly oldestPendingCreatedMs: number | null;
+}
 
-/** Where notification deliveries are kept: on the step item, claimed and settled conditionally. */
+/**
+ * Where deliveries are kept: one small item per (step, sink), written whole and conditionally, so
+ * a delivery's bookkeeping never rewrites its step and sinks never wait on each other's writes.
+ */
 export interface DeliveryStore {
-  /** Steps with deliveries due at or before `nowMs`, across every shard of the due index. */
-  findDue(nowMs: number, limit: number): Promise<DueStep[]>;
-  /** Takes a due step for this instance until `leaseUntilMs`; null when another instance got it first. */
-  claim(due: DueStep, leaseUntilMs: number): Promise<ClaimedStep | null>;
+  /** Writes a delivery that must not exist yet; false when one already does. */
+  create(delivery: Delivery): Promise<boolean>;
   /**
-   * Writes the deliveries back after attempts, in one conditional write on the version held.
-   * Returns false when the hold was lost (the lease ran out and someone else claimed the step).
+   * Replaces the stored delivery with `next` if it is still at `next.version - 1` (the version its
+   * writer read); false when someone changed it since.
    */
-  settle(
-    stepId: string,
-    version: number,
-    deliveries: readonly DeliveryRecord[],
+  replace(next: Delivery): Promise<boolean>;
+  get(stepId: string, sink: string): Promise<Delivery | null>;
+  /** Reads deliveries by (step, sink), consistently; missing ones are left out. */
+  getMany(keys: readonly { readonly stepId: string; readonly sink: string }[]): Promise<Delivery[]>;
+  /** The stored documents of these steps, consistently read. */
+  documents(stepIds: readonly string[]): Promise<Map<string, Record<string, unknown>>>;
+  /**
+   * A sink's deliveries due at `nowMs` in one queue shard, oldest due first; `after` continues
+   * from the last one of the previous page.
+   */
+  findDue(
+    sink: string,
+    shard: number,
     nowMs: number,
-  ): Promise<boolean>;
-  listDeliveries(state: "pending" | "dead", limit: number, cursor: string | null): Promise<Page<Delivery>>;
-  /** Makes a dead delivery pending again, due now, with a fresh retry schedule. */
-  retry(stepId: string, sink: string, nowMs: number): Promise<RetryResult>;
+    limit: number,
+    after?: DueDelivery,
+  ): Promise<DueDelivery[]>;
+  /**
+   * Takes a lease (queue shard, probe) until `untilMs` if nobody holds it at `nowMs`; returns the
+   * held version, or null when another instance holds it.
+   */
+  acquireLease(key: string, untilMs: number, nowMs: number): Promise<number | null>;
+  /** Gives a lease back early (only if still held at `version`). */
+  releaseLease(key: string, version: number): Promise<void>;
+  /** Pending or dead deliveries of the given sinks, page by page. */
+  list(
+    state: Exclude<DeliveryState, "delivered">,
+    sinks: readonly string[],
+    limit: number,
+    cursor: string | null,
+  ): Promise<Page<Delivery>>;
+  /** A sink's dead deliveries that died within `[sinceMs, untilMs]`, at most `limit`. */
+  deadBetween(sink: string, sinceMs: number, untilMs: number, limit: number): Promise<Delivery[]>;
+  /** How many deliveries a sink has pending and how old the oldest is. */
+  backlog(sink: string): Promise<SinkBacklog>;
+  /**
+   * Makes sure every terminal transition applied before `upToMs` has its deliveries recorded:
+   * those that do not (their instance died before the first attempt settled) are written as
+   * pending, due at `nowMs`. Works through the outbox from a watermark, until `deadlineMs`.
+   */
+  recoverOutbox(upToMs: number, nowMs: number, deadlineMs: number): Promise<RecoveryReport>;
+}
+
+/** Where sink health is kept: one item per sink, shared by every instance. */
+export interface SinkHealthStore {
+  get(sink: string): Promise<SinkHealth>;
+  /** A delivered attempt: failures reset, a failing sink healthy again (a disabled one stays so). */
+  recordSuccess(sink: string, status: number | null, atMs: number): Promise<SinkHealth>;
+  /**
+   * A failed attempt: one more failure in a row; at `failingAfter` the sink becomes failing, first
+   * probed at `nextProbeAtMs`. A failed probe (`probe`) pushes the next probe to `nextProbeAtMs`.
+   */
+  recordFailure(
+    sink: string,
+    failure: { status: number | null; error: string; atMs: number },
+    options: { failingAfter: number; nextProbeAtMs: number; probe: boolean },
+  ): Promise<SinkHealth>;
+  /** Disables the sink: its deliveries are parked until it is enabled. */
+  disable(sink: string, reason: string): Promise<SinkHealth>;
+  /** Enables the sink again, healthy, failures forgotten. */
+  enable(sink: string): Promise<SinkHealth>;
 }

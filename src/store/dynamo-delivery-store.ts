@@ -2,286 +2,501 @@ import {
   type AttributeValue,
   type DynamoDBClient,
   GetItemCommand,
+  PutItemCommand,
   QueryCommand,
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
-import type { Delivery } from "../domain/delivery.js";
-import type { ClaimedStep, DeliveryRecord, DeliveryStore, DueStep, RetryResult } from "./delivery-store.js";
+import { type Delivery, type NotificationEvent, newDelivery } from "../domain/delivery.js";
+import { batchGet } from "./batch-get.js";
+import type { DeliveryStore, DueDelivery, RecoveryReport, SinkBacklog } from "./delivery-store.js";
 import {
+  deadPartition,
   decodeCursor,
-  decodeDeliveries,
-  decodeDocument,
-  dueShard,
+  decodeDelivery,
+  deliveryKey,
   encodeCursor,
-  encodeDeliveries,
+  encodeDelivery,
   type Item,
+  keyOf,
   alias as n,
   namesFor,
   num,
-  toDelivery,
+  outboxPartition,
+  pendingPartition,
+  stepKey,
+  watermarkKey,
 } from "./item-codec.js";
 import type { Page } from "./step-store.js";
-import {
-  guardStore,
-  InvalidCursorError,
-  isConditionalFailure,
-  StoreUnavailableError,
-  toStoreError,
-} from "./store-errors.js";
+import { guardStore, InvalidCursorError, isConditionalFailure, toStoreError } from "./store-errors.js";
 import { TABLE_SCHEMA } from "./table-schema.js";
 
 const A = TABLE_SCHEMA.attributes;
-const DUE = TABLE_SCHEMA.indexes.due;
-const DEAD = TABLE_SCHEMA.indexes.dead;
-const SHARDS = Array.from({ length: TABLE_SCHEMA.dueShards }, (_, i) => String(i));
-const DEAD_PARTITION: AttributeValue = { S: "dead" };
+const QUEUE = TABLE_SCHEMA.indexes.queue;
+const OUTBOX = TABLE_SCHEMA.indexes.outbox;
+const QUEUE_SHARDS = Array.from({ length: TABLE_SCHEMA.queueShards }, (_, i) => i);
+const OUTBOX_SHARDS = Array.from({ length: TABLE_SCHEMA.outboxShards }, (_, i) => i);
 
-const FIND_DUE = `${n(A.dueShard)} = :shard AND ${n(A.dueAt)} <= :now`;
-const LIST_PENDING = `${n(A.dueShard)} = :shard`;
-const LIST_DEAD = `${n(A.deadKey)} = :dead`;
-const CLAIM = `SET ${n(A.dueAt)} = :lease, ${n(A.deliveryVersion)} = ${n(A.deliveryVersion)} + :one`;
-const CLAIM_IF = `${n(A.dueAt)} = :seen`;
-const HELD_IF = `${n(A.deliveryVersion)} = :version`;
+const NEW_ONLY = `attribute_not_exists(${n(A.key)})`;
+const AT_VERSION = `${n(A.version)} = :version`;
+const FIND_DUE = `${n(A.queue)} = :q AND ${n(A.queueAt)} <= :now`;
+const IN_QUEUE = `${n(A.queue)} = :q`;
+const IN_RANGE = `${n(A.queue)} = :q AND ${n(A.queueAt)} BETWEEN :from AND :to`;
+const OUTBOX_UP_TO = `${n(A.outboxShard)} = :ob AND ${n(A.appliedAtMs)} <= :upTo`;
+const LEASE = `SET ${n(A.leaseUntil)} = :until, ${n(A.version)} = if_not_exists(${n(A.version)}, :zero) + :one`;
+const LEASE_FREE = `attribute_not_exists(${n(A.leaseUntil)}) OR ${n(A.leaseUntil)} < :now`;
+const RELEASE = `SET ${n(A.leaseUntil)} = :zero`;
+const OUTBOX_PAGE = 100;
+// Counting a backlog reads the queue index page by page; past this many pages it stops counting.
+const BACKLOG_PAGES = 20;
 
 /** Settings of the DynamoDB-backed delivery store. */
 export interface DynamoDeliveryStoreOptions {
   readonly client: DynamoDBClient;
   readonly tableName: string;
+  /** Days a delivery is kept after its last write; 0 keeps it forever. */
+  readonly retentionDays: number;
+  /** Clock in Unix ms. */
+  readonly nowMs?: () => number;
 }
 
 /**
- * {@link DeliveryStore} on the step items. Claims and settlements are conditional writes on the
- * item's delivery version, so any number of sweepers and instances never send the same attempt twice.
+ * {@link DeliveryStore} on DynamoDB. Every delivery write is a whole-item put conditional on the
+ * version its writer read, so concurrent writers (sweepers, the prompt path, operators) never
+ * overwrite each other's outcome.
  */
 export class DynamoDeliveryStore implements DeliveryStore {
   readonly #client: DynamoDBClient;
   readonly #table: string;
+  readonly #retentionS: number;
+  readonly #nowMs: () => number;
 
   constructor(options: DynamoDeliveryStoreOptions) {
     this.#client = options.client;
     this.#table = options.tableName;
+    this.#retentionS = options.retentionDays * 86_400;
+    this.#nowMs = options.nowMs ?? Date.now;
   }
 
-  async findDue(nowMs: number, limit: number): Promise<DueStep[]> {
-    const pages = await Promise.all(
-      SHARDS.map((shard) =>
-        guardStore(
-          "findDue",
-          this.#client.send(
-            new QueryCommand({
-              TableName: this.#table,
-              IndexName: DUE.name,
-              KeyConditionExpression: FIND_DUE,
-              ExpressionAttributeNames: namesFor(FIND_DUE),
-              ExpressionAttributeValues: { ":shard": { S: shard }, ":now": { N: String(nowMs) } },
-              Limit: limit,
-            }),
-          ),
-        ),
+  create(delivery: Delivery): Promise<boolean> {
+    return this.#put(delivery, NEW_ONLY, {});
+  }
+
+  replace(next: Delivery): Promise<boolean> {
+    return this.#put(next, AT_VERSION, { ":version": { N: String(next.version - 1) } });
+  }
+
+  async get(stepId: string, sink: string): Promise<Delivery | null> {
+    const { Item: item } = await guardStore(
+      "getDelivery",
+      this.#client.send(
+        new GetItemCommand({
+          TableName: this.#table,
+          Key: keyOf(deliveryKey(sink, stepId)),
+          ConsistentRead: true,
+        }),
       ),
     );
-    return pages
-      .flatMap((page) => page.Items ?? [])
-      .map((item) => ({ stepId: item[A.stepId]?.S ?? "", dueMs: num(item[A.dueAt]) }))
-      .sort((a, b) => a.dueMs - b.dueMs)
-      .slice(0, limit);
+    return item ? decodeDelivery(item) : null;
   }
 
-  async claim(due: DueStep, leaseUntilMs: number): Promise<ClaimedStep | null> {
+  async getMany(keys: readonly { stepId: string; sink: string }[]): Promise<Delivery[]> {
+    const wanted = keys.map((k) => deliveryKey(k.sink, k.stepId));
+    const found = await batchGet(this.#client, this.#table, wanted, {
+      operation: "getDeliveries",
+      consistent: true,
+    });
+    return wanted.flatMap((key) => {
+      const item = found.get(key);
+      return item ? [decodeDelivery(item)] : [];
+    });
+  }
+
+  async documents(stepIds: readonly string[]): Promise<Map<string, Record<string, unknown>>> {
+    const found = await batchGet(this.#client, this.#table, stepIds.map(stepKey), {
+      operation: "readDocuments",
+      consistent: true,
+      attributes: [A.document],
+    });
+    const documents = new Map<string, Record<string, unknown>>();
+    for (const stepId of stepIds) {
+      const text = found.get(stepKey(stepId))?.[A.document]?.S;
+      if (text !== undefined) documents.set(stepId, JSON.parse(text) as Record<string, unknown>);
+    }
+    return documents;
+  }
+
+  async findDue(
+    sink: string,
+    shard: number,
+    nowMs: number,
+    limit: number,
+    after?: DueDelivery,
+  ): Promise<DueDelivery[]> {
+    const result = await guardStore(
+      "findDue",
+      this.#client.send(
+        new QueryCommand({
+          TableName: this.#table,
+          IndexName: QUEUE.name,
+          KeyConditionExpression: FIND_DUE,
+          ExpressionAttributeNames: namesFor(FIND_DUE),
+          ExpressionAttributeValues: {
+            ":q": { S: pendingPartition(sink, shard) },
+            ":now": { N: String(nowMs) },
+          },
+          Limit: limit,
+          ...(after
+            ? {
+                ExclusiveStartKey: {
+                  [A.queue]: { S: pendingPartition(sink, shard) },
+                  [A.queueAt]: { N: String(after.dueMs) },
+                  [A.key]: { S: deliveryKey(after.sink, after.stepId) },
+                },
+              }
+            : {}),
+        }),
+      ),
+    );
+    const prefix = deliveryKey(sink, "").length;
+    return (result.Items ?? []).map((item) => ({
+      stepId: (item[A.key]?.S ?? "").slice(prefix),
+      sink,
+      dueMs: num(item[A.queueAt]),
+    }));
+  }
+
+  async acquireLease(key: string, untilMs: number, nowMs: number): Promise<number | null> {
     try {
       const result = await this.#client.send(
         new UpdateItemCommand({
           TableName: this.#table,
-          Key: { [A.stepId]: { S: due.stepId } },
-          UpdateExpression: CLAIM,
-          ConditionExpression: CLAIM_IF,
-          ExpressionAttributeNames: namesFor(CLAIM, CLAIM_IF),
+          Key: keyOf(key),
+          UpdateExpression: LEASE,
+          ConditionExpression: LEASE_FREE,
+          ExpressionAttributeNames: namesFor(LEASE, LEASE_FREE),
           ExpressionAttributeValues: {
-            ":lease": { N: String(leaseUntilMs) },
+            ":until": { N: String(untilMs) },
+            ":now": { N: String(nowMs) },
+            ":zero": { N: "0" },
             ":one": { N: "1" },
-            ":seen": { N: String(due.dueMs) },
           },
-          ReturnValues: "ALL_NEW",
+          ReturnValues: "UPDATED_NEW",
         }),
       );
-      const item = result.Attributes ?? {};
-      return {
-        stepId: due.stepId,
-        version: num(item[A.deliveryVersion]),
-        document: decodeDocument(item),
-        deliveries: decodeDeliveries(item),
-      };
+      return num(result.Attributes?.[A.version]);
     } catch (error) {
-      // Someone else claimed it (or settled it) since the index was read.
       if (isConditionalFailure(error)) return null;
-      throw toStoreError(error, "claim");
+      throw toStoreError(error, "acquireLease");
     }
   }
 
-  async settle(
-    stepId: string,
-    version: number,
-    deliveries: readonly DeliveryRecord[],
-    nowMs: number,
-  ): Promise<boolean> {
+  async releaseLease(key: string, version: number): Promise<void> {
     try {
       await this.#client.send(
-        new UpdateItemCommand(settleInput(this.#table, stepId, version, deliveries, nowMs)),
+        new UpdateItemCommand({
+          TableName: this.#table,
+          Key: keyOf(key),
+          UpdateExpression: RELEASE,
+          ConditionExpression: AT_VERSION,
+          ExpressionAttributeNames: namesFor(RELEASE, AT_VERSION),
+          ExpressionAttributeValues: { ":zero": { N: "0" }, ":version": { N: String(version) } },
+        }),
       );
-      return true;
     } catch (error) {
-      if (isConditionalFailure(error)) return false;
-      throw toStoreError(error, "settle");
+      // Someone took it over after it ran out: theirs now, nothing to give back.
+      if (!isConditionalFailure(error)) throw toStoreError(error, "releaseLease");
     }
   }
 
-  async listDeliveries(
+  async list(
     state: "pending" | "dead",
+    sinks: readonly string[],
     limit: number,
     cursor: string | null,
   ): Promise<Page<Delivery>> {
-    const start = cursor === null ? { shard: 0, key: undefined } : readDeliveryCursor(cursor, state);
-    const deliveries: Delivery[] = [];
-    let shard = start.shard;
-    let key: Item | undefined = start.key;
-    // Pending deliveries are spread over the due index's shards: page through them one after another.
-    while (deliveries.length < limit) {
+    const partition = state === "pending" ? pendingPartition : deadPartition;
+    let position =
+      cursor === null ? { sink: 0, shard: 0, key: undefined } : readListCursor(cursor, state, sinks);
+    const found: Delivery[] = [];
+    // Each sink's deliveries are spread over its queue shards: page through them one after another.
+    while (found.length < limit && position.sink < sinks.length) {
+      const sink = sinks[position.sink] as string;
       const page = await guardStore(
         "listDeliveries",
         this.#client.send(
           new QueryCommand({
             TableName: this.#table,
-            IndexName: state === "pending" ? DUE.name : DEAD.name,
-            KeyConditionExpression: state === "pending" ? LIST_PENDING : LIST_DEAD,
-            ExpressionAttributeNames: namesFor(state === "pending" ? LIST_PENDING : LIST_DEAD),
-            ExpressionAttributeValues:
-              state === "pending"
-                ? { ":shard": { S: SHARDS[shard] as string } }
-                : { ":dead": DEAD_PARTITION },
-            Limit: limit - deliveries.length,
-            ...(key ? { ExclusiveStartKey: key } : {}),
+            IndexName: QUEUE.name,
+            KeyConditionExpression: IN_QUEUE,
+            ExpressionAttributeNames: namesFor(IN_QUEUE),
+            ExpressionAttributeValues: { ":q": { S: partition(sink, position.shard) } },
+            Limit: limit - found.length,
+            ...(position.key ? { ExclusiveStartKey: position.key } : {}),
           }),
         ),
       );
-      for (const item of page.Items ?? []) {
-        for (const record of decodeDeliveries(item)) {
-          if (record.state === state) deliveries.push(toDelivery(item, record));
-        }
-        key = indexKey(item, state);
+      const keys = (page.Items ?? []).map((item) => item[A.key]?.S ?? "");
+      const items = await batchGet(this.#client, this.#table, keys, { operation: "listDeliveries" });
+      for (const key of keys) {
+        const item = items.get(key);
+        // The index lags the table a little: show only what is still in the state asked for.
+        if (item && item[A.deliveryState]?.S === state) found.push(decodeDelivery(item));
       }
-      if (!page.LastEvaluatedKey) {
-        key = undefined;
-        if (state === "dead" || ++shard >= SHARDS.length) {
-          return { items: deliveries, nextCursor: null };
-        }
+      if (page.LastEvaluatedKey) {
+        position = { ...position, key: page.LastEvaluatedKey };
+      } else if (position.shard + 1 < QUEUE_SHARDS.length) {
+        position = { sink: position.sink, shard: position.shard + 1, key: undefined };
+      } else {
+        position = { sink: position.sink + 1, shard: 0, key: undefined };
       }
     }
-    return { items: deliveries, nextCursor: encodeCursor({ state, shard, key }) };
+    const more = position.sink < sinks.length;
+    return {
+      items: found,
+      nextCursor: more
+        ? encodeCursor({ state, sink: sinks[position.sink], shard: position.shard, key: position.key })
+        : null,
+    };
   }
 
-  async retry(stepId: string, sink: string, nowMs: number): Promise<RetryResult> {
-    // An operator action, not the hot path: read, change one delivery, write back on the version read.
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const { Item: item } = await guardStore(
-        "retry",
-        this.#client.send(
-          new GetItemCommand({
-            TableName: this.#table,
-            Key: { [A.stepId]: { S: stepId } },
-            ConsistentRead: true,
-          }),
-        ),
+  async deadBetween(sink: string, sinceMs: number, untilMs: number, limit: number): Promise<Delivery[]> {
+    const keys: string[] = [];
+    for (const shard of QUEUE_SHARDS) {
+      let start: Item | undefined;
+      do {
+        const page = await guardStore(
+          "deadBetween",
+          this.#client.send(
+            new QueryCommand({
+              TableName: this.#table,
+              IndexName: QUEUE.name,
+              KeyConditionExpression: IN_RANGE,
+              ExpressionAttributeNames: namesFor(IN_RANGE),
+              ExpressionAttributeValues: {
+                ":q": { S: deadPartition(sink, shard) },
+                ":from": { N: String(sinceMs) },
+                ":to": { N: String(untilMs) },
+              },
+              Limit: limit - keys.length,
+              ...(start ? { ExclusiveStartKey: start } : {}),
+            }),
+          ),
+        );
+        for (const item of page.Items ?? []) keys.push(item[A.key]?.S ?? "");
+        start = page.LastEvaluatedKey;
+      } while (start && keys.length < limit);
+      if (keys.length >= limit) break;
+    }
+    const items = await batchGet(this.#client, this.#table, keys, {
+      operation: "deadBetween",
+      consistent: true,
+    });
+    return keys.flatMap((key) => {
+      const item = items.get(key);
+      return item && item[A.deliveryState]?.S === "dead" ? [decodeDelivery(item)] : [];
+    });
+  }
+
+  async backlog(sink: string): Promise<SinkBacklog> {
+    let pending = 0;
+    let oldest: number | null = null;
+    for (const shard of QUEUE_SHARDS) {
+      let start: Item | undefined;
+      let pages = 0;
+      do {
+        const page = await guardStore(
+          "backlog",
+          this.#client.send(
+            new QueryCommand({
+              TableName: this.#table,
+              IndexName: QUEUE.name,
+              KeyConditionExpression: IN_QUEUE,
+              ProjectionExpression: n(A.createdAtMs),
+              ExpressionAttributeNames: namesFor(IN_QUEUE, n(A.createdAtMs)),
+              ExpressionAttributeValues: { ":q": { S: pendingPartition(sink, shard) } },
+              ...(start ? { ExclusiveStartKey: start } : {}),
+            }),
+          ),
+        );
+        for (const item of page.Items ?? []) {
+          pending++;
+          const created = num(item[A.createdAtMs]);
+          if (oldest === null || created < oldest) oldest = created;
+        }
+        start = page.LastEvaluatedKey;
+      } while (start && ++pages < BACKLOG_PAGES);
+    }
+    return { pending, oldestPendingCreatedMs: oldest };
+  }
+
+  async recoverOutbox(upToMs: number, nowMs: number, deadlineMs: number): Promise<RecoveryReport> {
+    let checked = 0;
+    let recovered = 0;
+    // A random order spreads concurrent sweepers over the shards instead of racing on the first.
+    for (const shard of shuffled(OUTBOX_SHARDS)) {
+      for (;;) {
+        if (this.#nowMs() >= deadlineMs) return { checked, recovered };
+        const mark = await this.#readWatermark(shard);
+        const page = await guardStore(
+          "recoverOutbox",
+          this.#client.send(
+            new QueryCommand({
+              TableName: this.#table,
+              IndexName: OUTBOX.name,
+              KeyConditionExpression: OUTBOX_UP_TO,
+              ExpressionAttributeNames: namesFor(OUTBOX_UP_TO),
+              ExpressionAttributeValues: {
+                ":ob": { S: outboxPartition(shard) },
+                ":upTo": { N: String(upToMs) },
+              },
+              Limit: OUTBOX_PAGE,
+              ...(mark.start ? { ExclusiveStartKey: mark.start } : {}),
+            }),
+          ),
+        );
+        const entries = page.Items ?? [];
+        const last = entries.at(-1);
+        if (!last) break;
+        checked += entries.length;
+        recovered += await this.#recoverEntries(entries, nowMs);
+        const advanced = await this.#writeWatermark(shard, last, mark.version);
+        // Another sweeper moved this shard's watermark meanwhile: it is working here, go elsewhere.
+        if (!advanced || !page.LastEvaluatedKey) break;
+      }
+    }
+    return { checked, recovered };
+  }
+
+  async #recoverEntries(entries: readonly Item[], nowMs: number): Promise<number> {
+    const owed = entries.flatMap((entry) => {
+      const stepId = (entry[A.key]?.S ?? "").slice(TABLE_SCHEMA.prefixes.step.length);
+      const event = `run_step.${entry[A.status]?.S}` as NotificationEvent;
+      const runId = entry[A.runId]?.S ?? "";
+      return (entry[A.owedSinks]?.SS ?? []).map((sink) => ({ stepId, sink, event, runId }));
+    });
+    const existing = await batchGet(
+      this.#client,
+      this.#table,
+      owed.map((o) => deliveryKey(o.sink, o.stepId)),
+      { operation: "recoverOutbox", consistent: true, attributes: [] },
+    );
+    let recovered = 0;
+    for (const o of owed) {
+      if (existing.has(deliveryKey(o.sink, o.stepId))) continue;
+      if (await this.create(newDelivery({ sink: o.sink, event: o.event }, o.stepId, o.runId, nowMs)))
+        recovered++;
+    }
+    return recovered;
+  }
+
+  async #readWatermark(shard: number): Promise<{ start: Item | undefined; version: number }> {
+    const { Item: item } = await guardStore(
+      "readWatermark",
+      this.#client.send(
+        new GetItemCommand({ TableName: this.#table, Key: keyOf(watermarkKey(shard)), ConsistentRead: true }),
+      ),
+    );
+    const mark = item?.[A.watermark]?.L;
+    const at = mark?.[0]?.N;
+    const key = mark?.[1]?.S;
+    const start =
+      at !== undefined && key !== undefined
+        ? {
+            [A.outboxShard]: { S: outboxPartition(shard) },
+            [A.appliedAtMs]: { N: at },
+            [A.key]: { S: key },
+          }
+        : undefined;
+    return { start, version: num(item?.[A.version]) };
+  }
+
+  async #writeWatermark(shard: number, last: Item, version: number): Promise<boolean> {
+    const values: Record<string, AttributeValue> = {
+      ":mark": { L: [last[A.appliedAtMs] ?? { N: "0" }, last[A.key] ?? { S: "" }] },
+      ":next": { N: String(version + 1) },
+    };
+    const update = `SET ${n(A.watermark)} = :mark, ${n(A.version)} = :next`;
+    const condition = version === 0 ? `attribute_not_exists(${n(A.version)})` : `${n(A.version)} = :version`;
+    if (version !== 0) values[":version"] = { N: String(version) };
+    try {
+      await this.#client.send(
+        new UpdateItemCommand({
+          TableName: this.#table,
+          Key: keyOf(watermarkKey(shard)),
+          UpdateExpression: update,
+          ConditionExpression: condition,
+          ExpressionAttributeNames: namesFor(update, condition),
+          ExpressionAttributeValues: values,
+        }),
       );
-      const records = item ? decodeDeliveries(item) : [];
-      const record = records.find((r) => r.sink === sink);
-      if (!item || !record) return { kind: "not_found" };
-      if (record.state !== "dead") return { kind: "not_dead", delivery: toDelivery(item, record) };
-      const revived: DeliveryRecord = {
-        ...record,
-        state: "pending",
-        scheduleBase: record.attempts,
-        nextAttemptMs: nowMs,
-      };
-      const next = records.map((r) => (r.sink === sink ? revived : r));
-      if (await this.settle(stepId, num(item[A.deliveryVersion]), next, nowMs)) {
-        return {
-          kind: "retried",
-          delivery: toDelivery({ ...item, [A.dueAt]: { N: String(nowMs) } }, revived),
-        };
-      }
+      return true;
+    } catch (error) {
+      if (isConditionalFailure(error)) return false;
+      throw toStoreError(error, "writeWatermark");
     }
-    throw new StoreUnavailableError("delivery kept changing while it was being retried; try again");
+  }
+
+  async #put(
+    delivery: Delivery,
+    condition: string,
+    values: Record<string, AttributeValue>,
+  ): Promise<boolean> {
+    const ttl = this.#retentionS > 0 ? Math.floor(this.#nowMs() / 1000) + this.#retentionS : null;
+    try {
+      await this.#client.send(
+        new PutItemCommand({
+          TableName: this.#table,
+          Item: encodeDelivery(delivery, ttl),
+          ConditionExpression: condition,
+          ExpressionAttributeNames: namesFor(condition),
+          ...(Object.keys(values).length > 0 ? { ExpressionAttributeValues: values } : {}),
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionalFailure(error)) return false;
+      throw toStoreError(error, "writeDelivery");
+    }
   }
 }
 
-/**
- * The write that records attempts: the whole delivery map, the due index entry (earliest pending
- * attempt) and the dead index entry, conditional on the version the writer holds.
- */
-function settleInput(
-  table: string,
-  stepId: string,
-  version: number,
-  deliveries: readonly DeliveryRecord[],
-  nowMs: number,
-) {
-  const pending = deliveries.filter((d) => d.state === "pending");
-  const hasDead = deliveries.some((d) => d.state === "dead");
-  const set = [`${n(A.deliveries)} = :dlv`, `${n(A.deliveryVersion)} = :next`];
-  const remove: string[] = [];
-  const values: Item = {
-    ":dlv": encodeDeliveries(deliveries),
-    ":next": { N: String(version + 1) },
-    ":version": { N: String(version) },
-  };
-  if (pending.length > 0) {
-    set.push(`${n(A.dueShard)} = :dsh`, `${n(A.dueAt)} = :due`);
-    values[":dsh"] = { S: dueShard(stepId) };
-    values[":due"] = { N: String(Math.min(...pending.map((d) => d.nextAttemptMs ?? nowMs))) };
-  } else {
-    remove.push(n(A.dueShard), n(A.dueAt));
+function shuffled<T>(items: readonly T[]): T[] {
+  const copy = [...items];
+  for (let i = copy.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [copy[i], copy[j]] = [copy[j] as T, copy[i] as T];
   }
-  if (hasDead) {
-    set.push(`${n(A.deadKey)} = :dead`, `${n(A.deadAt)} = :now`);
-    values[":dead"] = DEAD_PARTITION;
-    values[":now"] = { N: String(nowMs) };
-  } else {
-    remove.push(n(A.deadKey), n(A.deadAt));
-  }
-  const update = `SET ${set.join(", ")}${remove.length > 0 ? ` REMOVE ${remove.join(", ")}` : ""}`;
-  return {
-    TableName: table,
-    Key: { [A.stepId]: { S: stepId } },
-    UpdateExpression: update,
-    ConditionExpression: HELD_IF,
-    ExpressionAttributeNames: namesFor(update, HELD_IF),
-    ExpressionAttributeValues: values,
-  };
+  return copy;
 }
 
-function indexKey(item: Item, state: "pending" | "dead"): Item {
-  const pick = state === "pending" ? [A.stepId, A.dueShard, A.dueAt] : [A.stepId, A.deadKey, A.deadAt];
-  return Object.fromEntries(pick.map((name) => [name, item[name] as AttributeValue]));
-}
-
-function readDeliveryCursor(
+function readListCursor(
   cursor: string,
   state: "pending" | "dead",
-): { shard: number; key: Item | undefined } {
-  const position = decodeCursor(cursor) as { state?: unknown; shard?: unknown; key?: unknown } | undefined;
-  const valid =
-    typeof position === "object" &&
-    position !== null &&
-    position.state === state &&
-    Number.isInteger(position.shard) &&
-    (position.shard as number) >= 0 &&
-    (position.shard as number) < SHARDS.length &&
-    (position.key === undefined ||
-      (typeof position.key === "object" &&
-        position.key !== null &&
-        Object.values(position.key).every(
-          (v) => typeof v === "object" && v !== null && (typeof v.S === "string" || typeof v.N === "string"),
-        )));
-  if (!valid) throw new InvalidCursorError("cursor is not one this API returned for this state");
-  return { shard: position.shard as number, key: position.key as Item | undefined };
+  sinks: readonly string[],
+): { sink: number; shard: number; key: Item | undefined } {
+  const position = decodeCursor(cursor) as
+    | { state?: unknown; sink?: unknown; shard?: unknown; key?: unknown }
+    | undefined;
+  const sink = typeof position?.sink === "string" ? sinks.indexOf(position.sink) : -1;
+  const shard = position?.shard;
+  const key = position?.key;
+  const keyValid =
+    key === undefined ||
+    (typeof key === "object" &&
+      key !== null &&
+      Object.keys(key).every((name) => name === A.key || name === A.queue || name === A.queueAt) &&
+      Object.values(key).every(
+        (v) => typeof v === "object" && v !== null && (typeof v.S === "string" || typeof v.N === "string"),
+      ));
+  if (
+    position?.state !== state ||
+    sink < 0 ||
+    !Number.isInteger(shard) ||
+    (shard as number) < 0 ||
+    (shard as number) >= QUEUE_SHARDS.length ||
+    !keyValid
+  ) {
+    throw new InvalidCursorError("cursor is not one this API returned for this state");
+  }
+  return { sink, shard: shard as number, key: key as Item | undefined };
 }

@@ -9,17 +9,19 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { isTerminalStatus, RUN_STEP_STATUSES, type RunStepStatus } from "../domain/run-step-schema.js";
 import { type ApplyOutcome, outcomeOfRefusal } from "../domain/state-rules.js";
-import { newDeliveryRecord } from "./delivery-store.js";
+import { batchGet } from "./batch-get.js";
 import {
   alias,
   decodeCursor,
-  dueShard,
   encodeCursor,
-  encodeDeliveries,
   type Item,
+  keyOf,
   namesFor,
   num,
+  outboxPartition,
   runSortKey,
+  shardOf,
+  stepKey,
   toStoredStep,
 } from "./item-codec.js";
 import type { Page, RunRollup, SnapshotToApply, StepStore, StoredStep } from "./step-store.js";
@@ -35,8 +37,6 @@ export interface DynamoStepStoreOptions {
   readonly tableName: string;
   /** Days a step is kept after its last update; 0 keeps it forever. */
   readonly retentionDays: number;
-  /** How long the instance that applied a terminal transition holds its deliveries before a sweeper may. */
-  readonly promptLeaseMs: number;
   /** Clock in Unix ms; injectable for tests. */
   readonly nowMs?: () => number;
 }
@@ -58,14 +58,14 @@ const SET_SNAPSHOT = [
 const SET_USAGE = `${n(A.promptTokens)} = :pt, ${n(A.completionTokens)} = :ct, ${n(A.totalTokens)} = :tt`;
 const REMOVE_USAGE = `${n(A.promptTokens)}, ${n(A.completionTokens)}, ${n(A.totalTokens)}`;
 const SET_TTL = `${n(A.ttl)} = :ttl`;
-const SET_INTENTS = `${n(A.deliveries)} = :dlv, ${n(A.deliveryVersion)} = :zero, ${n(A.dueShard)} = :dsh, ${n(A.dueAt)} = :due`;
+// The sinks owed and the outbox entry: how a sweeper finds a transition whose deliveries nobody recorded.
+const SET_OWED = `${n(A.owedSinks)} = :snk, ${n(A.outboxShard)} = :ob, ${n(A.appliedAtMs)} = :obt`;
 
 // SPEC §4 as conditions. Non-terminal status is exactly "in_progress".
-const APPLY_TERMINAL_IF = `attribute_not_exists(${n(A.stepId)}) OR ${n(A.status)} = :in_progress`;
-const APPLY_IN_PROGRESS_IF = `attribute_not_exists(${n(A.stepId)}) OR (${n(A.status)} = :in_progress AND ${n(A.sentAt)} < :sent)`;
+const APPLY_TERMINAL_IF = `attribute_not_exists(${n(A.key)}) OR ${n(A.status)} = :in_progress`;
+const APPLY_IN_PROGRESS_IF = `attribute_not_exists(${n(A.key)}) OR (${n(A.status)} = :in_progress AND ${n(A.sentAt)} < :sent)`;
 
 const IN_PROGRESS: AttributeValue = { S: "in_progress" };
-const ZERO: AttributeValue = { N: "0" };
 const BY_RUN_KEY = `${n(A.runId)} = :run`;
 const ROLLUP_PROJECTION = [
   A.status,
@@ -85,14 +85,12 @@ export class DynamoStepStore implements StepStore {
   readonly #client: DynamoDBClient;
   readonly #table: string;
   readonly #retentionS: number;
-  readonly #promptLeaseMs: number;
   readonly #nowMs: () => number;
 
   constructor(options: DynamoStepStoreOptions) {
     this.#client = options.client;
     this.#table = options.tableName;
     this.#retentionS = options.retentionDays * 86_400;
-    this.#promptLeaseMs = options.promptLeaseMs;
     this.#nowMs = options.nowMs ?? Date.now;
   }
 
@@ -126,18 +124,16 @@ export class DynamoStepStore implements StepStore {
       values[":ttl"] = { N: String(snapshot.receivedAt + this.#retentionS) };
     }
     if (terminal && snapshot.intents.length > 0) {
-      set.push(SET_INTENTS);
-      values[":dlv"] = encodeDeliveries(snapshot.intents.map(newDeliveryRecord));
-      values[":zero"] = ZERO;
-      values[":dsh"] = { S: dueShard(step.id) };
-      // The instance applying the transition delivers promptly; sweepers wait out this lease.
-      values[":due"] = { N: String(this.#nowMs() + this.#promptLeaseMs) };
+      set.push(SET_OWED);
+      values[":snk"] = { SS: snapshot.intents.map((intent) => intent.sink) };
+      values[":ob"] = { S: outboxPartition(shardOf(step.id, TABLE_SCHEMA.outboxShards)) };
+      values[":obt"] = { N: String(this.#nowMs()) };
     }
     const update = `SET ${set.join(", ")}${remove}`;
     const condition = terminal ? APPLY_TERMINAL_IF : APPLY_IN_PROGRESS_IF;
     const input: UpdateItemCommandInput = {
       TableName: this.#table,
-      Key: { [A.stepId]: { S: step.id } },
+      Key: keyOf(stepKey(step.id)),
       UpdateExpression: update,
       ConditionExpression: condition,
       ExpressionAttributeNames: namesFor(update, condition),
@@ -167,11 +163,7 @@ export class DynamoStepStore implements StepStore {
     const result = await guardStore(
       "getStep",
       this.#client.send(
-        new GetItemCommand({
-          TableName: this.#table,
-          Key: { [A.stepId]: { S: stepId } },
-          ConsistentRead: true,
-        }),
+        new GetItemCommand({ TableName: this.#table, Key: keyOf(stepKey(stepId)), ConsistentRead: true }),
       ),
     );
     return result.Item ? toStoredStep(result.Item) : null;
@@ -192,7 +184,13 @@ export class DynamoStepStore implements StepStore {
         }),
       ),
     );
-    const items = (result.Items ?? []).map(toStoredStep);
+    // The index holds what the rollup sums; the documents are read from the table, in index order.
+    const keys = (result.Items ?? []).map((item) => item[A.key]?.S ?? "");
+    const found = await batchGet(this.#client, this.#table, keys, { operation: "listRunSteps" });
+    const items = keys.flatMap((key) => {
+      const item = found.get(key);
+      return item ? [toStoredStep(item)] : [];
+    });
     return { items, nextCursor: result.LastEvaluatedKey ? encodeRunCursor(result.LastEvaluatedKey) : null };
   }
 
@@ -254,7 +252,7 @@ export class DynamoStepStore implements StepStore {
       this.#client.send(
         new GetItemCommand({
           TableName: this.#table,
-          Key: { [A.stepId]: { S: stepId } },
+          Key: keyOf(stepKey(stepId)),
           ProjectionExpression: n(A.status),
           ExpressionAttributeNames: { [n(A.status)]: A.status },
           ConsistentRead: true,
@@ -271,10 +269,10 @@ export class DynamoStepStore implements StepStore {
       this.#client.send(
         new UpdateItemCommand({
           TableName: this.#table,
-          Key: { [A.stepId]: { S: stepId } },
+          Key: keyOf(stepKey(stepId)),
           UpdateExpression: `ADD ${n(A.conflicts)} :one`,
-          ConditionExpression: `attribute_exists(${n(A.stepId)})`,
-          ExpressionAttributeNames: { [n(A.conflicts)]: A.conflicts, [n(A.stepId)]: A.stepId },
+          ConditionExpression: `attribute_exists(${n(A.key)})`,
+          ExpressionAttributeNames: { [n(A.conflicts)]: A.conflicts, [n(A.key)]: A.key },
           ExpressionAttributeValues: { ":one": { N: "1" } },
         }),
       ),
@@ -284,7 +282,7 @@ export class DynamoStepStore implements StepStore {
 
 // Cursors are the index position, tied to the run they page through.
 function encodeRunCursor(key: Item): string {
-  return encodeCursor([key[A.runId]?.S, key[A.runSortKey]?.S, key[A.stepId]?.S]);
+  return encodeCursor([key[A.runId]?.S, key[A.runSortKey]?.S, key[A.key]?.S]);
 }
 
 function decodeRunCursor(cursor: string, runId: string): Item {
@@ -292,7 +290,7 @@ function decodeRunCursor(cursor: string, runId: string): Item {
   if (!Array.isArray(position) || position.length !== 3 || !position.every((p) => typeof p === "string")) {
     throw new InvalidCursorError("cursor is not one this API returned");
   }
-  const [run, sortKey, stepId] = position as [string, string, string];
+  const [run, sortKey, key] = position as [string, string, string];
   if (run !== runId) throw new InvalidCursorError("cursor belongs to another run");
-  return { [A.runId]: { S: run }, [A.runSortKey]: { S: sortKey }, [A.stepId]: { S: stepId } };
+  return { [A.runId]: { S: run }, [A.runSortKey]: { S: sortKey }, [A.key]: { S: key } };
 }

@@ -8,9 +8,17 @@ import {
 import type { Logger } from "../observability/logger.js";
 import { TABLE_SCHEMA } from "./table-schema.js";
 
+interface IndexDefinitionShape {
+  readonly name: string;
+  readonly partitionKey: string;
+  readonly sortKey: string;
+  readonly keyTypes: Readonly<Record<string, "S" | "N">>;
+  readonly projection: readonly string[];
+}
+
 /** CreateTable input for stepwatch's table, derived from {@link TABLE_SCHEMA}. */
 export function createTableInput(tableName: string): CreateTableCommandInput {
-  const indexes = Object.values(TABLE_SCHEMA.indexes);
+  const indexes: readonly IndexDefinitionShape[] = Object.values(TABLE_SCHEMA.indexes);
   const attributes = new Map<string, "S" | "N">([[TABLE_SCHEMA.partitionKey, "S"]]);
   for (const index of indexes) {
     for (const [name, type] of Object.entries(index.keyTypes)) attributes.set(name, type);
@@ -29,14 +37,24 @@ export function createTableInput(tableName: string): CreateTableCommandInput {
         { AttributeName: index.partitionKey, KeyType: "HASH" },
         { AttributeName: index.sortKey, KeyType: "RANGE" },
       ],
-      Projection: { ProjectionType: "ALL" },
+      // Only what the index's queries read: every attribute projected is written again on each change.
+      Projection:
+        index.projection.length === 0
+          ? { ProjectionType: "KEYS_ONLY" }
+          : { ProjectionType: "INCLUDE", NonKeyAttributes: [...index.projection] },
     })),
   };
 }
 
+/** The table exists with another layout (an earlier version's indexes); start-up stops on it. */
+export class TableLayoutError extends Error {
+  override readonly name = "TableLayoutError";
+}
+
 /**
  * Creates the table and its indexes when missing and waits until it is active. Never drops or
- * alters an existing table.
+ * alters an existing table: one made by an earlier version, with other indexes, is refused with
+ * a {@link TableLayoutError} saying what to do (README, "Upgrading").
  */
 export async function ensureTable(
   client: DynamoDBClient,
@@ -48,6 +66,13 @@ export async function ensureTable(
   for (;;) {
     try {
       const { Table } = await client.send(new DescribeTableCommand({ TableName: tableName }));
+      const mismatch = layoutMismatch(Table?.GlobalSecondaryIndexes ?? []);
+      if (mismatch) {
+        throw new TableLayoutError(
+          `Table ${tableName} has the layout of an earlier stepwatch version (${mismatch}); ` +
+            "set DYNAMODB_TABLE to a new table (README, Upgrading) or, for a local store, delete .data/",
+        );
+      }
       if (
         Table?.TableStatus === "ACTIVE" &&
         (Table.GlobalSecondaryIndexes ?? []).every((i) => i.IndexStatus === "ACTIVE")
@@ -55,6 +80,7 @@ export async function ensureTable(
         break;
       }
     } catch (error) {
+      if (error instanceof TableLayoutError) throw error;
       if ((error as Error).name !== "ResourceNotFoundException" || created) throw error;
       await client.send(new CreateTableCommand(createTableInput(tableName)));
       created = true;
@@ -79,4 +105,12 @@ export async function ensureTable(
       });
     }
   }
+}
+
+// What differs between the table's indexes and the ones this version reads; empty when none.
+function layoutMismatch(indexes: readonly { IndexName?: string | undefined }[]): string {
+  const have = new Set(indexes.map((index) => index.IndexName));
+  const want = Object.values(TABLE_SCHEMA.indexes).map((index) => index.name);
+  const missing = want.filter((name) => !have.has(name));
+  return missing.length > 0 ? `index ${missing.join(", ")} missing` : "";
 }

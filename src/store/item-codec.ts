@@ -1,11 +1,18 @@
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
-import { type Delivery, type DeliveryState, deliveryId, type NotificationEvent } from "../domain/delivery.js";
+import {
+  ATTEMPT_LOG_SIZE,
+  type Delivery,
+  type DeliveryAttempt,
+  type DeliveryState,
+  type NotificationEvent,
+} from "../domain/delivery.js";
 import type { RunStepStatus } from "../domain/run-step-schema.js";
-import type { DeliveryRecord } from "./delivery-store.js";
+import type { SinkHealth, SinkState } from "../domain/sink-health.js";
 import type { StoredStep } from "./step-store.js";
 import { TABLE_SCHEMA } from "./table-schema.js";
 
 const A = TABLE_SCHEMA.attributes;
+const P = TABLE_SCHEMA.prefixes;
 
 /** A DynamoDB item. */
 export type Item = Record<string, AttributeValue>;
@@ -35,71 +42,49 @@ export function num(value: AttributeValue | undefined): number {
   return value?.N === undefined ? 0 : Number(value.N);
 }
 
+const numOrNull = (value: AttributeValue | undefined): number | null =>
+  value?.N === undefined ? null : Number(value.N);
+const strOrNull = (value: AttributeValue | undefined): string | null => value?.S ?? null;
+const nullable = (value: string | number | null): AttributeValue =>
+  value === null ? { NULL: true } : typeof value === "number" ? { N: String(value) } : { S: value };
+
+// --- keys -------------------------------------------------------------------------------------
+
+/** Key value of a step's item. */
+export const stepKey = (stepId: string) => `${P.step}${stepId}`;
+/** Key value of one delivery's item. */
+export const deliveryKey = (sink: string, stepId: string) => `${P.delivery}${sink}#${stepId}`;
+/** Key value of a sink's health item. */
+export const sinkKey = (sink: string) => `${P.sink}${sink}`;
+/** Key value of an outbox partition's watermark item. */
+export const watermarkKey = (shard: number) => `${P.meta}outbox#${shard}`;
+/** Key value of the lease item of one of a sink's queue partitions. */
+export const shardLeaseKey = (sink: string, shard: number) => `${P.meta}lease#${sink}#${shard}`;
+/** Key value of the probe lease of a failing sink. */
+export const probeLeaseKey = (sink: string) => `${P.meta}probe#${sink}`;
+/** Queue partition of a sink's pending deliveries. */
+export const pendingPartition = (sink: string, shard: number) => `${P.pending}${sink}#${shard}`;
+/** Queue partition of a sink's dead deliveries. */
+export const deadPartition = (sink: string, shard: number) => `${P.dead}${sink}#${shard}`;
+/** Outbox partition. */
+export const outboxPartition = (shard: number) => `${P.outbox}${shard}`;
+
+/** A key attribute map. */
+export const keyOf = (value: string): Item => ({ [A.key]: { S: value } });
+
+/** A stable, cheap hash of a step id into `[0, shards)`: spreads index partitions. */
+export function shardOf(stepId: string, shards: number): number {
+  let hash = 0;
+  for (let i = 0; i < stepId.length; i++) hash = (hash * 31 + stepId.charCodeAt(i)) | 0;
+  return Math.abs(hash) % shards;
+}
+
 /** Sort key of a step within its run: zero-padded so string order is numeric order. */
 export function runSortKey(createdAt: number, stepId: string): string {
   return `${String(createdAt).padStart(11, "0")}#${stepId}`;
 }
 
-/** Index shard of a step's pending deliveries: a cheap stable hash of its id. */
-export function dueShard(stepId: string): string {
-  let hash = 0;
-  for (let i = 0; i < stepId.length; i++) hash = (hash * 31 + stepId.charCodeAt(i)) | 0;
-  return String(Math.abs(hash) % TABLE_SCHEMA.dueShards);
-}
-
-/** Encodes delivery records as the step item's delivery map. */
-export function encodeDeliveries(records: readonly DeliveryRecord[]): AttributeValue {
-  const map: Item = {};
-  for (const r of records) {
-    map[r.sink] = {
-      M: {
-        st: { S: r.state },
-        ev: { S: r.event },
-        n: { N: String(r.attempts) },
-        b: { N: String(r.scheduleBase) },
-        err: r.lastError === null ? { NULL: true } : { S: r.lastError },
-        next: r.nextAttemptMs === null ? { NULL: true } : { N: String(r.nextAttemptMs) },
-      },
-    };
-  }
-  return { M: map };
-}
-
-/** Reads the step item's delivery map. */
-export function decodeDeliveries(item: Item): DeliveryRecord[] {
-  const map = item[A.deliveries]?.M;
-  if (!map) return [];
-  return Object.entries(map).map(([sink, value]) => {
-    const d = value.M ?? {};
-    return {
-      sink,
-      event: d.ev?.S as NotificationEvent,
-      state: (d.st?.S ?? "pending") as DeliveryState,
-      attempts: num(d.n),
-      scheduleBase: num(d.b),
-      lastError: d.err?.S ?? null,
-      nextAttemptMs: d.next?.N === undefined ? null : Number(d.next.N),
-    };
-  });
-}
-
-/** A delivery record as the operator API shows it. */
-export function toDelivery(item: Item, record: DeliveryRecord): Delivery {
-  const stepId = item[A.stepId]?.S ?? "";
-  // A pending delivery without its own time is due when the item is (the prompt attempt's lease).
-  const nextMs = record.state === "pending" ? (record.nextAttemptMs ?? num(item[A.dueAt])) : null;
-  return {
-    id: deliveryId(stepId, record.sink),
-    stepId,
-    runId: item[A.runId]?.S ?? "",
-    sink: record.sink,
-    event: record.event,
-    state: record.state,
-    attempts: record.attempts,
-    lastError: record.lastError,
-    nextAttemptAt: nextMs === null ? null : Math.ceil(nextMs / 1000),
-  };
-}
+// --- steps ------------------------------------------------------------------------------------
 
 /** The RunStepObject a step item keeps, as it was applied. */
 export function decodeDocument(item: Item): Record<string, unknown> {
@@ -114,19 +99,130 @@ export function toStoredStep(item: Item): StoredStep {
     receivedAt: num(item[A.receivedAt]),
     updatedAt: num(item[A.updatedAt]),
     conflicts: num(item[A.conflicts]),
-    deliveries: decodeDeliveries(item).map((record) => toDelivery(item, record)),
+    owedSinks: [...(item[A.owedSinks]?.SS ?? [])].sort(),
   };
 }
 
-/** Encodes an index position as an opaque, URL-safe cursor. */
-export function encodeCursor(position: unknown): string {
-  return btoa(JSON.stringify(position)).replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "");
+// --- deliveries -------------------------------------------------------------------------------
+
+/**
+ * A delivery as its item: the whole record in one small item (every write of it is a full,
+ * conditional put). The attempt log is a ring of {@link ATTEMPT_LOG_SIZE} slots keyed by attempt.
+ */
+export function encodeDelivery(d: Delivery, ttl: number | null): Item {
+  const shard = shardOf(d.stepId, TABLE_SCHEMA.queueShards);
+  const log: Item = {};
+  for (const a of d.log) {
+    log[String((a.attempt - 1) % ATTEMPT_LOG_SIZE)] = {
+      M: {
+        a: { N: String(a.attempt) },
+        t: { N: String(a.at) },
+        s: nullable(a.status),
+        l: { N: String(a.latencyMs) },
+        e: nullable(a.error),
+      },
+    };
+  }
+  const item: Item = {
+    [A.key]: { S: deliveryKey(d.sink, d.stepId) },
+    [A.stepId]: { S: d.stepId },
+    [A.runId]: { S: d.runId },
+    [A.sink]: { S: d.sink },
+    [A.event]: { S: d.event },
+    [A.deliveryState]: { S: d.state },
+    [A.attempts]: { N: String(d.attempts) },
+    [A.scheduleBase]: { N: String(d.scheduleBase) },
+    [A.lastError]: nullable(d.lastError),
+    [A.createdAtMs]: { N: String(d.createdAtMs) },
+    [A.attemptLog]: { M: log },
+    [A.version]: { N: String(d.version) },
+  };
+  // Only pending and dead deliveries are in the queue index (sparse): delivered ones cost no index write.
+  if (d.state === "pending") {
+    item[A.queue] = { S: pendingPartition(d.sink, shard) };
+    item[A.queueAt] = { N: String(d.nextAttemptMs ?? d.createdAtMs) };
+  } else if (d.state === "dead") {
+    const lastAt = d.log.at(-1)?.at ?? d.createdAtMs;
+    item[A.queue] = { S: deadPartition(d.sink, shard) };
+    item[A.queueAt] = { N: String(lastAt) };
+  }
+  if (ttl !== null) item[A.ttl] = { N: String(ttl) };
+  return item;
 }
+
+/** Reads a delivery item. */
+export function decodeDelivery(item: Item): Delivery {
+  const state = item[A.deliveryState]?.S as DeliveryState;
+  const log: DeliveryAttempt[] = Object.values(item[A.attemptLog]?.M ?? {})
+    .map((value) => {
+      const m = value.M ?? {};
+      return {
+        attempt: num(m.a),
+        at: num(m.t),
+        status: numOrNull(m.s),
+        latencyMs: num(m.l),
+        error: strOrNull(m.e),
+      };
+    })
+    .sort((a, b) => a.attempt - b.attempt);
+  return {
+    stepId: item[A.stepId]?.S ?? "",
+    runId: item[A.runId]?.S ?? "",
+    sink: item[A.sink]?.S ?? "",
+    event: item[A.event]?.S as NotificationEvent,
+    state,
+    attempts: num(item[A.attempts]),
+    scheduleBase: num(item[A.scheduleBase]),
+    lastError: strOrNull(item[A.lastError]),
+    nextAttemptMs: state === "pending" ? num(item[A.queueAt]) : null,
+    createdAtMs: num(item[A.createdAtMs]),
+    log,
+    version: num(item[A.version]),
+  };
+}
+
+// --- sinks ------------------------------------------------------------------------------------
+
+/** Reads a sink's health item. */
+export function decodeSinkHealth(name: string, item: Item): SinkHealth {
+  const okAt = numOrNull(item[A.lastSuccessAt]);
+  const failAt = numOrNull(item[A.lastFailureAt]);
+  return {
+    name,
+    state: (item[A.health]?.S ?? "healthy") as SinkState,
+    consecutiveFailures: num(item[A.failures]),
+    lastSuccess: okAt === null ? null : { atMs: okAt, status: numOrNull(item[A.lastSuccessStatus]) },
+    lastFailure:
+      failAt === null
+        ? null
+        : {
+            atMs: failAt,
+            status: numOrNull(item[A.lastFailureStatus]),
+            error: item[A.lastFailureError]?.S ?? "",
+          },
+    nextProbeAtMs: numOrNull(item[A.probeAt]),
+    probeLevel: num(item[A.probeLevel]),
+    disabledReason: strOrNull(item[A.disabledReason]),
+    version: num(item[A.version]),
+  };
+}
+
+// --- cursors ----------------------------------------------------------------------------------
+
+/** Encodes an index position as an opaque, URL-safe cursor (UTF-8, so any step id fits). */
+export function encodeCursor(position: unknown): string {
+  let binary = "";
+  for (const byte of new TextEncoder().encode(JSON.stringify(position))) binary += String.fromCharCode(byte);
+  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "");
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /** Decodes a cursor made by {@link encodeCursor}; undefined when it is not one. */
 export function decodeCursor(cursor: string): unknown {
   try {
-    return JSON.parse(atob(cursor.replaceAll("-", "+").replaceAll("_", "/")));
+    const binary = atob(cursor.replaceAll("-", "+").replaceAll("_", "/"));
+    return JSON.parse(utf8.decode(Uint8Array.from(binary, (c) => c.charCodeAt(0))));
   } catch {
     return undefined;
   }

@@ -1,4 +1,4 @@
-import type { Delivery, DeliveryIntent } from "../domain/delivery.js";
+import type { DeliveryIntent } from "../domain/delivery.js";
 import type { RunStep, RunStepStatus } from "../domain/run-step-schema.js";
 import type { ApplyOutcome } from "../domain/state-rules.js";
 
@@ -22,7 +22,8 @@ export interface StoredStep {
   readonly receivedAt: number;
   readonly updatedAt: number;
   readonly conflicts: number;
-  readonly deliveries: readonly Delivery[];
+  /** The sinks its terminal transition owes a notification, by name. */
+  readonly owedSinks: readonly string[];
 }
 
 /** A page of a list, with an opaque cursor for the next one. */

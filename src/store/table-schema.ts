@@ -1,18 +1,48 @@
 /**
- * The single definition of stepwatch's DynamoDB table: key, attribute names, indexes, TTL and the
- * actions the code calls. The store, the tests and `infra/` all read it from here.
+ * The single definition of stepwatch's DynamoDB table: keys, attribute names, indexes with their
+ * projections, TTL and the actions the code calls. The store, the tests, `bench/` and `infra/` all
+ * read it from here.
  *
- * One item per step, keyed by step id. Runs are read through the `by-run` index (steps in
- * `created_at` order); notifications live on the step item, so the write that applies a terminal
- * transition also records who must hear about it, and two sparse indexes find the deliveries that
- * are due or dead.
+ * One table, four kinds of item, told apart by a key prefix no other kind can produce (sink names
+ * cannot contain `#`):
+ * - `S#<step id>`: a step. The RunStepObject as last applied plus what the indexes and the rollup
+ *   read. A terminal transition that owes notifications also records, in the same conditional
+ *   write, the sinks it owes (`snk`) and an `outbox` index entry, which lets a sweeper find a
+ *   transition whose instance died before it wrote any delivery.
+ * - `D#<sink>#<step id>`: one notification of one step to one sink: its state, attempts and the
+ *   last attempts' log. Small (well under 1 KB), so every delivery write costs one write unit and
+ *   never rewrites the step's document.
+ * - `K#<sink>`: the sink's health, shared by every instance.
+ * - `M#...`: bookkeeping of sweepers (outbox watermarks, queue shard leases).
+ *
+ * Indexes project only what their queries read: `by-run` what the run rollup sums (a listing reads
+ * the documents from the table), `outbox` the owed sinks, `queue` only the keys and the creation time
+ * (a sweeper reads the deliveries themselves, consistently, before it attempts them).
  */
 export const TABLE_SCHEMA = {
   partitionKey: "pk",
   ttlAttribute: "ttl",
+  /** Written on the layout marker item; a table made for another layout is refused at start-up. */
+  layoutVersion: 2,
+  prefixes: {
+    step: "S#",
+    delivery: "D#",
+    sink: "K#",
+    /** Sweepers' bookkeeping: `M#outbox#<shard>`, `M#lease#<sink>#<shard>`, `M#layout`. */
+    meta: "M#",
+    /** Queue partitions: pending deliveries `P#<sink>#<shard>`, dead ones `X#<sink>#<shard>`. */
+    pending: "P#",
+    dead: "X#",
+    /** Outbox partitions `O#<shard>`. */
+    outbox: "O#",
+  },
   attributes: {
-    /** Step id (partition key). */
-    stepId: "pk",
+    /** Partition key of every item. */
+    key: "pk",
+    ttl: "ttl",
+    /** Item version: every fenced write of a delivery or lease is conditional on it. */
+    version: "ver",
+    // --- step items ---
     /** The RunStepObject as last applied, as JSON text: exact round trip, no 32-level nesting limit. */
     document: "doc",
     status: "st",
@@ -30,28 +60,86 @@ export const TABLE_SCHEMA = {
     receivedAt: "rcv",
     updatedAt: "upd",
     conflicts: "cfl",
-    ttl: "ttl",
-    /** Map of sink name → delivery state. */
-    deliveries: "dlv",
-    /** Version of the delivery state: every claim and acknowledgement is conditional on it. */
-    deliveryVersion: "dv",
-    /** Shard of the due index, present only while a delivery is pending. */
-    dueShard: "dsh",
-    /** Unix ms at which the pending deliveries are next due (or the current lease ends). */
-    dueAt: "due",
-    /** Constant partition of the dead index, present only while a delivery is dead. */
-    deadKey: "dpk",
-    deadAt: "dat",
+    /** String set of the sinks a terminal transition owes a notification. */
+    owedSinks: "snk",
+    /** Outbox partition, present only on terminal steps that owe notifications. */
+    outboxShard: "ob",
+    /** Unix ms at which the terminal transition was applied (outbox sort key). */
+    appliedAtMs: "obt",
+    // --- delivery items ---
+    stepId: "sid",
+    sink: "sink",
+    event: "ev",
+    deliveryState: "ds",
+    attempts: "n",
+    /** Attempts already made when the retry schedule last (re)started: a manual retry starts it again. */
+    scheduleBase: "b",
+    lastError: "err",
+    /** Map of ring slot ("0".."9") → the attempt made in it. */
+    attemptLog: "lg",
+    /** Unix ms the delivery was created. */
+    createdAtMs: "cms",
+    /** Queue partition: `P#<sink>#<shard>` while pending, `X#<sink>#<shard>` while dead, else absent. */
+    queue: "q",
+    /** Unix ms: when a pending delivery is next due (or its operator's hold ends); when it died. */
+    queueAt: "qt",
+    // --- sink items ---
+    health: "hs",
+    failures: "cf",
+    lastSuccessAt: "oka",
+    lastSuccessStatus: "oks",
+    lastFailureAt: "fla",
+    lastFailureStatus: "fls",
+    lastFailureError: "fle",
+    /** Unix ms of the next probe of a failing sink. */
+    probeAt: "npa",
+    /** How many probes in a row failed: the probe backoff's exponent. */
+    probeLevel: "plv",
+    disabledReason: "dr",
+    // --- meta items ---
+    /** Lease end (Unix ms) of a queue shard or a probe. */
+    leaseUntil: "lu",
+    /** Outbox watermark: the last entry a sweeper made sure of, as `[appliedAtMs, key]`. */
+    watermark: "wm",
   },
   indexes: {
-    byRun: { name: "by-run", partitionKey: "run", sortKey: "rsk", keyTypes: { run: "S", rsk: "S" } },
-    due: { name: "due", partitionKey: "dsh", sortKey: "due", keyTypes: { dsh: "S", due: "N" } },
-    dead: { name: "dead", partitionKey: "dpk", sortKey: "dat", keyTypes: { dpk: "S", dat: "N" } },
+    byRun: {
+      name: "by-run",
+      partitionKey: "run",
+      sortKey: "rsk",
+      keyTypes: { run: "S", rsk: "S" },
+      projection: ["st", "ca", "upd", "thr", "asst", "pt", "ct", "tt"],
+    },
+    outbox: {
+      name: "outbox",
+      partitionKey: "ob",
+      sortKey: "obt",
+      keyTypes: { ob: "S", obt: "N" },
+      projection: ["snk", "st", "run"],
+    },
+    queue: {
+      name: "queue",
+      partitionKey: "q",
+      sortKey: "qt",
+      keyTypes: { q: "S", qt: "N" },
+      // A sweeper reads the deliveries themselves (consistently) before attempting; the index only
+      // tells it which are due, and the operator API the age of the oldest.
+      projection: ["cms"],
+    },
   },
-  /** Pending deliveries are spread over this many index partitions so no single one runs hot. */
-  dueShards: 4,
+  /** Terminal transitions are spread over this many outbox partitions, so none runs hot. */
+  outboxShards: 16,
+  /** Each sink's pending and dead deliveries are spread over this many queue partitions. */
+  queueShards: 8,
   /** Every DynamoDB action the application calls at run time; IAM grants exactly these. */
-  runtimeActions: ["dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:DescribeTable"],
+  runtimeActions: [
+    "dynamodb:UpdateItem",
+    "dynamodb:PutItem",
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+    "dynamodb:DescribeTable",
+  ],
   /** Actions the Node entry also needs to create the table on a local store. */
   bootstrapActions: ["dynamodb:CreateTable", "dynamodb:UpdateTimeToLive"],
 } as const;
@@ -59,5 +147,8 @@ export const TABLE_SCHEMA = {
 /** The table definition's type. */
 export type TableSchema = typeof TABLE_SCHEMA;
 
+/** One of the table's global secondary indexes. */
+export type IndexDefinition = (typeof TABLE_SCHEMA.indexes)[keyof typeof TABLE_SCHEMA.indexes];
+
 /** Name of one of the table's global secondary indexes. */
-export type IndexName = (typeof TABLE_SCHEMA.indexes)[keyof typeof TABLE_SCHEMA.indexes]["name"];
+export type IndexName = IndexDefinition["name"];

@@ -1,4 +1,5 @@
 import { Webhook } from "standardwebhooks";
+import openApiDocument from "../../public/openapi.json" with { type: "json" };
 import { type Config, parseConfig } from "../../src/config/config-schema.js";
 import { generateWebhookSecret } from "../../src/domain/webhook-secret.js";
 import { createLogger } from "../../src/observability/logger.js";
@@ -40,7 +41,10 @@ export async function createTestApp(
   });
   const { logLines, ...stepwatchOptions } = options;
   const logger = logLines ? createLogger("debug", (line) => logLines.push(line)) : createLogger("error");
-  const stepwatch = await createStepwatch(config, store.client, logger, stepwatchOptions);
+  const stepwatch = await createStepwatch(config, store.client, logger, {
+    openApiDocument,
+    ...stepwatchOptions,
+  });
   return {
     ...stepwatch,
     config,

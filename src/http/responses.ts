@@ -1,0 +1,86 @@
+import type { Context } from "hono";
+import { deliveryId } from "../domain/delivery.js";
+import type { DeliveryView, SinkTestResult, SinkView } from "../usecases/delivery-operations.js";
+import type {
+  DeliveryResponse,
+  ErrorCode,
+  ErrorResponse,
+  SinkResponse,
+  SinkTestResponse,
+} from "./api-schemas.js";
+
+/** Status codes of error answers. */
+export type ErrorStatus = 400 | 401 | 404 | 409 | 413 | 415 | 422 | 500 | 503;
+
+/** An error answer in the API's one error shape. */
+export function fail(c: Context, status: ErrorStatus, code: ErrorCode, message: string) {
+  return c.json<ErrorResponse>({ error: { code, message } }, status);
+}
+
+const seconds = (ms: number) => Math.floor(ms / 1000);
+const secondsUp = (ms: number) => Math.ceil(ms / 1000);
+
+/** The API's view of a delivery. */
+export function toDeliveryResponse(view: DeliveryView): DeliveryResponse {
+  const d = view.delivery;
+  return {
+    id: deliveryId(d.stepId, d.sink),
+    step_id: d.stepId,
+    run_id: d.runId,
+    sink: d.sink,
+    event: d.event,
+    state: view.state,
+    attempts: d.attempts,
+    last_error: d.lastError,
+    next_attempt_at: view.nextAttemptMs === null ? null : secondsUp(view.nextAttemptMs),
+    created_at: seconds(d.createdAtMs),
+    recent_attempts: d.log.map((a) => ({
+      attempt: a.attempt,
+      at: seconds(a.at),
+      status: a.status,
+      latency_ms: Math.round(a.latencyMs),
+      error: a.error,
+    })),
+  };
+}
+
+/** The API's view of a sink. */
+export function toSinkResponse(view: SinkView, nowMs: number): SinkResponse {
+  const { health, backlog } = view;
+  return {
+    name: view.config.name,
+    type: view.config.type,
+    state: health.state,
+    consecutive_failures: health.consecutiveFailures,
+    last_success: health.lastSuccess
+      ? { at: seconds(health.lastSuccess.atMs), status: health.lastSuccess.status }
+      : null,
+    last_failure: health.lastFailure
+      ? {
+          at: seconds(health.lastFailure.atMs),
+          status: health.lastFailure.status,
+          error: health.lastFailure.error,
+        }
+      : null,
+    next_probe_at:
+      health.state === "failing" && health.nextProbeAtMs !== null ? secondsUp(health.nextProbeAtMs) : null,
+    disabled_reason: health.state === "disabled" ? health.disabledReason : null,
+    pending: backlog.pending,
+    oldest_pending_age_s:
+      backlog.oldestPendingCreatedMs === null
+        ? null
+        : Math.max(0, seconds(nowMs - backlog.oldestPendingCreatedMs)),
+  };
+}
+
+/** The API's view of a sink test. */
+export function toSinkTestResponse(sink: string, result: SinkTestResult): SinkTestResponse {
+  return {
+    sink,
+    ok: result.ok,
+    status: result.status,
+    latency_ms: Math.round(result.latencyMs),
+    error: result.error,
+    webhook_id: result.webhookId,
+  };
+}
