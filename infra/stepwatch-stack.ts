@@ -39,6 +39,21 @@ const ATTRIBUTE_TYPES = {
   B: dynamodb.AttributeType.BINARY,
 } as const;
 
+// The CDK form of a CreateTable projection: what each index's queries read, nothing more.
+function projectionOf(
+  projection: { ProjectionType?: string | undefined; NonKeyAttributes?: string[] | undefined } | undefined,
+): Pick<dynamodb.GlobalSecondaryIndexProps, "projectionType" | "nonKeyAttributes"> {
+  if (projection?.ProjectionType === "INCLUDE") {
+    return {
+      projectionType: dynamodb.ProjectionType.INCLUDE,
+      nonKeyAttributes: projection.NonKeyAttributes ?? [],
+    };
+  }
+  if (projection?.ProjectionType === "KEYS_ONLY")
+    return { projectionType: dynamodb.ProjectionType.KEYS_ONLY };
+  return { projectionType: dynamodb.ProjectionType.ALL };
+}
+
 /**
  * stepwatch on AWS: the table (keys, indexes and TTL from the definition the store uses),
  * least-privilege access for the runtimes, and optionally the Lambda function with its Function
@@ -97,7 +112,7 @@ export class StepwatchStack extends Stack {
         indexName: index.IndexName,
         partitionKey: attribute(keyOf(index.KeySchema, "HASH")),
         ...(sortKey === undefined ? {} : { sortKey: attribute(sortKey) }),
-        projectionType: dynamodb.ProjectionType.ALL,
+        ...projectionOf(index.Projection),
       });
     }
     return table;

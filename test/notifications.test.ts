@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateWebhookSecret } from "../src/domain/webhook-secret.js";
 import { makeStep } from "./support/run-steps.js";
 import { eventually, type SinkServer, startSinkServer } from "./support/sink-server.js";
-import { createTestApp, type TestApp } from "./support/test-app.js";
+import { createTestApp, TEST_TOKEN, type TestApp } from "./support/test-app.js";
 import { startTestStore, type TestStore } from "./support/test-store.js";
 
 let store: TestStore;
@@ -106,6 +106,7 @@ describe("payloads of each sink type", () => {
     );
     expect(request.headers["content-type"]).toBe("application/json");
     const stored = await settled(app, step.id as string);
+    const now = Math.floor(Date.now() / 1000);
     expect(stored.deliveries).toEqual([
       {
         id: `${step.id}:hook`,
@@ -117,8 +118,18 @@ describe("payloads of each sink type", () => {
         attempts: 1,
         last_error: null,
         next_attempt_at: null,
+        created_at: expect.any(Number),
+        recent_attempts: [
+          { attempt: 1, at: expect.any(Number), status: 200, latency_ms: expect.any(Number), error: null },
+        ],
       },
     ]);
+    const [delivery] = stored.deliveries as unknown as Array<{
+      created_at: number;
+      recent_attempts: Array<{ at: number }>;
+    }>;
+    expect(Math.abs((delivery?.created_at ?? 0) - now)).toBeLessThanOrEqual(2);
+    expect(delivery?.recent_attempts[0]?.at).toBe(delivery?.created_at);
   });
 
   it("slack: text and blocks a person can act on, with user text escaped", async () => {
@@ -245,42 +256,70 @@ describe("exactly once", () => {
   });
 });
 
+/** An app with a sink of its own (its own server, a name no other test uses): health stays apart. */
+const isolated = async (env: Record<string, string> = {}) => {
+  const server = await startSinkServer();
+  const name = `hook${seq++}`;
+  const target = await createTestApp(store, {
+    NOTIFY_SINKS: JSON.stringify([{ name, type: "webhook", url: `${server.url}/hooks`, secret: hookSecret }]),
+    NOTIFY_RETRY_SCHEDULE: "0.2,0.2,0.2",
+    NOTIFY_TIMEOUT_MS: "1000",
+    ...env,
+  });
+  cleanups.push(async () => {
+    await target.drain();
+    await server.close();
+  });
+  return { app: target, sink: server, name };
+};
+const cleanups: Array<() => Promise<void>> = [];
+afterAll(async () => {
+  await Promise.all(cleanups.map((cleanup) => cleanup()));
+});
+
+const post = (target: TestApp, path: string) =>
+  target.app.request(path, { method: "POST", headers: { authorization: `Bearer ${TEST_TOKEN}` } });
+
 describe("retries", () => {
   it("a sink failing twice with 503 is delivered on the third attempt", async () => {
+    const { app: target, sink } = await isolated();
     const step = makeStep({ id: uid("step"), status: "completed" });
-    hook.script({ status: 503, body: "busy" }, { status: 503, body: "still busy" });
-    await app.send(step);
+    sink.script({ status: 503, body: "busy" }, { status: 503, body: "still busy" });
+    await target.send(step);
     const first = await eventually(async () => {
-      const d = (await stepOf(app, step.id as string)).deliveries[0];
+      const d = (await stepOf(target, step.id as string)).deliveries[0];
       return d && d.attempts >= 1 ? d : undefined;
     });
     expect(first).toMatchObject({ state: "pending", attempts: 1, last_error: "HTTP 503: busy" });
     expect(first.next_attempt_at).toBeTypeOf("number");
-    const done = await settled(app, step.id as string, true);
+    const done = await settled(target, step.id as string, true);
     expect(done.deliveries[0]).toMatchObject({ state: "delivered", attempts: 3, last_error: null });
-    expect(countFor(hook, step.id as string)).toBe(3);
+    expect(countFor(sink, step.id as string)).toBe(3);
   });
 
-  it("honours a sink's Retry-After", async () => {
+  it("waits no longer than the schedule's longest delay, whatever Retry-After a sink asks for", async () => {
+    const { app: target, sink } = await isolated();
     const step = makeStep({ id: uid("step"), status: "completed" });
-    hook.script({ status: 429, headers: { "retry-after": "30" } });
+    sink.script({ status: 429, headers: { "retry-after": "30" } });
     const sentAt = Math.floor(Date.now() / 1000);
-    await app.send(step);
+    await target.send(step);
     const pending = await eventually(async () => {
-      const d = (await stepOf(app, step.id as string)).deliveries[0];
+      const d = (await stepOf(target, step.id as string)).deliveries[0];
       return d && d.attempts >= 1 ? d : undefined;
     });
     expect(pending.state).toBe("pending");
-    expect(pending.next_attempt_at).toBeGreaterThanOrEqual(sentAt + 29);
-    await app.sweep();
-    expect((await stepOf(app, step.id as string)).deliveries[0]?.attempts).toBe(1);
+    // The schedule here is 0.2 s apart: 30 s is capped to it.
+    expect(pending.next_attempt_at).toBeLessThanOrEqual(sentAt + 2);
+    const done = await settled(target, step.id as string, true);
+    expect(done.deliveries[0]).toMatchObject({ state: "delivered", attempts: 2 });
   });
 
   it("a 400 is dead at once, listed, and retried by hand after the sink is fixed", async () => {
+    const { app: target, sink, name } = await isolated();
     const step = makeStep({ id: uid("step"), status: "completed" });
-    hook.script({ status: 400, body: '{"error":"unknown field"}' });
-    await app.send(step);
-    const dead = (await settled(app, step.id as string)).deliveries[0];
+    sink.script({ status: 400, body: '{"error":"unknown field"}' });
+    await target.send(step);
+    const dead = (await settled(target, step.id as string)).deliveries[0];
     expect(dead).toMatchObject({
       state: "dead",
       attempts: 1,
@@ -288,41 +327,31 @@ describe("retries", () => {
       next_attempt_at: null,
     });
 
-    const listed = (await (await app.get("/v1/deliveries?state=dead&limit=100")).json()) as {
+    const listed = (await (await target.get("/v1/deliveries?state=dead&limit=100")).json()) as {
       data: Array<{ id: string }>;
     };
-    expect(listed.data.map((d) => d.id)).toContain(`${step.id}:hook`);
+    expect(listed.data.map((d) => d.id)).toContain(`${step.id}:${name}`);
 
-    const retried = await app.app.request(`/v1/deliveries/${step.id}:hook/retry`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${"test-token-0123456789abcdef"}` },
-    });
+    // The retry is attempted at once: the sink has it before the answer.
+    const retried = await post(target, `/v1/deliveries/${step.id}:${name}/retry`);
     expect(retried.status).toBe(200);
-    expect(await retried.json()).toMatchObject({ id: `${step.id}:hook`, state: "pending", attempts: 1 });
-    const delivered = await settled(app, step.id as string, true);
-    expect(delivered.deliveries[0]).toMatchObject({ state: "delivered", attempts: 2 });
-    const after = (await (await app.get("/v1/deliveries?state=dead&limit=100")).json()) as {
+    expect(countFor(sink, step.id as string)).toBe(2);
+    expect(await retried.json()).toMatchObject({ id: `${step.id}:${name}`, state: "delivered", attempts: 2 });
+    const after = (await (await target.get("/v1/deliveries?state=dead&limit=100")).json()) as {
       data: Array<{ id: string }>;
     };
-    expect(after.data.map((d) => d.id)).not.toContain(`${step.id}:hook`);
+    expect(after.data.map((d) => d.id)).not.toContain(`${step.id}:${name}`);
 
-    const again = await app.app.request(`/v1/deliveries/${step.id}:hook/retry`, {
-      method: "POST",
-      headers: { authorization: "Bearer test-token-0123456789abcdef" },
-    });
-    expect(again.status).toBe(409);
-    const missing = await app.app.request("/v1/deliveries/step_nope:hook/retry", {
-      method: "POST",
-      headers: { authorization: "Bearer test-token-0123456789abcdef" },
-    });
-    expect(missing.status).toBe(404);
+    expect((await post(target, `/v1/deliveries/${step.id}:${name}/retry`)).status).toBe(409);
+    expect((await post(target, `/v1/deliveries/step_nope:${name}/retry`)).status).toBe(404);
   });
 
   it("gives up after the schedule and says why", async () => {
+    const { app: target, sink } = await isolated();
     const step = makeStep({ id: uid("step"), status: "completed" });
-    hook.script(...Array.from({ length: 4 }, () => ({ status: 500 })));
-    await app.send(step);
-    const done = await settled(app, step.id as string, true);
+    sink.script(...Array.from({ length: 4 }, () => ({ status: 500 })));
+    await target.send(step);
+    const done = await settled(target, step.id as string, true);
     expect(done.deliveries[0]).toMatchObject({
       state: "dead",
       attempts: 4,
@@ -331,18 +360,21 @@ describe("retries", () => {
   });
 
   it("lists pending deliveries page by page", async () => {
+    const { app: target, sink, name } = await isolated({ NOTIFY_RETRY_SCHEDULE: "60" });
     const ids = [uid("step"), uid("step"), uid("step")];
-    hook.script(...ids.map(() => ({ status: 503 })));
-    await Promise.all(ids.map((id) => app.send(makeStep({ id, status: "completed" }))));
+    sink.script(...ids.map(() => ({ status: 503 })));
+    await Promise.all(ids.map((id) => target.send(makeStep({ id, status: "completed" }))));
     await eventually(async () => {
-      const steps = await Promise.all(ids.map((id) => stepOf(app, id)));
+      const steps = await Promise.all(ids.map((id) => stepOf(target, id)));
       return steps.every((s) => s.deliveries[0]?.attempts === 1) ? true : undefined;
     });
     const seen: string[] = [];
     let cursor: string | null = null;
     for (let page = 0; page < 20; page++) {
       const query: string = cursor ? `&cursor=${encodeURIComponent(cursor)}` : "";
-      const body = (await (await app.get(`/v1/deliveries?state=pending&limit=1${query}`)).json()) as {
+      const body = (await (
+        await target.get(`/v1/deliveries?state=pending&sink=${name}&limit=1${query}`)
+      ).json()) as {
         data: Array<{ id: string; state: string; last_error: string }>;
         next_cursor: string | null;
       };
@@ -353,35 +385,35 @@ describe("retries", () => {
       cursor = body.next_cursor;
       if (!cursor) break;
     }
-    expect(seen).toEqual(expect.arrayContaining(ids.map((id) => `${id}:hook`)));
-    expect((await app.get("/v1/deliveries?state=lost")).status).toBe(400);
-    await Promise.all(ids.map((id) => settled(app, id, true)));
+    expect(seen.sort()).toEqual(ids.map((id) => `${id}:${name}`).sort());
+    expect((await target.get("/v1/deliveries?state=lost")).status).toBe(400);
+    expect((await target.get("/v1/deliveries?state=pending&cursor=bm90LWEtY3Vyc29y")).status).toBe(400);
   });
 });
 
 describe("sweepers", () => {
   it("two instances sweeping the same due deliveries at once send each one once", async () => {
+    const { app: first, sink, name } = await isolated();
     const other = await createTestApp(store, {
-      WEBHOOK_SECRET: app.secret,
-      NOTIFY_SINKS: JSON.stringify([
-        { name: "hook", type: "webhook", url: `${hook.url}/hooks`, secret: hookSecret },
-      ]),
+      WEBHOOK_SECRET: first.secret,
+      NOTIFY_SINKS: JSON.stringify([{ name, type: "webhook", url: `${sink.url}/hooks`, secret: hookSecret }]),
       NOTIFY_RETRY_SCHEDULE: "0.2,0.2,0.2",
       NOTIFY_TIMEOUT_MS: "1000",
     });
-    const ids = Array.from({ length: 12 }, () => uid("step"));
-    hook.script(...ids.map(() => ({ status: 503 })));
-    await Promise.all(ids.map((id) => app.send(makeStep({ id, status: "completed" }))));
-    await app.drain();
+    // Down for the prompt attempts; four failures keep the sink healthy (it turns failing at five).
+    const ids = Array.from({ length: 4 }, () => uid("step"));
+    sink.script(...ids.map(() => ({ status: 503 })));
+    await Promise.all(ids.map((id) => first.send(makeStep({ id, status: "completed" }))));
+    await first.drain();
     await new Promise((resolve) => setTimeout(resolve, 300));
     await eventually(async () => {
-      await Promise.all([app.sweep(), other.sweep(), app.sweep(), other.sweep()]);
-      const steps = await Promise.all(ids.map((id) => stepOf(app, id)));
+      await Promise.all([first.sweep(), other.sweep(), first.sweep(), other.sweep()]);
+      const steps = await Promise.all(ids.map((id) => stepOf(first, id)));
       return steps.every((s) => s.deliveries[0]?.state === "delivered") ? true : undefined;
     });
     for (const id of ids) {
-      expect(countFor(hook, id)).toBe(2);
-      expect((await stepOf(app, id)).deliveries[0]?.attempts).toBe(2);
+      expect(countFor(sink, id)).toBe(2);
+      expect((await stepOf(first, id)).deliveries[0]?.attempts).toBe(2);
     }
     await other.drain();
   });

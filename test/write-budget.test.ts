@@ -39,22 +39,31 @@ it("an in_progress event costs one write and no read", async () => {
   expect(await during(() => app.send(makeStep({ id: "step_budget_1" })))).toEqual(["UpdateItemCommand"]);
 });
 
-it("a terminal event delivered to every sink with 2xx costs two writes in all, and no read", async () => {
+// Sink health is read at most once a second and a healthy sink's success written at most every
+// 10 s per instance: warm both up, as a server that has been running is.
+const warmUp = async (id: string) => {
+  await app.send(makeStep({ id, status: "completed" }));
+  await app.drain();
+};
+
+it("a terminal event delivered to every sink with 2xx costs the apply and one small write per sink, and no read", async () => {
+  await warmUp("step_budget_warm_2");
   const used = await during(async () => {
     await app.send(makeStep({ id: "step_budget_2", status: "completed" }));
-    await eventually(async () => (sinkA.received.length > 0 && sinkB.received.length > 0 ? true : undefined));
+    await eventually(async () => (sinkA.received.length > 1 && sinkB.received.length > 1 ? true : undefined));
     await app.drain();
   });
-  expect(used).toEqual(["UpdateItemCommand", "UpdateItemCommand"]);
+  expect(used).toEqual(["UpdateItemCommand", "PutItemCommand", "PutItemCommand"]);
 });
 
 it("a terminal transition over an in_progress step costs the same", async () => {
   await app.send(makeStep({ id: "step_budget_3" }));
+  await warmUp("step_budget_warm_3");
   const used = await during(async () => {
     await app.send(makeStep({ id: "step_budget_3", status: "failed" }));
     await app.drain();
   });
-  expect(used).toEqual(["UpdateItemCommand", "UpdateItemCommand"]);
+  expect(used).toEqual(["UpdateItemCommand", "PutItemCommand", "PutItemCommand"]);
 });
 
 it("a stale in_progress duplicate costs one refused write and nothing more", async () => {
