@@ -5,6 +5,7 @@ import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildWorker, GZIP_BUDGET_BYTES } from "../scripts/build-worker.js";
 import { generateWebhookSecret } from "../src/domain/webhook-secret.js";
+import { buildOpenApiDocument } from "../src/http/openapi-document.js";
 import worker from "../src/runtime/worker.js";
 import { makeStep } from "./support/run-steps.js";
 import { eventually, type SinkServer, startSinkServer } from "./support/sink-server.js";
@@ -90,6 +91,12 @@ describe("the Worker in workerd (wrangler's local runtime)", () => {
     // The sender's retry of the same delivery changes nothing.
     const again = await post(delivery);
     expect(await again.json()).toEqual({ step_id: step.id, status: "in_progress", outcome: "stale" });
+  });
+
+  it("serves the OpenAPI document from its static assets, outside the bundle", async () => {
+    const response = await fetch(new URL("/openapi.json", runtime.url));
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual(buildOpenApiDocument());
   });
 
   it("refuses a bad signature with 401 and stores nothing", async () => {

@@ -7,11 +7,15 @@ import {
 } from "../domain/run-step-event.js";
 import { RunStepSchema } from "../domain/run-step-schema.js";
 import {
+  BulkRetryRequestSchema,
+  BulkRetryResponseSchema,
   DeliveryResponseSchema,
   ErrorResponseSchema,
   IngestResponseSchema,
   pageSchema,
   RunRollupResponseSchema,
+  SinkResponseSchema,
+  SinkTestResponseSchema,
   StoredStepResponseSchema,
 } from "./api-schemas.js";
 
@@ -30,6 +34,7 @@ const errors = (...codes: number[]) =>
 
 const ERROR_TEXT: Record<number, string> = {
   400: "Body is not JSON, or a bad query parameter",
+  409: "The delivery is not in a state this action applies to, or changed meanwhile",
   401: "Missing or bad signature / bearer token",
   404: "Not found",
   413: "Body over MAX_BODY_BYTES",
@@ -77,6 +82,7 @@ export function buildOpenApiDocument(): Record<string, unknown> {
         RunStepWebhookEvent: schema(RunStepWebhookEventSchema),
         RunStepDelta: schema(RunStepDeltaSchema),
         Delivery: schema(DeliveryResponseSchema),
+        Sink: schema(SinkResponseSchema),
         Error: schema(ErrorResponseSchema),
       },
     },
@@ -145,6 +151,8 @@ export function buildOpenApiDocument(): Record<string, unknown> {
       "/v1/deliveries": {
         get: {
           summary: "Notification deliveries by state",
+          description:
+            "pending includes parked deliveries (pending ones of a disabled sink, shown with state parked).",
           security: bearer,
           parameters: [
             {
@@ -153,21 +161,106 @@ export function buildOpenApiDocument(): Record<string, unknown> {
               required: true,
               schema: { type: "string", enum: ["pending", "dead"] },
             },
+            { name: "sink", in: "query", schema: { type: "string" }, description: "only this sink's" },
             ...listParams,
           ],
           responses: {
             "200": json(pageSchema(DeliveryResponseSchema), "A page of deliveries"),
-            ...errors(400, 401, 503),
+            ...errors(400, 401, 404, 503),
+          },
+        },
+      },
+      "/v1/deliveries/retry": {
+        post: {
+          summary: "Retry a sink's dead deliveries in bulk",
+          description:
+            "Dead deliveries of one sink that died between since and until (Unix seconds, both optional) become " +
+            "pending again, paced at 100 a second; at most limit (default and maximum 1000) per call, more says " +
+            "whether to call again.",
+          security: bearer,
+          requestBody: {
+            required: true,
+            content: { "application/json": { schema: schema(BulkRetryRequestSchema) } },
+          },
+          responses: {
+            "200": json(BulkRetryResponseSchema, "How many were queued"),
+            ...errors(400, 401, 404, 503),
           },
         },
       },
       "/v1/deliveries/{delivery_id}/retry": {
         post: {
           summary: "Retry a dead delivery now",
+          description:
+            "Attempted at once, with a fresh retry schedule; answers the delivery after the attempt.",
           security: bearer,
           parameters: [pathParam("delivery_id")],
           responses: {
-            "200": json(DeliveryResponseSchema, "The delivery, pending again"),
+            "200": json(DeliveryResponseSchema, "The delivery after the attempt"),
+            ...errors(401, 404, 409, 503),
+          },
+        },
+      },
+      "/v1/deliveries/{delivery_id}/resend": {
+        post: {
+          summary: "Send a delivered notification again",
+          description:
+            "One attempt with the same webhook-id (receivers that have it drop it); the delivery stays delivered " +
+            "and the attempt joins its recent_attempts.",
+          security: bearer,
+          parameters: [pathParam("delivery_id")],
+          responses: {
+            "200": json(DeliveryResponseSchema, "The delivery after the attempt"),
+            ...errors(401, 404, 409, 503),
+          },
+        },
+      },
+      "/v1/sinks": {
+        get: {
+          summary: "Every sink's state and backlog",
+          security: bearer,
+          responses: {
+            "200": json(pageSchema(SinkResponseSchema), "The configured sinks"),
+            ...errors(401, 503),
+          },
+        },
+      },
+      "/v1/sinks/{name}": {
+        get: {
+          summary: "A sink's state and backlog",
+          description:
+            "healthy; failing after 5 failed attempts in a row (probed one attempt at a time, on a backoff); " +
+            "disabled by 410 Gone or an operator (its deliveries parked).",
+          security: bearer,
+          parameters: [pathParam("name")],
+          responses: { "200": json(SinkResponseSchema, "The sink"), ...errors(401, 404, 503) },
+        },
+      },
+      "/v1/sinks/{name}/disable": {
+        post: {
+          summary: "Disable a sink: its deliveries are parked",
+          security: bearer,
+          parameters: [pathParam("name")],
+          responses: { "200": json(SinkResponseSchema, "The sink"), ...errors(401, 404, 503) },
+        },
+      },
+      "/v1/sinks/{name}/enable": {
+        post: {
+          summary: "Enable a sink: healthy again, its parked deliveries drain",
+          security: bearer,
+          parameters: [pathParam("name")],
+          responses: { "200": json(SinkResponseSchema, "The sink"), ...errors(401, 404, 503) },
+        },
+      },
+      "/v1/sinks/{name}/test": {
+        post: {
+          summary: "Send a test notification to a sink",
+          description:
+            "Marked as a test (test: true in a webhook body, [test] elsewhere), signed like any other.",
+          security: bearer,
+          parameters: [pathParam("name")],
+          responses: {
+            "200": json(SinkTestResponseSchema, "What the attempt came to"),
             ...errors(401, 404, 503),
           },
         },

@@ -10,16 +10,21 @@ export interface ReceivedRequest {
   readonly at: number;
 }
 
-/** A scripted reply: status, optional headers and body. */
+/** A scripted reply: status, optional headers and body, optionally late or never. */
 export interface Reply {
   readonly status: number;
   readonly headers?: Record<string, string>;
   readonly body?: string;
+  /** Answers only after this many ms. */
+  readonly delayMs?: number;
+  /** Never answers: the request hangs until the client gives up or the server is closed. */
+  readonly hang?: boolean;
 }
 
 /**
  * A real HTTP server on loopback standing in for a webhook receiver, Slack or PagerDuty. It records
- * every request and answers from a script (then with `fallback`).
+ * every request and answers from `respond` when it gives a reply, else from a script (then with
+ * `fallback`). It also counts the requests it is answering at once (`inFlight`, `maxInFlight`).
  */
 export interface SinkServer {
   readonly url: string;
@@ -27,8 +32,18 @@ export interface SinkServer {
   readonly received: ReceivedRequest[];
   /** Replies used in order for the next requests. */
   script(...replies: Reply[]): void;
+  /** Scripts one reply per status, in order (bodies empty). */
+  scriptStatuses(...statuses: number[]): void;
   /** The reply once the script is used up. */
   fallback: Reply;
+  /** Picks the reply for a request before the script; undefined falls through to the script. */
+  respond: ((request: ReceivedRequest) => Reply | undefined) | null;
+  /** Requests received and not yet answered (or given up by their client). */
+  readonly inFlight: number;
+  /** The most requests in flight at once since the start or the last `reset`. */
+  readonly maxInFlight: number;
+  /** Forgets the script and the in-flight maximum, and the received requests. */
+  reset(): void;
   /** Resolves when at least `count` requests have arrived, or rejects after `timeoutMs`. */
   waitFor(count: number, timeoutMs?: number): Promise<ReceivedRequest[]>;
   close(): Promise<void>;
@@ -38,13 +53,31 @@ export async function startSinkServer(port = 0): Promise<SinkServer> {
   const received: ReceivedRequest[] = [];
   const queue: Reply[] = [];
   const waiters: Array<{ count: number; resolve: () => void }> = [];
+  const timers = new Set<NodeJS.Timeout>();
+  let inFlight = 0;
+  let maxInFlight = 0;
   const sink: SinkServer = {
     url: "",
     port: 0,
     received,
     fallback: { status: 200, body: "ok" },
+    respond: null,
     script: (...replies) => {
       queue.push(...replies);
+    },
+    scriptStatuses: (...statuses) => {
+      queue.push(...statuses.map((status) => ({ status })));
+    },
+    get inFlight() {
+      return inFlight;
+    },
+    get maxInFlight() {
+      return maxInFlight;
+    },
+    reset() {
+      queue.length = 0;
+      received.length = 0;
+      maxInFlight = inFlight;
     },
     waitFor(count, timeoutMs = 10_000) {
       if (received.length >= count) return Promise.resolve(received);
@@ -64,24 +97,46 @@ export async function startSinkServer(port = 0): Promise<SinkServer> {
     },
     close: () =>
       new Promise<void>((resolve) => {
+        for (const timer of timers) clearTimeout(timer);
+        timers.clear();
         server.closeAllConnections();
         server.close(() => resolve());
       }),
   };
   const server: Server = createServer((req, res) => {
+    inFlight++;
+    maxInFlight = Math.max(maxInFlight, inFlight);
+    res.once("close", () => {
+      inFlight--;
+    });
     const chunks: Buffer[] = [];
     req.on("data", (chunk: Buffer) => chunks.push(chunk));
     req.on("end", () => {
-      received.push({
+      const request: ReceivedRequest = {
         method: req.method ?? "",
         path: req.url ?? "",
         headers: req.headers,
         body: Buffer.concat(chunks).toString("utf8"),
         at: Date.now(),
-      });
-      const reply = queue.shift() ?? sink.fallback;
-      res.writeHead(reply.status, reply.headers ?? {});
-      res.end(reply.body ?? "");
+      };
+      received.push(request);
+      const reply = sink.respond?.(request) ?? queue.shift() ?? sink.fallback;
+      const answer = () => {
+        if (res.destroyed) return;
+        res.writeHead(reply.status, reply.headers ?? {});
+        res.end(reply.body ?? "");
+      };
+      if (reply.hang) {
+        // Nothing is written: the client's time-out (or close()) ends it.
+      } else if (reply.delayMs) {
+        const timer = setTimeout(() => {
+          timers.delete(timer);
+          answer();
+        }, reply.delayMs);
+        timers.add(timer);
+      } else {
+        answer();
+      }
       for (const w of [...waiters]) {
         if (received.length >= w.count) {
           waiters.splice(waiters.indexOf(w), 1);
