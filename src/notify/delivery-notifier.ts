@@ -75,6 +75,7 @@ export class DeliveryNotifier implements Notifier {
   readonly #inFlight = new Set<Promise<unknown>>();
   readonly #limiters = new Map<string, LimitFunction>();
   readonly #health = new Map<string, { health: SinkHealth; readAtMs: number }>();
+  readonly #healthReads = new Map<string, Promise<SinkHealth>>();
   readonly #successWrittenAt = new Map<string, number>();
 
   constructor(options: DeliveryNotifierOptions) {
@@ -126,7 +127,15 @@ export class DeliveryNotifier implements Notifier {
   async sinkHealth(sink: string, maxAgeMs = HEALTH_CACHE_MS): Promise<SinkHealth> {
     const cached = this.#health.get(sink);
     if (cached && this.#nowMs() - cached.readAtMs <= maxAgeMs) return cached.health;
-    return this.#remember(await this.#o.health.get(sink));
+    // One read at a time per sink: a burst of terminal events shares it instead of each reading.
+    let read = this.#healthReads.get(sink);
+    if (!read) {
+      read = this.#o.health.get(sink).then((health) => this.#remember(health));
+      this.#healthReads.set(sink, read);
+      const done = () => this.#healthReads.delete(sink);
+      read.then(done, done);
+    }
+    return read;
   }
 
   /** Notes a health change made elsewhere (an operator's enable or disable) at once. */

@@ -132,30 +132,24 @@ export class DynamoDeliveryStore implements DeliveryStore {
     limit: number,
     after?: DueDelivery,
   ): Promise<DueDelivery[]> {
-    const result = await guardStore(
+    const partition = pendingPartition(sink, shard);
+    const result = await this.#query(
       "findDue",
-      this.#client.send(
-        new QueryCommand({
-          TableName: this.#table,
-          IndexName: QUEUE.name,
-          KeyConditionExpression: FIND_DUE,
-          ExpressionAttributeNames: namesFor(FIND_DUE),
-          ExpressionAttributeValues: {
-            ":q": { S: pendingPartition(sink, shard) },
-            ":now": { N: String(nowMs) },
-          },
-          Limit: limit,
-          ...(after
-            ? {
-                ExclusiveStartKey: {
-                  [A.queue]: { S: pendingPartition(sink, shard) },
-                  [A.queueAt]: { N: String(after.dueMs) },
-                  [A.key]: { S: deliveryKey(after.sink, after.stepId) },
-                },
-              }
-            : {}),
-        }),
-      ),
+      QUEUE.name,
+      FIND_DUE,
+      { ":q": { S: partition }, ":now": { N: String(nowMs) } },
+      {
+        limit,
+        ...(after
+          ? {
+              start: {
+                [A.queue]: { S: partition },
+                [A.queueAt]: { N: String(after.dueMs) },
+                [A.key]: { S: deliveryKey(after.sink, after.stepId) },
+              },
+            }
+          : {}),
+      },
     );
     const prefix = deliveryKey(sink, "").length;
     return (result.Items ?? []).map((item) => ({
@@ -221,19 +215,12 @@ export class DynamoDeliveryStore implements DeliveryStore {
     // Each sink's deliveries are spread over its queue shards: page through them one after another.
     while (found.length < limit && position.sink < sinks.length) {
       const sink = sinks[position.sink] as string;
-      const page = await guardStore(
+      const page = await this.#query(
         "listDeliveries",
-        this.#client.send(
-          new QueryCommand({
-            TableName: this.#table,
-            IndexName: QUEUE.name,
-            KeyConditionExpression: IN_QUEUE,
-            ExpressionAttributeNames: namesFor(IN_QUEUE),
-            ExpressionAttributeValues: { ":q": { S: partition(sink, position.shard) } },
-            Limit: limit - found.length,
-            ...(position.key ? { ExclusiveStartKey: position.key } : {}),
-          }),
-        ),
+        QUEUE.name,
+        IN_QUEUE,
+        { ":q": { S: partition(sink, position.shard) } },
+        { limit: limit - found.length, ...(position.key ? { start: position.key } : {}) },
       );
       const keys = (page.Items ?? []).map((item) => item[A.key]?.S ?? "");
       const items = await batchGet(this.#client, this.#table, keys, { operation: "listDeliveries" });
@@ -264,23 +251,16 @@ export class DynamoDeliveryStore implements DeliveryStore {
     for (const shard of QUEUE_SHARDS) {
       let start: Item | undefined;
       do {
-        const page = await guardStore(
+        const page = await this.#query(
           "deadBetween",
-          this.#client.send(
-            new QueryCommand({
-              TableName: this.#table,
-              IndexName: QUEUE.name,
-              KeyConditionExpression: IN_RANGE,
-              ExpressionAttributeNames: namesFor(IN_RANGE),
-              ExpressionAttributeValues: {
-                ":q": { S: deadPartition(sink, shard) },
-                ":from": { N: String(sinceMs) },
-                ":to": { N: String(untilMs) },
-              },
-              Limit: limit - keys.length,
-              ...(start ? { ExclusiveStartKey: start } : {}),
-            }),
-          ),
+          QUEUE.name,
+          IN_RANGE,
+          {
+            ":q": { S: deadPartition(sink, shard) },
+            ":from": { N: String(sinceMs) },
+            ":to": { N: String(untilMs) },
+          },
+          { limit: limit - keys.length, ...(start ? { start } : {}) },
         );
         for (const item of page.Items ?? []) keys.push(item[A.key]?.S ?? "");
         start = page.LastEvaluatedKey;
@@ -304,19 +284,12 @@ export class DynamoDeliveryStore implements DeliveryStore {
       let start: Item | undefined;
       let pages = 0;
       do {
-        const page = await guardStore(
+        const page = await this.#query(
           "backlog",
-          this.#client.send(
-            new QueryCommand({
-              TableName: this.#table,
-              IndexName: QUEUE.name,
-              KeyConditionExpression: IN_QUEUE,
-              ProjectionExpression: n(A.createdAtMs),
-              ExpressionAttributeNames: namesFor(IN_QUEUE, n(A.createdAtMs)),
-              ExpressionAttributeValues: { ":q": { S: pendingPartition(sink, shard) } },
-              ...(start ? { ExclusiveStartKey: start } : {}),
-            }),
-          ),
+          QUEUE.name,
+          IN_QUEUE,
+          { ":q": { S: pendingPartition(sink, shard) } },
+          { projection: n(A.createdAtMs), ...(start ? { start } : {}) },
         );
         for (const item of page.Items ?? []) {
           pending++;
@@ -337,22 +310,12 @@ export class DynamoDeliveryStore implements DeliveryStore {
       for (;;) {
         if (this.#nowMs() >= deadlineMs) return { checked, recovered };
         const mark = await this.#readWatermark(shard);
-        const page = await guardStore(
+        const page = await this.#query(
           "recoverOutbox",
-          this.#client.send(
-            new QueryCommand({
-              TableName: this.#table,
-              IndexName: OUTBOX.name,
-              KeyConditionExpression: OUTBOX_UP_TO,
-              ExpressionAttributeNames: namesFor(OUTBOX_UP_TO),
-              ExpressionAttributeValues: {
-                ":ob": { S: outboxPartition(shard) },
-                ":upTo": { N: String(upToMs) },
-              },
-              Limit: OUTBOX_PAGE,
-              ...(mark.start ? { ExclusiveStartKey: mark.start } : {}),
-            }),
-          ),
+          OUTBOX.name,
+          OUTBOX_UP_TO,
+          { ":ob": { S: outboxPartition(shard) }, ":upTo": { N: String(upToMs) } },
+          { limit: OUTBOX_PAGE, ...(mark.start ? { start: mark.start } : {}) },
         );
         const entries = page.Items ?? [];
         const last = entries.at(-1);
@@ -365,6 +328,31 @@ export class DynamoDeliveryStore implements DeliveryStore {
       }
     }
     return { checked, recovered };
+  }
+
+  // One query of an index: every read of the queue and the outbox goes through here.
+  #query(
+    operation: string,
+    index: string,
+    condition: string,
+    values: Record<string, AttributeValue>,
+    options: { limit?: number; start?: Item; projection?: string },
+  ) {
+    return guardStore(
+      operation,
+      this.#client.send(
+        new QueryCommand({
+          TableName: this.#table,
+          IndexName: index,
+          KeyConditionExpression: condition,
+          ExpressionAttributeNames: namesFor(condition, options.projection ?? ""),
+          ExpressionAttributeValues: values,
+          ...(options.projection ? { ProjectionExpression: options.projection } : {}),
+          ...(options.limit !== undefined ? { Limit: options.limit } : {}),
+          ...(options.start ? { ExclusiveStartKey: options.start } : {}),
+        }),
+      ),
+    );
   }
 
   async #recoverEntries(entries: readonly Item[], nowMs: number): Promise<number> {
