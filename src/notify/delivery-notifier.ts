@@ -273,13 +273,23 @@ export class DeliveryNotifier implements Notifier {
       this.#nowMs(),
     );
     if (version === null) return;
+    // Two pages at a time: the next page is read while the sink's lane still works on this one, so
+    // the lane never runs dry at a page boundary. An item in flight keeps its place in the index,
+    // before where the next page starts, so no delivery is attempted twice at once.
+    let previous: Promise<void> | undefined;
     try {
       while (due.length > 0) {
-        await this.#attemptPage(sink, due, deadline, budget, tally);
+        const page = this.#attemptPage(sink, due, deadline, budget, tally);
+        // Handled here too, so that a failure while the previous page is awaited is not "unhandled".
+        page.catch(() => undefined);
+        await previous;
+        previous = page;
         if (this.#stop(sink.name, deadline, budget)) break;
         due = await store.findDue(sink.name, shard, this.#nowMs(), SWEEP_PAGE, due.at(-1));
       }
+      await previous;
     } finally {
+      await previous?.catch(() => undefined);
       await store.releaseLease(leaseKey, version);
     }
   }
