@@ -18,6 +18,7 @@ import {
   type RunRollupResponse,
   type StoredStepResponse,
 } from "./api-schemas.js";
+import { logFields, requestLog } from "./request-log.js";
 import { fail, toDeliveryResponse } from "./responses.js";
 import { deliveryRoutes } from "./routes/delivery-routes.js";
 import { sinkRoutes } from "./routes/sink-routes.js";
@@ -54,16 +55,20 @@ export function createApp(deps: AppDeps): Hono {
   const nowSeconds = () => Math.floor(nowMs() / 1000);
   const operations = deps.operations;
   const app = new Hono();
+  app.use(requestLog(logger, nowMs));
 
   app.onError((error, c) => {
-    if (error instanceof HTTPException) return error.getResponse();
+    if (error instanceof HTTPException) {
+      if (error.status === 401) logFields(c, { error_code: "unauthorized", reason: authFailure(c) });
+      return error.getResponse();
+    }
     if (error instanceof StoreUnavailableError) {
-      logger.warn("store unavailable", { path: c.req.path, error: describeError(error.cause ?? error) });
+      logFields(c, { store_error: describeError(error.cause ?? error) });
       c.header("Retry-After", RETRY_AFTER_S);
       return fail(c, 503, "store_unavailable", "the store is throttled or unreachable; retry later");
     }
     if (error instanceof InvalidCursorError) return fail(c, 400, "invalid_request", error.message);
-    logger.error("request failed", { method: c.req.method, path: c.req.path, error: describeError(error) });
+    logFields(c, { error: describeError(error) });
     return fail(c, 500, "internal_error", "internal error");
   });
   app.notFound((c) => fail(c, 404, "not_found", `no route for ${c.req.method} ${c.req.path}`));
@@ -112,7 +117,11 @@ export function createApp(deps: AppDeps): Hono {
         body,
         nowSeconds(),
       );
-      if (!check.ok) return fail(c, 401, "invalid_signature", check.reason);
+      if (!check.ok) {
+        // Which check failed, never a secret: a relay whose secret was rotated shows up here.
+        logFields(c, { reason: check.reason });
+        return fail(c, 401, "invalid_signature", check.reason);
+      }
 
       let json: unknown;
       try {
@@ -122,6 +131,7 @@ export function createApp(deps: AppDeps): Hono {
       }
       const parsed = parseRunStepEvent(json);
       if (!parsed.ok) {
+        logFields(c, { error_code: "invalid_payload", issues: parsed.issues.length });
         return c.json<ErrorResponse>(
           {
             error: {
@@ -135,6 +145,7 @@ export function createApp(deps: AppDeps): Hono {
       }
       const { event } = parsed;
       if (event.kind === "delta") {
+        logFields(c, { step_id: event.stepId, outcome: "ignored" });
         return c.json<IngestResponse>({ step_id: event.stepId, status: null, outcome: "ignored" });
       }
       const { step } = event;
@@ -146,11 +157,13 @@ export function createApp(deps: AppDeps): Hono {
         receivedAt: nowSeconds(),
         intents,
       });
+      logFields(c, { step_id: step.id, run_id: step.run_id, step_status: step.status, outcome });
       if (outcome === "conflict") {
-        logger.warn("conflicting terminal status ignored", { step_id: step.id, status: step.status });
+        c.get("log").warn("conflicting terminal status ignored", { step_id: step.id, status: step.status });
       }
       if (notifier && intents.length > 0 && (outcome === "created" || outcome === "updated")) {
-        runAfterResponse(c, notifier.deliverPrompt({ step, document: event.document, intents }));
+        const requestId = c.get("requestId");
+        runAfterResponse(c, notifier.deliverPrompt({ step, document: event.document, intents, requestId }));
       }
       return c.json<IngestResponse>({ step_id: step.id, status: step.status, outcome });
     },
@@ -223,6 +236,13 @@ export function createApp(deps: AppDeps): Hono {
   }
 
   return app;
+}
+
+// Why bearer auth refused a request, for its log line (the token itself is never logged).
+function authFailure(c: Context): string {
+  const header = c.req.header("authorization");
+  if (header === undefined) return "missing bearer token";
+  return /^Bearer\s+\S+$/i.test(header) ? "invalid bearer token" : "malformed Authorization header";
 }
 
 function unauthorized(message: string): ErrorResponse {

@@ -8,12 +8,14 @@ import type {
   SinkResponse,
   SinkTestResponse,
 } from "./api-schemas.js";
+import { logFields } from "./request-log.js";
 
 /** Status codes of error answers. */
 export type ErrorStatus = 400 | 401 | 404 | 409 | 413 | 415 | 422 | 500 | 503;
 
 /** An error answer in the API's one error shape. */
 export function fail(c: Context, status: ErrorStatus, code: ErrorCode, message: string) {
+  logFields(c, { error_code: code });
   return c.json<ErrorResponse>({ error: { code, message } }, status);
 }
 

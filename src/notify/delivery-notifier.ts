@@ -7,7 +7,7 @@ import { type AttemptResult, afterAttempt, type RetryPolicy } from "../domain/re
 import { type RunStep, RunStepSchema } from "../domain/run-step-schema.js";
 import type { SinkConfig } from "../domain/sink-config-schema.js";
 import { FAILING_AFTER, probeDelayMs, type SinkHealth } from "../domain/sink-health.js";
-import { describeError, type Logger } from "../observability/logger.js";
+import { describeError, type LogFields, type Logger } from "../observability/logger.js";
 import type { DeliveryStore, DueDelivery, SinkHealthStore } from "../store/delivery-store.js";
 import { probeLeaseKey, shardLeaseKey } from "../store/item-codec.js";
 import { TABLE_SCHEMA } from "../store/table-schema.js";
@@ -147,7 +147,11 @@ export class DeliveryNotifier implements Notifier {
    * Attempts one stored delivery now (an operator's retry or resend), within its sink's lane, and
    * returns it as it stands after the attempt (not yet written back: the caller records it).
    */
-  async attemptNow(delivery: Delivery, document: Record<string, unknown>): Promise<Delivery> {
+  async attemptNow(
+    delivery: Delivery,
+    document: Record<string, unknown>,
+    context: LogFields = {},
+  ): Promise<Delivery> {
     const sink = this.#o.sinks.get(delivery.sink);
     const step = v.safeParse(RunStepSchema, document);
     if (!sink || !step.success) {
@@ -155,7 +159,7 @@ export class DeliveryNotifier implements Notifier {
       return { ...delivery, state: "dead", lastError: error, nextAttemptMs: null };
     }
     return this.#lane(delivery.sink)(() =>
-      this.#attempt(sink, delivery, { event: delivery.event, step: step.output, document }, false),
+      this.#attempt(sink, delivery, { event: delivery.event, step: step.output, document }, false, context),
     );
   }
 
@@ -189,7 +193,9 @@ export class DeliveryNotifier implements Notifier {
         return;
       }
       await lane(async () => {
-        const after = await this.#attempt(sink, fresh, { event: intent.event, step, document }, false);
+        const after = await this.#attempt(sink, fresh, { event: intent.event, step, document }, false, {
+          request_id: transition.requestId,
+        });
         if (!(await this.#o.deliveries.create(after))) {
           // Only when this instance was so slow that the outbox recovery already recorded it.
           this.#o.logger.warn("delivery was recorded by a sweeper meanwhile", {
@@ -382,6 +388,7 @@ export class DeliveryNotifier implements Notifier {
     delivery: Delivery,
     notification: Notification,
     probe: boolean,
+    context: LogFields = {},
   ): Promise<Delivery> {
     const startedMs = this.#nowMs();
     const result = await sendSafely(sink, notification);
@@ -393,6 +400,7 @@ export class DeliveryNotifier implements Notifier {
       this.#o.logger.warn("could not record sink health", { sink: sink.name, error: describeError(error) });
     }
     this.#o.logger.info("delivery attempt", {
+      ...context,
       sink: sink.name,
       step_id: delivery.stepId,
       event: delivery.event,

@@ -6,6 +6,8 @@ export interface AppliedTransition {
   readonly step: RunStep;
   readonly document: Record<string, unknown>;
   readonly intents: readonly DeliveryIntent[];
+  /** The request that applied it: its attempts' log lines carry the same id. */
+  readonly requestId?: string;
 }
 
 /** What one sweep did. Every attempt counts once, under exactly one outcome. */

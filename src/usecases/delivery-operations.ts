@@ -6,6 +6,7 @@ import type { RunStep, RunStepStatus } from "../domain/run-step-schema.js";
 import type { SinkConfig } from "../domain/sink-config-schema.js";
 import type { SinkHealth } from "../domain/sink-health.js";
 import type { DeliveryNotifier } from "../notify/delivery-notifier.js";
+import type { LogFields } from "../observability/logger.js";
 import type { DeliveryStore, SinkBacklog, SinkHealthStore } from "../store/delivery-store.js";
 import type { Page } from "../store/step-store.js";
 
@@ -114,7 +115,7 @@ export class DeliveryOperations {
    * Retries a dead delivery now: takes it directly (pending, held from sweepers for one attempt's
    * time), attempts it, and records the outcome with a fresh retry schedule.
    */
-  async retry(id: string): Promise<DeliveryActionResult> {
+  async retry(id: string, context: LogFields = {}): Promise<DeliveryActionResult> {
     const found = await this.#find(id);
     if (!found) return { kind: "not_found" };
     if (found.state !== "dead") {
@@ -128,25 +129,24 @@ export class DeliveryOperations {
     if (!(await this.#d.deliveries.replace(held))) {
       return { kind: "invalid_state", message: "delivery changed meanwhile; read it again" };
     }
-    return this.#attemptAndRecord(held, (after) => after);
+    return this.#attemptAndRecord(held, (after) => after, context);
   }
 
   /**
    * Sends a delivered notification again, with the same `webhook-id` so a receiver that has it
    * drops it. One attempt: it joins the attempt log; the delivery stays delivered whatever it gives.
    */
-  async resend(id: string): Promise<DeliveryActionResult> {
+  async resend(id: string, context: LogFields = {}): Promise<DeliveryActionResult> {
     const found = await this.#find(id);
     if (!found) return { kind: "not_found" };
     if (found.state !== "delivered") {
       return { kind: "invalid_state", message: `delivery is ${found.state}; only delivered ones are resent` };
     }
-    return this.#attemptAndRecord(found, (after) => ({
-      ...after,
-      state: "delivered",
-      lastError: found.lastError,
-      nextAttemptMs: null,
-    }));
+    return this.#attemptAndRecord(
+      found,
+      (after) => ({ ...after, state: "delivered", lastError: found.lastError, nextAttemptMs: null }),
+      context,
+    );
   }
 
   /**
@@ -222,9 +222,10 @@ export class DeliveryOperations {
   async #attemptAndRecord(
     delivery: Delivery,
     settle: (after: Delivery) => Delivery,
+    context: LogFields,
   ): Promise<DeliveryActionResult> {
     const documents = await this.#d.deliveries.documents([delivery.stepId]);
-    const after = await this.#d.notifier.attemptNow(delivery, documents.get(delivery.stepId) ?? {});
+    const after = await this.#d.notifier.attemptNow(delivery, documents.get(delivery.stepId) ?? {}, context);
     const recorded = { ...settle(after), version: delivery.version + 1 };
     if (!(await this.#d.deliveries.replace(recorded))) {
       return { kind: "invalid_state", message: "delivery changed while it was attempted; read it again" };

@@ -2,7 +2,7 @@ import { Webhook } from "standardwebhooks";
 import openApiDocument from "../../public/openapi.json" with { type: "json" };
 import { type Config, parseConfig } from "../../src/config/config-schema.js";
 import { generateWebhookSecret } from "../../src/domain/webhook-secret.js";
-import { createLogger } from "../../src/observability/logger.js";
+import { createLogger, type LogLevel } from "../../src/observability/logger.js";
 import {
   createStepwatch,
   type Stepwatch,
@@ -28,7 +28,7 @@ let counter = 0;
 export async function createTestApp(
   store: TestStore,
   env: Record<string, string> = {},
-  options: StepwatchOptions & { logLines?: string[] } = {},
+  options: StepwatchOptions & { logLines?: string[]; logLevel?: LogLevel } = {},
 ): Promise<TestApp> {
   const secret = env.WEBHOOK_SECRET ?? generateWebhookSecret();
   const config = parseConfig({
@@ -39,8 +39,10 @@ export async function createTestApp(
     ...TEST_AWS,
     ...env,
   });
-  const { logLines, ...stepwatchOptions } = options;
-  const logger = logLines ? createLogger("debug", (line) => logLines.push(line)) : createLogger("error");
+  const { logLines, logLevel, ...stepwatchOptions } = options;
+  const logger = logLines
+    ? createLogger(logLevel ?? "debug", (line) => logLines.push(line))
+    : createLogger("error", () => undefined);
   const stepwatch = await createStepwatch(config, store.client, logger, {
     openApiDocument,
     ...stepwatchOptions,

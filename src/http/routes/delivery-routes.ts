@@ -45,8 +45,12 @@ export function deliveryRoutes(ops: DeliveryOperations): Hono {
     return c.json<BulkRetryResponse>(await ops.bulkRetry(sink, sinceMs, untilMs, limit));
   });
 
-  routes.post("/:delivery_id/retry", async (c) => answer(c, await ops.retry(c.req.param("delivery_id"))));
-  routes.post("/:delivery_id/resend", async (c) => answer(c, await ops.resend(c.req.param("delivery_id"))));
+  routes.post("/:delivery_id/retry", async (c) =>
+    answer(c, await ops.retry(c.req.param("delivery_id"), { request_id: c.get("requestId") })),
+  );
+  routes.post("/:delivery_id/resend", async (c) =>
+    answer(c, await ops.resend(c.req.param("delivery_id"), { request_id: c.get("requestId") })),
+  );
 
   return routes;
 }

@@ -1,0 +1,126 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makeStep } from "./support/run-steps.js";
+import { eventually, type SinkServer, startSinkServer } from "./support/sink-server.js";
+import { createTestApp, TEST_TOKEN, type TestApp } from "./support/test-app.js";
+import { startTestStore, type TestStore } from "./support/test-store.js";
+
+let store: TestStore;
+let sink: SinkServer;
+let app: TestApp;
+const lines: string[] = [];
+const sinkSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+let seq = 0;
+const uid = () => `step_log_${Date.now().toString(36)}_${seq++}`;
+
+type Line = Record<string, unknown>;
+const parsed = () => lines.map((line) => JSON.parse(line) as Line);
+const requestLines = () => parsed().filter((l) => l.msg === "request");
+const lastRequest = () => requestLines().at(-1) as Line;
+
+beforeAll(async () => {
+  [store, sink] = await Promise.all([startTestStore(), startSinkServer()]);
+  app = await createTestApp(
+    store,
+    {
+      NOTIFY_SINKS: JSON.stringify([
+        { name: "hook", type: "webhook", url: `${sink.url}/?token=URL-SECRET`, secret: sinkSecret },
+      ]),
+    },
+    { logLines: lines },
+  );
+});
+afterAll(async () => {
+  await app.drain();
+  await Promise.all([store.close(), sink.close()]);
+});
+
+describe("the request log", () => {
+  it("writes one line per request: request id, method, route pattern, status, latency, and what ingest did", async () => {
+    const step = makeStep({ id: uid() });
+    const before = requestLines().length;
+    const response = await app.send(step);
+    expect(response.status).toBe(200);
+    expect(requestLines()).toHaveLength(before + 1);
+    const line = lastRequest();
+    expect(line).toMatchObject({
+      level: "info",
+      msg: "request",
+      method: "POST",
+      route: "/v1/webhooks/run-steps",
+      status: 200,
+      step_id: step.id,
+      run_id: "run_abc123",
+      step_status: "in_progress",
+      outcome: "created",
+    });
+    expect(line.latency_ms).toBeTypeOf("number");
+    expect(line.request_id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(response.headers.get("x-request-id")).toBe(line.request_id);
+  });
+
+  it("takes a valid X-Request-Id from the caller and replaces one that is not", async () => {
+    const given = await app.app.request("/v1/runs/run_missing", {
+      headers: { authorization: `Bearer ${TEST_TOKEN}`, "x-request-id": "req-123.abc:def_9" },
+    });
+    expect(given.headers.get("x-request-id")).toBe("req-123.abc:def_9");
+    expect(lastRequest()).toMatchObject({
+      request_id: "req-123.abc:def_9",
+      route: "/v1/runs/:run_id",
+      status: 404,
+      level: "warn",
+      error_code: "not_found",
+    });
+    for (const bad of ["has space", "x".repeat(129), "tab\tinside", "é", ""]) {
+      const response = await app.app.request("/healthz", { headers: { "x-request-id": bad } });
+      const id = response.headers.get("x-request-id");
+      expect(id).not.toBe(bad);
+      expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    }
+  });
+
+  it("names which check refused a request, never the secret or token", async () => {
+    await app.send(makeStep({ id: uid() }), { secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" });
+    expect(lastRequest()).toMatchObject({ status: 401, error_code: "invalid_signature", level: "warn" });
+    expect(lastRequest().reason).toBeTypeOf("string");
+
+    await app.app.request("/v1/deliveries?state=dead");
+    expect(lastRequest()).toMatchObject({
+      status: 401,
+      error_code: "unauthorized",
+      reason: "missing bearer token",
+    });
+    await app.get("/v1/deliveries?state=dead", "wrong-token-0123456789");
+    expect(lastRequest()).toMatchObject({ status: 401, reason: "invalid bearer token" });
+    await app.app.request("/v1/deliveries?state=dead", { headers: { authorization: "Basic abc" } });
+    expect(lastRequest()).toMatchObject({ status: 401, reason: "malformed Authorization header" });
+
+    const all = lines.join("\n");
+    for (const secret of [app.secret, TEST_TOKEN, "wrong-token-0123456789", sinkSecret, "URL-SECRET"]) {
+      expect(all).not.toContain(secret);
+    }
+  });
+
+  it("carries the request id into the notification attempts the request causes", async () => {
+    const step = makeStep({ id: uid(), status: "completed" });
+    const response = await app.send(step);
+    const requestId = response.headers.get("x-request-id");
+    const attempt = await eventually(async () =>
+      parsed().find((l) => l.msg === "delivery attempt" && l.step_id === step.id),
+    );
+    expect(attempt).toMatchObject({ request_id: requestId, sink: "hook", outcome: "delivered" });
+  });
+
+  it("logs health probes at debug, so they do not drown the rest", async () => {
+    await app.app.request("/healthz");
+    expect(lastRequest()).toMatchObject({ route: "/healthz", status: 200, level: "debug" });
+  });
+
+  it("honours LOG_LEVEL: at warn, answered requests are not written, refusals are", async () => {
+    const quiet: string[] = [];
+    const warnApp = await createTestApp(store, {}, { logLines: quiet, logLevel: "warn" });
+    await warnApp.send(makeStep({ id: uid() }));
+    expect(quiet).toEqual([]);
+    await warnApp.send(makeStep({ id: uid() }), { secret: sinkSecret });
+    expect(quiet.map((l) => JSON.parse(l) as Line)).toMatchObject([{ level: "warn", status: 401 }]);
+  });
+});
