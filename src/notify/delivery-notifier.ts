@@ -343,6 +343,11 @@ export class DeliveryNotifier implements Notifier {
     const probeVersion = await store.acquireLease(probeLeaseKey(sink.name), until, now);
     if (probeVersion === null) return false;
     try {
+      // Read again under the lease: another sweeper may have probed (and pushed the next probe back)
+      // between this one's read and its lease.
+      const current = await this.sinkHealth(sink.name, 0);
+      if (current.state !== "failing" || (current.nextProbeAtMs ?? 0) > now)
+        return current.state === "healthy";
       for (const shard of shuffled(TABLE_SCHEMA.queueShards)) {
         const [due] = await store.findDue(sink.name, shard, now, 1);
         if (!due) continue;
@@ -430,10 +435,16 @@ export class DeliveryNotifier implements Notifier {
       return;
     }
     const level = probe ? (this.#health.get(sink)?.health.probeLevel ?? 0) + 1 : 0;
+    // Only retryable failures say the sink is down; a 4xx is the receiver refusing one message.
     const health = await store.recordFailure(
       sink,
       { status: result.status ?? null, error: result.error, atMs },
-      { failingAfter: FAILING_AFTER, nextProbeAtMs: atMs + probeDelayMs(level), probe },
+      {
+        failingAfter: FAILING_AFTER,
+        nextProbeAtMs: atMs + probeDelayMs(level),
+        probe,
+        counts: result.retryable,
+      },
     );
     this.#remember(health);
   }

@@ -84,13 +84,14 @@ export interface SinkHealthStore {
   /** A delivered attempt: failures reset, a failing sink healthy again (a disabled one stays so). */
   recordSuccess(sink: string, status: number | null, atMs: number): Promise<SinkHealth>;
   /**
-   * A failed attempt: one more failure in a row; at `failingAfter` the sink becomes failing, first
-   * probed at `nextProbeAtMs`. A failed probe (`probe`) pushes the next probe to `nextProbeAtMs`.
+   * A failed attempt, kept as the last failure. One that `counts` (retryable) is one more failure
+   * in a row; at `failingAfter` the sink becomes failing, first probed at `nextProbeAtMs`. A failed
+   * probe (`probe`) pushes the next probe to `nextProbeAtMs`.
    */
   recordFailure(
     sink: string,
     failure: { status: number | null; error: string; atMs: number },
-    options: { failingAfter: number; nextProbeAtMs: number; probe: boolean },
+    options: { failingAfter: number; nextProbeAtMs: number; probe: boolean; counts: boolean },
   ): Promise<SinkHealth>;
   /** Disables the sink: its deliveries are parked until it is enabled. */
   disable(sink: string, reason: string): Promise<SinkHealth>;

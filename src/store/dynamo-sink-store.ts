@@ -16,7 +16,8 @@ const BUMP_VERSION = `${n(A.version)} = if_not_exists(${n(A.version)}, :zero) + 
 const SUCCESS = `SET ${n(A.lastSuccessAt)} = :at, ${n(A.lastSuccessStatus)} = :status, ${n(A.failures)} = :zero, ${n(A.health)} = :healthy, ${n(A.probeLevel)} = :zero, ${BUMP_VERSION} REMOVE ${n(A.probeAt)}`;
 const SUCCESS_WHILE_DISABLED = `SET ${n(A.lastSuccessAt)} = :at, ${n(A.lastSuccessStatus)} = :status, ${BUMP_VERSION}`;
 const NOT_DISABLED = `attribute_not_exists(${n(A.health)}) OR ${n(A.health)} <> :disabled`;
-const FAILURE = `SET ${n(A.lastFailureAt)} = :at, ${n(A.lastFailureStatus)} = :status, ${n(A.lastFailureError)} = :error, ${n(A.failures)} = if_not_exists(${n(A.failures)}, :zero) + :one, ${BUMP_VERSION}`;
+const LAST_FAILURE = `SET ${n(A.lastFailureAt)} = :at, ${n(A.lastFailureStatus)} = :status, ${n(A.lastFailureError)} = :error, ${BUMP_VERSION}`;
+const FAILURE = `${LAST_FAILURE}, ${n(A.failures)} = if_not_exists(${n(A.failures)}, :zero) + :one`;
 const PROBE_FAILED = `, ${n(A.probeAt)} = :probe, ${n(A.probeLevel)} = if_not_exists(${n(A.probeLevel)}, :zero) + :one`;
 const BECOME_FAILING = `SET ${n(A.health)} = :failing, ${n(A.probeAt)} = :probe, ${n(A.probeLevel)} = :zero, ${BUMP_VERSION}`;
 const IS_HEALTHY = `(attribute_not_exists(${n(A.health)}) OR ${n(A.health)} = :healthy) AND ${n(A.failures)} >= :threshold`;
@@ -73,7 +74,7 @@ export class DynamoSinkStore implements SinkHealthStore {
   async recordFailure(
     sink: string,
     failure: { status: number | null; error: string; atMs: number },
-    options: { failingAfter: number; nextProbeAtMs: number; probe: boolean },
+    options: { failingAfter: number; nextProbeAtMs: number; probe: boolean; counts: boolean },
   ): Promise<SinkHealth> {
     const values: Record<string, AttributeValue> = {
       ":at": { N: String(failure.atMs) },
@@ -83,9 +84,10 @@ export class DynamoSinkStore implements SinkHealthStore {
       ":one": ONE,
     };
     if (options.probe) values[":probe"] = { N: String(options.nextProbeAtMs) };
+    const update = options.counts ? FAILURE : LAST_FAILURE;
     const after = (await this.#update(
       sink,
-      options.probe ? FAILURE + PROBE_FAILED : FAILURE,
+      options.probe ? update + PROBE_FAILED : update,
       undefined,
       values,
     )) as SinkHealth;

@@ -106,9 +106,14 @@ export async function startSinkServer(port = 0): Promise<SinkServer> {
   const server: Server = createServer((req, res) => {
     inFlight++;
     maxInFlight = Math.max(maxInFlight, inFlight);
-    res.once("close", () => {
-      inFlight--;
-    });
+    // Answered (finish) or given up (close), whichever comes first, counts once.
+    let done = false;
+    const settle = () => {
+      if (!done) inFlight--;
+      done = true;
+    };
+    res.once("finish", settle);
+    res.once("close", settle);
     const chunks: Buffer[] = [];
     req.on("data", (chunk: Buffer) => chunks.push(chunk));
     req.on("end", () => {
