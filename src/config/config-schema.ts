@@ -51,6 +51,11 @@ export const ConfigSchema = v.object({
     v.transform(list),
     v.check((tokens) => tokens.every((t) => t.length >= 16), "each token must be at least 16 characters"),
   ),
+  METRICS_TOKEN: v.pipe(
+    v.optional(v.string(), ""),
+    v.transform(list),
+    v.check((tokens) => tokens.every((t) => t.length >= 16), "each token must be at least 16 characters"),
+  ),
   DYNAMODB_TABLE: v.pipe(
     v.optional(v.string(), "stepwatch"),
     v.regex(/^[A-Za-z0-9_.-]{3,255}$/, "must be 3–255 letters, digits, _, - or ."),

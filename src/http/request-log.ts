@@ -24,7 +24,11 @@ const QUIET_ROUTES = new Set(["/healthz", "/readyz"]);
  * what the handler added), written when the answer is ready; the request id is echoed in
  * `X-Request-Id` and carried by every line the request causes.
  */
-export function requestLog(logger: Logger, nowMs: () => number): MiddlewareHandler {
+export function requestLog(
+  logger: Logger,
+  nowMs: () => number,
+  onAnswered?: (answer: AnsweredRequest) => void,
+): MiddlewareHandler {
   return async (c, next) => {
     const started = nowMs();
     const given = c.req.header("x-request-id");
@@ -38,14 +42,20 @@ export function requestLog(logger: Logger, nowMs: () => number): MiddlewareHandl
     const route = routePath(c, -1);
     const level: LogLevel =
       status >= 500 ? "error" : status >= 400 ? "warn" : QUIET_ROUTES.has(route) ? "debug" : "info";
-    c.get("log")[level]("request", {
-      method: c.req.method,
-      route,
-      status,
-      latency_ms: nowMs() - started,
-      ...c.get("logFields"),
-    });
+    const latencyMs = nowMs() - started;
+    const fields = c.get("logFields");
+    c.get("log")[level]("request", { method: c.req.method, route, status, latency_ms: latencyMs, ...fields });
+    onAnswered?.({ method: c.req.method, route, status, latencyMs, fields });
   };
+}
+
+/** What the request log knows of an answered request, for whoever counts requests. */
+export interface AnsweredRequest {
+  readonly method: string;
+  readonly route: string;
+  readonly status: number;
+  readonly latencyMs: number;
+  readonly fields: LogFields;
 }
 
 /** Adds fields to this request's log line. */

@@ -8,6 +8,7 @@ import { type RunStep, RunStepSchema } from "../domain/run-step-schema.js";
 import type { SinkConfig } from "../domain/sink-config-schema.js";
 import { FAILING_AFTER, probeDelayMs, type SinkHealth } from "../domain/sink-health.js";
 import { describeError, type LogFields, type Logger } from "../observability/logger.js";
+import type { Metrics } from "../observability/metrics.js";
 import type { DeliveryStore, DueDelivery, SinkHealthStore } from "../store/delivery-store.js";
 import { probeLeaseKey, shardLeaseKey } from "../store/item-codec.js";
 import { TABLE_SCHEMA } from "../store/table-schema.js";
@@ -35,6 +36,8 @@ export interface DeliveryNotifierOptions {
   readonly nowMs?: () => number;
   /** Jitter source in [0, 1); injectable for tests. */
   readonly random?: () => number;
+  /** Counts attempts, where the runtime keeps counters. */
+  readonly metrics?: Metrics;
 }
 
 /** Prompt attempts waiting for one sink beyond this are left to the sweeper instead of queueing in memory. */
@@ -404,13 +407,15 @@ export class DeliveryNotifier implements Notifier {
     } catch (error) {
       this.#o.logger.warn("could not record sink health", { sink: sink.name, error: describeError(error) });
     }
+    const outcome = outcomeOf(after, result);
+    this.#o.metrics?.deliveryAttempt(sink.name, outcome, (endedMs - startedMs) / 1000);
     this.#o.logger.info("delivery attempt", {
       ...context,
       sink: sink.name,
       step_id: delivery.stepId,
       event: delivery.event,
       attempt: after.attempts,
-      outcome: outcomeOf(after, result),
+      outcome,
       latency_ms: endedMs - startedMs,
       status: result.status,
       error: result.ok ? undefined : result.error,

@@ -8,6 +8,7 @@ import { createSinks } from "../notify/create-sinks.js";
 import { DeliveryNotifier } from "../notify/delivery-notifier.js";
 import type { SweepReport } from "../notify/notifier.js";
 import { describeError, type Logger } from "../observability/logger.js";
+import type { Metrics } from "../observability/metrics.js";
 import { DynamoDeliveryStore } from "../store/dynamo-delivery-store.js";
 import { DynamoSinkStore } from "../store/dynamo-sink-store.js";
 import { DynamoStepStore } from "../store/dynamo-step-store.js";
@@ -50,6 +51,8 @@ export interface StepwatchOptions {
   readonly random?: () => number;
   /** The OpenAPI document to serve (the Worker serves it as a static asset instead). */
   readonly openApiDocument?: unknown;
+  /** Counters and `/metrics`, where the runtime's process lives long enough for them (Node). */
+  readonly metrics?: Metrics;
 }
 
 /** SWEEP_BUDGET_MS when neither the variable nor the runtime sets one. */
@@ -99,6 +102,7 @@ export async function createStepwatch(
     ...(options.maxAttemptsPerSweep ? { maxAttemptsPerSweep: options.maxAttemptsPerSweep } : {}),
     ...clock,
     ...(options.random ? { random: options.random } : {}),
+    ...(options.metrics ? { metrics: options.metrics } : {}),
   });
   const operations = new DeliveryOperations({
     deliveries,
@@ -119,12 +123,18 @@ export async function createStepwatch(
     maxBodyBytes: config.MAX_BODY_BYTES,
     ...clock,
     ...(options.openApiDocument ? { openApiDocument: options.openApiDocument } : {}),
+    ...(options.metrics ? { metrics: options.metrics, metricsTokens: config.METRICS_TOKEN } : {}),
   });
 
   const sweep = async (): Promise<SweepReport> => {
     const report = await notifier.sweep();
-    if (report.attempts > 0 || report.recovered > 0) logger.info("sweep", { ...report });
+    recordSweep(report);
     return report;
+  };
+  // Every sweep is counted; one that did something leaves a log line (an idle one would be noise).
+  const recordSweep = (report: SweepReport, fields: Record<string, string> = {}) => {
+    options.metrics?.sweep(report.durationMs / 1000, report.attempts, report.recovered);
+    if (report.attempts > 0 || report.recovered > 0) logger.info("sweep", { ...fields, ...report });
   };
   return {
     app,
@@ -148,12 +158,12 @@ export async function createStepwatch(
         };
       };
       const lanes = [
-        lane("outbox", () => notifier.recover()),
+        lane("outbox", async () => {
+          const recovered = await notifier.recover();
+          if (recovered > 0) logger.info("outbox recovery", { recovered });
+        }),
         ...notifier.sinkNames.map((sink) =>
-          lane(sink, async () => {
-            const report = await notifier.sweepSink(sink);
-            if (report.attempts > 0) logger.info("sweep", { sink, ...report });
-          }),
+          lane(sink, async () => recordSweep(await notifier.sweepSink(sink), { sink })),
         ),
       ];
       const tick = () => {

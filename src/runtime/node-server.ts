@@ -10,6 +10,7 @@ import { type EmbeddedDynamo, startEmbeddedDynamo } from "./embedded-dynamo.js";
 import { applyLocalDefaults, type LocalDefaults } from "./local-defaults.js";
 import { createNodeDynamoHandler } from "./node-dynamo-handler.js";
 import { nodeHmacSha256 } from "./node-hmac.js";
+import { createPromMetrics } from "./prom-metrics.js";
 
 /** A running Node server. */
 export interface NodeServer {
@@ -61,6 +62,7 @@ export async function startNodeServer(
   const stepwatch = await createStepwatch(config, client, logger, {
     hmac: nodeHmacSha256,
     openApiDocument,
+    metrics: createPromMetrics(),
     sweepBudgetMs: config.SWEEP_INTERVAL_S * 1000,
   });
 

@@ -20,6 +20,7 @@ export interface RecoveryReport {
 /** A sink's backlog, read from the queue index. */
 export interface SinkBacklog {
   readonly pending: number;
+  readonly dead: number;
   /** Unix ms the oldest pending delivery was created; null without any. */
   readonly oldestPendingCreatedMs: number | null;
 }
@@ -68,7 +69,7 @@ export interface DeliveryStore {
   ): Promise<Page<Delivery>>;
   /** A sink's dead deliveries that died within `[sinceMs, untilMs]`, at most `limit`. */
   deadBetween(sink: string, sinceMs: number, untilMs: number, limit: number): Promise<Delivery[]>;
-  /** How many deliveries a sink has pending and how old the oldest is. */
+  /** How many deliveries a sink has pending and dead, and how old the oldest pending one is. */
   backlog(sink: string): Promise<SinkBacklog>;
   /**
    * Makes sure every terminal transition applied before `upToMs` has its deliveries recorded:

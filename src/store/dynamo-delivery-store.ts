@@ -279,27 +279,45 @@ export class DynamoDeliveryStore implements DeliveryStore {
 
   async backlog(sink: string): Promise<SinkBacklog> {
     let pending = 0;
+    let dead = 0;
     let oldest: number | null = null;
     for (const shard of QUEUE_SHARDS) {
-      let start: Item | undefined;
-      let pages = 0;
-      do {
-        const page = await this.#query(
-          "backlog",
-          QUEUE.name,
-          IN_QUEUE,
-          { ":q": { S: pendingPartition(sink, shard) } },
-          { projection: n(A.createdAtMs), ...(start ? { start } : {}) },
-        );
+      await this.#pages(pendingPartition(sink, shard), { projection: n(A.createdAtMs) }, (page) => {
         for (const item of page.Items ?? []) {
           pending++;
           const created = num(item[A.createdAtMs]);
           if (oldest === null || created < oldest) oldest = created;
         }
-        start = page.LastEvaluatedKey;
-      } while (start && ++pages < BACKLOG_PAGES);
+      });
+      await this.#pages(deadPartition(sink, shard), { select: "COUNT" }, (page) => {
+        dead += page.Count ?? 0;
+      });
     }
-    return { pending, oldestPendingCreatedMs: oldest };
+    return { pending, dead, oldestPendingCreatedMs: oldest };
+  }
+
+  // Reads one queue partition page by page, at most BACKLOG_PAGES: counts stay cheap and bounded.
+  async #pages(
+    partition: string,
+    options: { projection?: string; select?: "COUNT" },
+    onPage: (page: { Items?: Item[] | undefined; Count?: number | undefined }) => void,
+  ): Promise<void> {
+    let start: Item | undefined;
+    let pages = 0;
+    do {
+      const page = await this.#query(
+        "backlog",
+        QUEUE.name,
+        IN_QUEUE,
+        { ":q": { S: partition } },
+        {
+          ...options,
+          ...(start ? { start } : {}),
+        },
+      );
+      onPage(page);
+      start = page.LastEvaluatedKey;
+    } while (start && ++pages < BACKLOG_PAGES);
   }
 
   async recoverOutbox(upToMs: number, nowMs: number, deadlineMs: number): Promise<RecoveryReport> {
@@ -336,7 +354,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
     index: string,
     condition: string,
     values: Record<string, AttributeValue>,
-    options: { limit?: number; start?: Item; projection?: string },
+    options: { limit?: number; start?: Item; projection?: string; select?: "COUNT" },
   ) {
     return guardStore(
       operation,
@@ -348,6 +366,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
           ExpressionAttributeNames: namesFor(condition, options.projection ?? ""),
           ExpressionAttributeValues: values,
           ...(options.projection ? { ProjectionExpression: options.projection } : {}),
+          ...(options.select ? { Select: options.select } : {}),
           ...(options.limit !== undefined ? { Limit: options.limit } : {}),
           ...(options.start ? { ExclusiveStartKey: options.start } : {}),
         }),

@@ -67,6 +67,11 @@ export class DeliveryOperations {
     this.#nowMs = deps.nowMs ?? Date.now;
   }
 
+  /** The operations' clock, Unix ms. */
+  nowMs(): number {
+    return this.#nowMs();
+  }
+
   /** Whether `name` is a configured sink. */
   hasSink(name: string): boolean {
     return this.#d.sinkConfigs.some((config) => config.name === name);

@@ -1,0 +1,30 @@
+import { Hono } from "hono";
+import type { Metrics } from "../../observability/metrics.js";
+import type { DeliveryOperations } from "../../usecases/delivery-operations.js";
+
+/**
+ * `GET /metrics`: the Prometheus text format, with each sink's gauges (pending, dead, oldest pending
+ * age, state) read from the store at scrape time: a few queries per sink, bounded. Mounted behind
+ * bearer auth (METRICS_TOKEN, else the API's tokens).
+ */
+export function metricsRoutes(ops: DeliveryOperations, metrics: Metrics): Hono {
+  const routes = new Hono();
+  routes.get("/", async (c) => {
+    const sinks = await ops.sinks();
+    const nowMs = ops.nowMs();
+    const { contentType, body } = await metrics.render(
+      sinks.map(({ config, health, backlog }) => ({
+        name: config.name,
+        state: health.state,
+        pending: backlog.pending,
+        dead: backlog.dead,
+        oldestPendingAgeS:
+          backlog.oldestPendingCreatedMs === null
+            ? null
+            : Math.max(0, (nowMs - backlog.oldestPendingCreatedMs) / 1000),
+      })),
+    );
+    return c.body(body, 200, { "content-type": contentType });
+  });
+  return routes;
+}

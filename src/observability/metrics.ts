@@ -1,0 +1,27 @@
+/** A sink's gauges, read from the store when metrics are scraped. */
+export interface SinkGauges {
+  readonly name: string;
+  readonly state: "healthy" | "failing" | "disabled";
+  readonly pending: number;
+  readonly dead: number;
+  /** Seconds since the oldest pending delivery was created; null without any. */
+  readonly oldestPendingAgeS: number | null;
+}
+
+/**
+ * What stepwatch counts. A runtime whose process lives long enough for counters to mean something
+ * (the Node server) provides one; on Workers and Lambda the request and attempt log lines carry the
+ * same facts for a log platform to count.
+ */
+export interface Metrics {
+  /** One answered HTTP request. */
+  httpRequest(method: string, route: string, status: number, seconds: number): void;
+  /** One ingest request's outcome: an apply outcome, or the error code it was refused with. */
+  ingest(outcome: string, stepStatus: string | null): void;
+  /** One delivery attempt: delivered, retry, dead or parked. */
+  deliveryAttempt(sink: string, outcome: string, seconds: number): void;
+  /** One sweep: how long, how many attempts, how many deliveries the outbox recovery wrote. */
+  sweep(seconds: number, attempts: number, recovered: number): void;
+  /** The exposition in the Prometheus text format, with the store's gauges as given. */
+  render(sinks: readonly SinkGauges[]): Promise<{ contentType: string; body: string }>;
+}
