@@ -80,6 +80,7 @@ export class DeliveryNotifier implements Notifier {
   readonly #health = new Map<string, { health: SinkHealth; readAtMs: number }>();
   readonly #healthReads = new Map<string, Promise<SinkHealth>>();
   readonly #successWrittenAt = new Map<string, number>();
+  #closing = false;
 
   constructor(options: DeliveryNotifierOptions) {
     this.#o = options;
@@ -119,6 +120,15 @@ export class DeliveryNotifier implements Notifier {
   /** The outbox recovery alone (see {@link DeliveryStore.recoverOutbox}); returns deliveries recovered. */
   recover(): Promise<number> {
     return this.#track(this.#recover(this.#nowMs(), this.#nowMs() + this.#o.sweepBudgetMs));
+  }
+
+  /**
+   * Winds down for a shutdown: sweeps start no more attempts, and prompt deliveries still waiting
+   * for their sink's lane are recorded pending (a sweep sends them later) instead of attempted.
+   * Attempts in flight finish; {@link drain} resolves when they have.
+   */
+  close(): void {
+    this.#closing = true;
   }
 
   /** Resolves when every prompt delivery and sweep started so far has finished. */
@@ -196,6 +206,11 @@ export class DeliveryNotifier implements Notifier {
         return;
       }
       await lane(async () => {
+        // Shutting down: record what is still waiting for the lane rather than attempt it now.
+        if (this.#closing) {
+          await this.#o.deliveries.create(fresh);
+          return;
+        }
         const after = await this.#attempt(sink, fresh, { event: intent.event, step, document }, false, {
           request_id: transition.requestId,
         });
@@ -462,7 +477,10 @@ export class DeliveryNotifier implements Notifier {
   // Whether a sweep of this sink should start no more attempts.
   #stop(sink: string, deadline: number, budget: { left: number }): boolean {
     return (
-      this.#nowMs() >= deadline || budget.left <= 0 || this.#health.get(sink)?.health.state !== "healthy"
+      this.#closing ||
+      this.#nowMs() >= deadline ||
+      budget.left <= 0 ||
+      this.#health.get(sink)?.health.state !== "healthy"
     );
   }
 

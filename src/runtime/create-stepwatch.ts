@@ -31,6 +31,8 @@ export interface Stepwatch {
   startSweeper(intervalMs: number): () => void;
   /** Resolves when prompt deliveries and sweeps in flight have finished. */
   drain(): Promise<void>;
+  /** For a shutdown: sweeps stop starting attempts, queued prompt deliveries are recorded, then drains. */
+  close(): Promise<void>;
 }
 
 /** Optional wiring a runtime may override. */
@@ -176,5 +178,9 @@ export async function createStepwatch(
       return () => clearInterval(timer);
     },
     drain: () => notifier.drain(),
+    close: () => {
+      notifier.close();
+      return notifier.drain();
+    },
   };
 }

@@ -91,7 +91,7 @@ export async function startNodeServer(
           // Idle keep-alive sockets would hold close() open; in-flight requests still finish.
           if ("closeIdleConnections" in server) server.closeIdleConnections();
         });
-        await stepwatch.drain();
+        await stepwatch.close();
         client.destroy();
         await embedded?.close();
       })();
