@@ -80,7 +80,10 @@ export function createApp(deps: AppDeps): Hono {
   app.onError((error, c) => {
     if (error instanceof HTTPException) {
       if (error.status === 401) logFields(c, { error_code: "unauthorized", reason: authFailure(c) });
-      return error.getResponse();
+      // Built by the thrower, not from this context: the request id goes on by hand.
+      const response = error.getResponse();
+      response.headers.set("X-Request-Id", c.get("requestId"));
+      return response;
     }
     if (error instanceof StoreUnavailableError) {
       logFields(c, { store_error: describeError(error.cause ?? error) });
@@ -179,7 +182,11 @@ export function createApp(deps: AppDeps): Hono {
       });
       logFields(c, { step_id: step.id, run_id: step.run_id, step_status: step.status, outcome });
       if (outcome === "conflict") {
-        c.get("log").warn("conflicting terminal status ignored", { step_id: step.id, status: step.status });
+        logger.warn("conflicting terminal status ignored", {
+          request_id: c.get("requestId"),
+          step_id: step.id,
+          status: step.status,
+        });
       }
       if (notifier && intents.length > 0 && (outcome === "created" || outcome === "updated")) {
         const requestId = c.get("requestId");

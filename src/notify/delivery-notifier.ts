@@ -80,6 +80,8 @@ export class DeliveryNotifier implements Notifier {
   readonly #health = new Map<string, { health: SinkHealth; readAtMs: number }>();
   readonly #healthReads = new Map<string, Promise<SinkHealth>>();
   readonly #successWrittenAt = new Map<string, number>();
+  /** Sinks with a counted failure since this instance last wrote a success. */
+  readonly #failedSince = new Set<string>();
   #closing = false;
 
   constructor(options: DeliveryNotifierOptions) {
@@ -206,8 +208,9 @@ export class DeliveryNotifier implements Notifier {
         return;
       }
       await lane(async () => {
-        // Shutting down: record what is still waiting for the lane rather than attempt it now.
-        if (this.#closing) {
+        // Shutting down, or the sink turned failing or disabled while this waited for the lane:
+        // record it pending rather than attempt it now.
+        if (this.#closing || this.#health.get(intent.sink)?.health.state !== "healthy") {
           await this.#o.deliveries.create(fresh);
           return;
         }
@@ -249,7 +252,8 @@ export class DeliveryNotifier implements Notifier {
       for (const key of Object.keys(sum) as (keyof Tally)[]) sum[key] += t[key];
       return sum;
     }, emptyTally());
-    return { recovered, ...total, durationMs: this.#nowMs() - started };
+    const end = this.#nowMs();
+    return { recovered, ...total, durationMs: end - started, exhausted: end >= deadline || budget.left <= 0 };
   }
 
   async #recover(now: number, deadline: number): Promise<number> {
@@ -443,10 +447,12 @@ export class DeliveryNotifier implements Notifier {
     const store = this.#o.health;
     if (result.ok) {
       const known = this.#health.get(sink)?.health;
-      const quiet = known?.state === "healthy" && known.consecutiveFailures === 0;
+      const quiet =
+        known?.state === "healthy" && known.consecutiveFailures === 0 && !this.#failedSince.has(sink);
       const writtenAt = this.#successWrittenAt.get(sink);
       if (quiet && writtenAt !== undefined && atMs - writtenAt < SUCCESS_WRITE_EVERY_MS) return;
       this.#successWrittenAt.set(sink, atMs);
+      this.#failedSince.delete(sink);
       this.#remember(await store.recordSuccess(sink, result.status ?? null, atMs));
       return;
     }
@@ -454,6 +460,8 @@ export class DeliveryNotifier implements Notifier {
       this.#remember(await store.disable(sink, `the endpoint answered ${result.error}`));
       return;
     }
+    // Noted before the write returns: a success meanwhile must reset the count, not be skipped.
+    if (result.retryable) this.#failedSince.add(sink);
     const level = probe ? (this.#health.get(sink)?.health.probeLevel ?? 0) + 1 : 0;
     // Only retryable failures say the sink is down; a 4xx is the receiver refusing one message.
     const health = await store.recordFailure(

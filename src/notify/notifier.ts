@@ -25,6 +25,8 @@ export interface SweepReport {
   /** Attempts that were probes of a failing sink. */
   readonly probes: number;
   readonly durationMs: number;
+  /** It stopped on its time or attempt budget rather than for want of due work: sweep again soon. */
+  readonly exhausted: boolean;
 }
 
 /** Decides who hears about a terminal step, and tells them. */

@@ -147,25 +147,46 @@ export async function createStepwatch(
     operations,
     sweep,
     startSweeper(intervalMs) {
-      const lane = (name: string, run: () => Promise<unknown>) => {
+      let stopped = false;
+      // A lane sweeps again at once when its sweep ran out of budget with work left, or when a tick
+      // came while it was sweeping: a backlog longer than one budget drains without waiting out an
+      // interval.
+      const lane = (name: string, run: () => Promise<boolean>) => {
         let running = false;
-        return () => {
-          if (running) return;
+        let again = false;
+        const tick = (): void => {
+          if (running) {
+            again = true;
+            return;
+          }
           running = true;
+          again = false;
           run()
-            .catch((error) => logger.warn("sweep failed", { lane: name, error: describeError(error) }))
+            .then(
+              (exhausted) => {
+                again ||= exhausted;
+              },
+              (error) => logger.warn("sweep failed", { lane: name, error: describeError(error) }),
+            )
             .finally(() => {
               running = false;
+              if (again && !stopped) tick();
             });
         };
+        return tick;
       };
       const lanes = [
         lane("outbox", async () => {
           const recovered = await notifier.recover();
           if (recovered > 0) logger.info("outbox recovery", { recovered });
+          return false;
         }),
         ...notifier.sinkNames.map((sink) =>
-          lane(sink, async () => recordSweep(await notifier.sweepSink(sink), { sink })),
+          lane(sink, async () => {
+            const report = await notifier.sweepSink(sink);
+            recordSweep(report, { sink });
+            return report.exhausted;
+          }),
         ),
       ];
       const tick = () => {
@@ -175,7 +196,10 @@ export async function createStepwatch(
       const timer = setInterval(tick, intervalMs);
       // The sweeper alone must not keep a process alive.
       (timer as { unref?: () => void }).unref?.();
-      return () => clearInterval(timer);
+      return () => {
+        stopped = true;
+        clearInterval(timer);
+      };
     },
     drain: () => notifier.drain(),
     close: () => {

@@ -18,6 +18,7 @@ const SUCCESS_WHILE_DISABLED = `SET ${n(A.lastSuccessAt)} = :at, ${n(A.lastSucce
 const NOT_DISABLED = `attribute_not_exists(${n(A.health)}) OR ${n(A.health)} <> :disabled`;
 const LAST_FAILURE = `SET ${n(A.lastFailureAt)} = :at, ${n(A.lastFailureStatus)} = :status, ${n(A.lastFailureError)} = :error, ${BUMP_VERSION}`;
 const FAILURE = `${LAST_FAILURE}, ${n(A.failures)} = if_not_exists(${n(A.failures)}, :zero) + :one`;
+const BEFORE_NO_SUCCESS = `attribute_not_exists(${n(A.lastSuccessAt)}) OR ${n(A.lastSuccessAt)} <= :at`;
 const PROBE_FAILED = `, ${n(A.probeAt)} = :probe, ${n(A.probeLevel)} = if_not_exists(${n(A.probeLevel)}, :zero) + :one`;
 const BECOME_FAILING = `SET ${n(A.health)} = :failing, ${n(A.probeAt)} = :probe, ${n(A.probeLevel)} = :zero, ${BUMP_VERSION}`;
 const IS_HEALTHY = `(attribute_not_exists(${n(A.health)}) OR ${n(A.health)} = :healthy) AND ${n(A.failures)} >= :threshold`;
@@ -84,13 +85,14 @@ export class DynamoSinkStore implements SinkHealthStore {
       ":one": ONE,
     };
     if (options.probe) values[":probe"] = { N: String(options.nextProbeAtMs) };
-    const update = options.counts ? FAILURE : LAST_FAILURE;
-    const after = (await this.#update(
-      sink,
-      options.probe ? update + PROBE_FAILED : update,
-      undefined,
-      values,
-    )) as SinkHealth;
+    const withProbe = (update: string) => (options.probe ? update + PROBE_FAILED : update);
+    // A failure counts only if no later success was recorded first: writes from several attempts
+    // and instances can land out of order, and a success in between means "not in a row".
+    const counted = options.counts
+      ? await this.#update(sink, withProbe(FAILURE), BEFORE_NO_SUCCESS, values)
+      : null;
+    const after =
+      counted ?? ((await this.#update(sink, withProbe(LAST_FAILURE), undefined, values)) as SinkHealth);
     if (after.state !== "healthy" || after.consecutiveFailures < options.failingAfter) return after;
     // Exactly one instance turns it failing, whichever failure crossed the threshold first.
     const failing = await this.#update(sink, BECOME_FAILING, IS_HEALTHY, {
