@@ -35,6 +35,8 @@ export function runUniqueEvents(options: {
   url: string;
   connections: number;
   seconds: number;
+  /** Sends exactly this many requests instead of running for `seconds`. */
+  amount?: number;
   overallRate?: number;
   nextEvent: () => SignedEvent;
   onAnswer: (status: number, body: string, stepId: string) => void;
@@ -55,7 +57,7 @@ export function runUniqueEvents(options: {
   return autocannon({
     url: `${options.url}${INGEST_PATH}`,
     connections: options.connections,
-    duration: options.seconds,
+    ...(options.amount ? { amount: options.amount } : { duration: options.seconds }),
     timeout: 10,
     ...(options.overallRate ? { overallRate: options.overallRate } : {}),
     requests: [request],

@@ -10,6 +10,12 @@ export interface Figures {
   readonly notify_latency_p50_ms: number;
   readonly notify_latency_p99_ms: number;
   readonly startup_ms: number;
+  readonly drain_ratio_vs_ingest: number | null;
+  readonly drain_per_scheduled_invocation: number | null;
+  readonly isolation_ratio: number | null;
+  readonly wru_per_step_lifecycle: number | null;
+  readonly wru_per_retry_cycle: number | null;
+  readonly cpu_ratio_mixed_vs_created: number | null;
 }
 
 interface Goal {
@@ -64,6 +70,42 @@ export const GOALS: Readonly<Record<keyof Figures, Goal>> = {
     text: "report",
     met: () => null,
   },
+  drain_ratio_vs_ingest: {
+    what:
+      "deliveries/s while a backlog drains to a recovered loopback sink (Node server, default sweep " +
+      "settings) ÷ terminal events/s the same server ingests",
+    text: "≥ 1.0",
+    met: atLeast(1),
+  },
+  drain_per_scheduled_invocation: {
+    what: "deliveries made by one Worker `scheduled` invocation in workerd, backlog of 2,000 pending",
+    text: "≥ 1000",
+    met: atLeast(1000),
+  },
+  isolation_ratio: {
+    what: "time to deliver 300 steps' retries to a flaky sink beside a hanging sink ÷ the same alone",
+    text: "≤ 1.25",
+    met: atMost(1.25),
+  },
+  wru_per_step_lifecycle: {
+    what:
+      "DynamoDB write units (table + indexes, AWS size rules) of a 2 KB step: in_progress, completed, " +
+      "delivered to one sink at the first attempt",
+    text: "≤ 10",
+    met: atMost(10),
+  },
+  wru_per_retry_cycle: {
+    what: "write units of one failed attempt (503), retried by a sweep and delivered",
+    text: "report",
+    met: () => null,
+  },
+  cpu_ratio_mixed_vs_created: {
+    what:
+      "server CPU per event, mix (in_progress then terminal, 20% redelivered, one webhook sink) ÷ " +
+      "cpu_ms_per_event (created only), c=50",
+    text: "report; ≤ 2.0",
+    met: atMost(2),
+  },
 };
 
 function pad(text: string, width: number): string {
@@ -74,7 +116,12 @@ function pad(text: string, width: number): string {
 export function formatTable(
   figures: Figures,
   environment: { node: string; cpu_model: string; cpu_count: number; placement: { note: string } },
-  details: { ingest_events_per_s: number; store_ceiling_ops_per_s: number; total_s: number },
+  details: {
+    ingest_events_per_s: number;
+    store_ceiling_ops_per_s: number;
+    total_s: number;
+    summary_lines?: readonly string[];
+  },
   busyPhases: readonly string[],
 ): string {
   const rows = (Object.keys(GOALS) as (keyof Figures)[]).map((key) => {
@@ -96,6 +143,7 @@ export function formatTable(
     ...rows.map(line),
     "",
     `ingest ${details.ingest_events_per_s} events/s vs store ceiling ${details.store_ceiling_ops_per_s} ops/s`,
+    ...(details.summary_lines ?? []),
     `${environment.cpu_model} × ${environment.cpu_count}, Node ${environment.node}; ${environment.placement.note}`,
     `bench took ${details.total_s} s; full results in bench/results/latest.json`,
     ...(busyPhases.length > 0

@@ -2,7 +2,7 @@
 // Every figure is measured side by side in this one run, against limits measured in the same run:
 // the server pinned to one core, load generator, store and sinks on the other (where taskset exists).
 // Options: --profile also records CPU profiles of the SDK path (before and after); --quick shortens
-// every phase (for trying the bench out, not for publishing).
+// every phase and the drain backlog (for trying the bench out, not for publishing).
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -10,13 +10,25 @@ import { generateWebhookSecret } from "../src/domain/webhook-secret.js";
 import { type BenchChild, READY, RESULT, ROOT, readJsonLine, spawnTs } from "./child-process.js";
 import { type CallCounts, countCalls } from "./count-calls.js";
 import { choosePlacement, cpuMeter, machineCpuMs, pinSelf } from "./cpu.js";
+import {
+  type DrainResult,
+  type IsolationResult,
+  measureDrain,
+  measureIsolation,
+  measureWorkerDrain,
+  settle,
+  startServerProcess,
+  type WorkerDrainResult,
+} from "./delivery-phases.js";
 import { describeEnvironment } from "./environment.js";
 import { createEventFactory, type SignedEvent } from "./events.js";
 import { startLatencySink } from "./latency-sink.js";
 import { outcomeCounter, runStatic, runUniqueEvents, staticRequest } from "./load.js";
+import { type MixedLoadResult, runMixedLoad } from "./mixed-load.js";
 import { type ProfileSummary, summariseProfile } from "./profile-summary.js";
 import { type Figures, formatTable, GOALS } from "./report.js";
 import { measureWorkerBundle } from "./worker-bundle.js";
+import { measureWriteUnits, type WriteUnitReport } from "./write-units.js";
 
 const { values: options } = parseArgs({
   options: {
@@ -30,6 +42,11 @@ const CONNECTIONS = 50;
 const TIMES = options.quick
   ? { serverWarmup: 3, warmup: 2, phase: 3, sdk: 3, http: 3, notify: 4, interleave: false, httpRounds: 1 }
   : { serverWarmup: 6, warmup: 3, phase: 10, sdk: 8, http: 8, notify: 10, interleave: true, httpRounds: 2 };
+// Sizes of the delivery phases: owed notifications drained on Node, pending deliveries for one Worker
+// cron invocation, steps whose retries the isolation runs deliver (and alternating pairs of runs).
+const DELIVERY = options.quick
+  ? { drainBacklog: 2000, drainTimeoutS: 90, workerBacklog: 2000, isolationSteps: 300, isolationRounds: 1 }
+  : { drainBacklog: 5000, drainTimeoutS: 150, workerBacklog: 2000, isolationSteps: 300, isolationRounds: 3 };
 const NOTIFY_RATE = 100;
 // Above this share of one core used by other processes, a phase is measured again.
 const BUSY_SHARE = 0.1;
@@ -124,22 +141,7 @@ try {
     API_TOKEN: "swt_bench_token_not_secret",
     NOTIFY_SINKS: JSON.stringify([{ name: "hook", type: "webhook", url: sink.url, secret: sinkSecret }]),
   };
-  const startServer = async () => {
-    const t0 = performance.now();
-    const child = track(
-      spawnTs("src/runtime/node-main.ts", [], { core: placement.serverCore, env: serverEnv }),
-    );
-    const url = await child.line("stepwatch is listening on ");
-    for (;;) {
-      const ready = await fetch(`${url}/readyz`).then(
-        (r) => r.status === 200,
-        () => false,
-      );
-      if (ready) break;
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-    return { child, url, ms: performance.now() - t0 };
-  };
+  const startServer = () => startServerProcess(serverEnv, placement.serverCore, track);
 
   // Start-up: once creating the table, once more with the table present (a restart).
   const first = await startServer();
@@ -156,6 +158,13 @@ try {
     createEventFactory(secret, "cnt"),
   );
   log(`calls: ${JSON.stringify(counts.by_operation)}`);
+
+  // DynamoDB write units per step and per retry, by AWS's size rules, at the in-process client.
+  const writeUnits: WriteUnitReport = await measureWriteUnits(endpoint, secret, sinkSecret);
+  log(
+    `write units: ${writeUnits.wru_per_step_lifecycle} per step lifecycle, ` +
+      `${writeUnits.wru_per_retry_cycle} per retry cycle`,
+  );
 
   // The store call alone through the SDK, with the client as it was and as it is now.
   const profileDir = join(ROOT, "bench/results");
@@ -380,6 +389,85 @@ try {
   const undelivered = acceptedAt.size - latencies.length;
   log(`notify: ${acceptedAt.size} terminal events, ${undelivered} not received within 5 s`);
 
+  // Server CPU per event on a realistic mix: same server, same webhook sink, concurrency 50.
+  const mixed: MixedLoadResult = await quietly("mixed", async (attempt) => {
+    const result = await runMixedLoad({
+      url: server.url,
+      pids: { server: server.child.pid, dynalite: dynalite.pid, loadgen: process.pid },
+      factory: createEventFactory(secret, `mix${attempt}`),
+      received: () => sink.received(),
+      connections: CONNECTIONS,
+      warmupS: TIMES.warmup,
+      seconds: TIMES.phase,
+      expectedRate: mean(ingests.map((i) => i.eventsPerSecond)),
+      settle: (count) => settle(count),
+    });
+    return { result, cpu: result.cpu };
+  });
+  log(
+    `mixed: ${round(mixed.eventsPerSecond, 0)} events/s, ${round(mixed.cpuMsPerEvent, 3)} ms server CPU/event, ` +
+      `outcomes ${JSON.stringify(mixed.outcomes)}`,
+  );
+  // The delivery phases start servers of their own; this one has done its part.
+  await server.child.stop();
+
+  // Delivery phases. Each is reported as missing (with its error) rather than ending the run.
+  const phaseErrors: Record<string, string> = {};
+  const guarded = async <T>(name: string, run: () => Promise<T>): Promise<T | null> => {
+    try {
+      return await run();
+    } catch (error) {
+      phaseErrors[name] = error instanceof Error ? error.message.slice(0, 2000) : String(error);
+      log(`${name} failed: ${phaseErrors[name]}`);
+      return null;
+    }
+  };
+  const drain: DrainResult | null = await guarded("drain", () =>
+    measureDrain({
+      baseEnv: serverEnv,
+      secret,
+      sinkSecret,
+      core: placement.serverCore,
+      track,
+      otherPids: { dynalite: dynalite.pid, bench: process.pid },
+      backlog: DELIVERY.drainBacklog,
+      warmupS: TIMES.serverWarmup,
+      phaseS: TIMES.phase,
+      expectedRate: mean(ingests.map((i) => i.eventsPerSecond)),
+      drainTimeoutMs: DELIVERY.drainTimeoutS * 1000,
+      waitForScheduledRetries: !options.quick,
+      log,
+    }),
+  );
+  if (drain) {
+    noteForeign("drain_terminal_ingest", drain.ingestCpu);
+    noteForeign("drain", drain.drainCpu);
+  }
+  const isolation: IsolationResult | null = await guarded("isolation", () =>
+    measureIsolation({
+      baseEnv: serverEnv,
+      endpoint,
+      sinkSecret,
+      core: placement.serverCore,
+      track,
+      steps: DELIVERY.isolationSteps,
+      rounds: DELIVERY.isolationRounds,
+      timeoutMs: 60_000,
+      log,
+    }),
+  );
+  const workerDrain: WorkerDrainResult | null = await guarded("worker_drain", () =>
+    measureWorkerDrain({
+      endpoint,
+      secret,
+      sinkSecret,
+      core: placement.serverCore,
+      track,
+      backlog: DELIVERY.workerBacklog,
+      log,
+    }),
+  );
+
   const bundle = await measureWorkerBundle();
 
   const appliedTotal = ingests.reduce((total, i) => total + i.applied, 0);
@@ -397,6 +485,12 @@ try {
     notify_latency_p50_ms: round(percentile(latencies, 50), 1),
     notify_latency_p99_ms: round(percentile(latencies, 99), 1),
     startup_ms: round(server.ms, 0),
+    drain_ratio_vs_ingest: drain ? round(drain.drainPerSecond / drain.terminalIngestPerSecond, 3) : null,
+    drain_per_scheduled_invocation: workerDrain ? workerDrain.delivered : null,
+    isolation_ratio: isolation ? round(isolation.ratio, 3) : null,
+    wru_per_step_lifecycle: writeUnits.wru_per_step_lifecycle,
+    wru_per_retry_cycle: writeUnits.wru_per_retry_cycle,
+    cpu_ratio_mixed_vs_created: round(mixed.cpuMsPerEvent / (serverCpuTotal / appliedTotal), 3),
   };
   const details = {
     ingest_events_per_s: round(ingestRate, 0),
@@ -432,6 +526,25 @@ try {
     },
     sdk_profiles: profiles ?? null,
     calls: counts,
+    write_units: writeUnits,
+    mixed_load: {
+      mix: "each step in_progress then completed; every 5th request a redelivery (20%); one webhook sink",
+      events_per_s: round(mixed.eventsPerSecond, 0),
+      events: mixed.events,
+      outcomes: mixed.outcomes,
+      errors: mixed.errors,
+      cpu_ms: mixed.cpu,
+      cpu_ms_per_event: round(mixed.cpuMsPerEvent, 3),
+      created_only_cpu_ms_per_event: round(serverCpuTotal / appliedTotal, 3),
+      notifications_received: mixed.notificationsReceived,
+      http_latency_p50_ms: mixed.latencyP50Ms,
+      http_latency_p99_ms: mixed.latencyP99Ms,
+    },
+    drain: drain?.details ?? null,
+    isolation: isolation?.details ?? null,
+    worker_drain: workerDrain?.details ?? null,
+    delivery_phase_sizes: DELIVERY,
+    phase_errors: phaseErrors,
     notify: {
       rate_per_s: NOTIFY_RATE,
       terminal_events: acceptedAt.size,
@@ -447,6 +560,16 @@ try {
     worker_bundle: bundle,
     phases_s: TIMES,
     total_s: 0,
+    summary_lines: [
+      drain
+        ? `drain ${round(drain.drainPerSecond, 0)} deliveries/s (backlog ${DELIVERY.drainBacklog}) vs terminal ingest ` +
+          `${round(drain.terminalIngestPerSecond, 0)} events/s on the same server`
+        : "drain: not measured (see phase_errors)",
+      workerDrain
+        ? `Worker cron: ${workerDrain.delivered} of ${DELIVERY.workerBacklog} delivered in one invocation`
+        : "Worker cron: not measured (see phase_errors)",
+      `write units per step: ${writeUnits.lifecycle.writes.map((w) => `${w.write} ${w.total_wru}`).join(", ")}`,
+    ],
   };
   details.total_s = round((performance.now() - started) / 1000, 0);
   const met = Object.fromEntries(
