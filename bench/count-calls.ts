@@ -5,7 +5,7 @@ import { createNodeDynamoHandler } from "../src/runtime/node-dynamo-handler.js";
 import { nodeHmacSha256 } from "../src/runtime/node-hmac.js";
 import { createDynamoClient } from "../src/store/dynamo-client.js";
 import { ensureTable } from "../src/store/ensure-table.js";
-import type { EventFactory, SignedEvent } from "./events.js";
+import { type EventFactory, postToApp, type SignedEvent } from "./events.js";
 import type { LatencySink } from "./latency-sink.js";
 
 /** DynamoDB calls per event, counted at the client. */
@@ -82,19 +82,7 @@ export async function countCalls(
 
   const send = async (events: readonly SignedEvent[], expected: string) => {
     calls.clear();
-    for (const event of events) {
-      const response = await stepwatch.app.fetch(
-        new Request("http://bench/v1/webhooks/run-steps", {
-          method: "POST",
-          headers: event.headers,
-          body: event.body,
-        }),
-      );
-      const answer = (await response.json()) as { outcome?: string };
-      if (answer.outcome !== expected) {
-        throw new Error(`call counting: expected outcome ${expected}, got ${JSON.stringify(answer)}`);
-      }
-    }
+    for (const event of events) await postToApp(stepwatch.app, event, expected, "call counting");
     await stepwatch.drain();
     const snapshot = Object.fromEntries(calls);
     const sum = (names: Set<string>) =>

@@ -158,3 +158,26 @@ export function createEventFactory(secret: string, prefix: string): EventFactory
 function split(json: string): string[] {
   return json.split(new RegExp(`(${STEP_MARK}|${RUN_MARK})`));
 }
+
+/**
+ * Posts a signed event to an in-process app (as the runtimes would hand it the request) and checks
+ * the ingest outcome; `phase` names the bench phase in the error.
+ */
+export async function postToApp(
+  app: { fetch(request: Request): Response | Promise<Response> },
+  event: SignedEvent,
+  expected: string,
+  phase: string,
+): Promise<void> {
+  const response = await app.fetch(
+    new Request("http://bench/v1/webhooks/run-steps", {
+      method: "POST",
+      headers: event.headers,
+      body: event.body,
+    }),
+  );
+  const answer = (await response.json()) as { outcome?: string };
+  if (answer.outcome !== expected) {
+    throw new Error(`${phase}: expected outcome ${expected}, got ${JSON.stringify(answer)}`);
+  }
+}

@@ -28,7 +28,7 @@ import { nodeHmacSha256 } from "../src/runtime/node-hmac.js";
 import { createDynamoClient } from "../src/store/dynamo-client.js";
 import { ensureTable } from "../src/store/ensure-table.js";
 import { TABLE_SCHEMA } from "../src/store/table-schema.js";
-import { createEventFactory, type SignedEvent } from "./events.js";
+import { createEventFactory, postToApp, type SignedEvent } from "./events.js";
 import { startScriptedSink } from "./scripted-sink.js";
 
 /** A DynamoDB item. */
@@ -381,19 +381,8 @@ export async function measureWriteUnits(
     });
     const factory = createEventFactory(secret, `wru${Date.now().toString(36)}`);
     const nowS = () => Math.floor(Date.now() / 1000);
-    const send = async (event: SignedEvent, expected: string) => {
-      const response = await stepwatch.app.fetch(
-        new Request("http://bench/v1/webhooks/run-steps", {
-          method: "POST",
-          headers: event.headers,
-          body: event.body,
-        }),
-      );
-      const answer = (await response.json()) as { outcome?: string };
-      if (answer.outcome !== expected) {
-        throw new Error(`write units: expected outcome ${expected}, got ${JSON.stringify(answer)}`);
-      }
-    };
+    const send = (event: SignedEvent, expected: string) =>
+      postToApp(stepwatch.app, event, expected, "write units");
     const lifecycle = async (index: number) => {
       await send(factory.forStep(index, "in_progress", nowS()), "created");
       await send(factory.forStep(index, "completed", nowS()), "updated");

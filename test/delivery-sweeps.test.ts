@@ -1,9 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { generateWebhookSecret } from "../src/domain/webhook-secret.js";
 import { shardLeaseKey } from "../src/store/item-codec.js";
 import { TABLE_SCHEMA } from "../src/store/table-schema.js";
 import {
   countsByStep,
+  deliveryFixture,
   deliveryOf,
   idsInShard,
   queueShardOf,
@@ -14,37 +15,19 @@ import {
   webhookSink,
 } from "./support/deliveries.js";
 import { makeStep } from "./support/run-steps.js";
-import { eventually, type SinkServer, startSinkServer } from "./support/sink-server.js";
-import { createTestApp, type TestApp } from "./support/test-app.js";
-import { startTestStore, type TestStore } from "./support/test-store.js";
+import { eventually } from "./support/sink-server.js";
+import type { createTestApp, TestApp } from "./support/test-app.js";
 
-let store: TestStore;
+const fixture = deliveryFixture();
 const secret = generateWebhookSecret();
-const servers: SinkServer[] = [];
-const apps: TestApp[] = [];
+const sinkServer = () => fixture.sink();
 
-beforeAll(async () => {
-  store = await startTestStore();
-});
-afterAll(async () => {
-  await Promise.all(apps.map((app) => app.drain()));
-  await Promise.all(servers.map((server) => server.close()));
-  await store.close();
-});
-
-async function sinkServer(): Promise<SinkServer> {
-  const server = await startSinkServer();
-  servers.push(server);
-  return server;
-}
-
-async function appFor(
+function appFor(
   sinks: Array<{ name: string; url: string }>,
   env: Record<string, string> = {},
   options: Parameters<typeof createTestApp>[2] = {},
 ): Promise<TestApp> {
-  const app = await createTestApp(
-    store,
+  return fixture.app(
     {
       NOTIFY_SINKS: JSON.stringify(sinks.map((s) => webhookSink(s.name, s.url, secret))),
       NOTIFY_TIMEOUT_MS: "2000",
@@ -52,8 +35,6 @@ async function appFor(
     },
     options,
   );
-  apps.push(app);
-  return app;
 }
 
 describe("a backlog drains in one sweep (SPEC §6: a sweep keeps draining until nothing is due)", () => {

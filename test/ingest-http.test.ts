@@ -429,7 +429,12 @@ describe("a store that accepts connections but never answers", () => {
         ...TEST_AWS,
         DYNAMODB_ENDPOINT: `http://127.0.0.1:${port}`,
       });
-      const hung = await createStepwatch(config, client, createLogger("error"));
+      const lines: string[] = [];
+      const hung = await createStepwatch(
+        config,
+        client,
+        createLogger("error", (line) => lines.push(line)),
+      );
       const body = JSON.stringify(makeStep({ id: uid("step") }));
       const ts = now();
       const response = await hung.app.request("/v1/webhooks/run-steps", {
@@ -444,6 +449,17 @@ describe("a store that accepts connections but never answers", () => {
       });
       expect(response.status).toBe(503);
       expect(response.headers.get("retry-after")).toBe("5");
+      // An operator sees it: one error line, with the request id and why, never a secret.
+      expect(lines.map((line) => JSON.parse(line))).toMatchObject([
+        {
+          level: "error",
+          msg: "request",
+          request_id: response.headers.get("x-request-id"),
+          status: 503,
+          error_code: "store_unavailable",
+          store_error: expect.stringContaining("TimeoutError"),
+        },
+      ]);
     } finally {
       client.destroy();
       for (const socket of sockets) socket.destroy();

@@ -1,10 +1,11 @@
 import { Webhook } from "standardwebhooks";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { generateWebhookSecret } from "../src/domain/webhook-secret.js";
 import {
   api,
   countsByStep,
   type DeliveryJson,
+  deliveryFixture,
   deliveryOf,
   queueShardOf,
   type SinkJson,
@@ -14,33 +15,19 @@ import {
   webhookSink,
 } from "./support/deliveries.js";
 import { makeStep } from "./support/run-steps.js";
-import { type SinkServer, startSinkServer } from "./support/sink-server.js";
-import { createTestApp, type TestApp } from "./support/test-app.js";
-import { startTestStore, type TestStore } from "./support/test-store.js";
+import type { SinkServer } from "./support/sink-server.js";
+import type { createTestApp, TestApp } from "./support/test-app.js";
 
-let store: TestStore;
+const fixture = deliveryFixture();
 const secret = generateWebhookSecret();
-const servers: SinkServer[] = [];
-const apps: TestApp[] = [];
-
-beforeAll(async () => {
-  store = await startTestStore();
-});
-afterAll(async () => {
-  await Promise.all(apps.map((app) => app.drain()));
-  await Promise.all(servers.map((server) => server.close()));
-  await store.close();
-});
 
 async function setUp(
   name: string,
   env: Record<string, string> = {},
   options: Parameters<typeof createTestApp>[2] = {},
 ): Promise<{ sink: SinkServer; app: TestApp }> {
-  const sink = await startSinkServer();
-  servers.push(sink);
-  const app = await createTestApp(
-    store,
+  const sink = await fixture.sink();
+  const app = await fixture.app(
     {
       NOTIFY_SINKS: JSON.stringify([webhookSink(name, `${sink.url}/in`, secret)]),
       NOTIFY_TIMEOUT_MS: "2000",
@@ -48,7 +35,6 @@ async function setUp(
     },
     options,
   );
-  apps.push(app);
   return { sink, app };
 }
 
@@ -71,8 +57,7 @@ describe("failing → probe → healthy (SPEC §6: a sink that keeps failing is 
   it("5 failures in a row make it failing; prompt attempts skip it; one probe at a time when due; a good probe heals it and the backlog drains", async () => {
     const clock = testClock();
     const { sink, app } = await setUp("flaky", { NOTIFY_RETRY_SCHEDULE: "60,60,60" }, { nowMs: clock.nowMs });
-    const other = await createTestApp(
-      store,
+    const other = await fixture.app(
       {
         WEBHOOK_SECRET: app.secret,
         NOTIFY_SINKS: JSON.stringify([webhookSink("flaky", `${sink.url}/in`, secret)]),
@@ -81,7 +66,6 @@ describe("failing → probe → healthy (SPEC §6: a sink that keeps failing is 
       },
       { nowMs: clock.nowMs },
     );
-    apps.push(other);
     const at = () => Math.floor(clock.now / 1000);
     sink.fallback = { status: 503, body: "down" };
 
@@ -242,11 +226,10 @@ describe("410 Gone and operators' disable / enable (SPEC §6: parked, not dead, 
 
   it("an enable through another instance is seen by the next sweep anywhere", async () => {
     const { sink, app } = await setUp("shared");
-    const operator = await createTestApp(store, {
+    const operator = await fixture.app({
       WEBHOOK_SECRET: app.secret,
       NOTIFY_SINKS: JSON.stringify([webhookSink("shared", `${sink.url}/in`, secret)]),
     });
-    apps.push(operator);
     sink.script({ status: 410 });
     await deliver(app, "shared_1");
     expect((await sinkOf(app, "shared")).state).toBe("disabled");

@@ -1,37 +1,29 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { webCryptoHmacSha256 } from "../src/domain/hmac-sha256.js";
 import { createSinks } from "../src/notify/create-sinks.js";
 import { DeliveryNotifier } from "../src/notify/delivery-notifier.js";
 import { createLogger } from "../src/observability/logger.js";
 import type { SinkHealthStore } from "../src/store/delivery-store.js";
-import { deliveryOf, seedPending, sinkOf, sleep, webhookSink } from "./support/deliveries.js";
+import {
+  deliveryFixture,
+  deliveryOf,
+  seedPending,
+  sinkOf,
+  sleep,
+  webhookSink,
+} from "./support/deliveries.js";
 import { makeStep } from "./support/run-steps.js";
-import { eventually, type SinkServer, startSinkServer } from "./support/sink-server.js";
-import { createTestApp, type TestApp } from "./support/test-app.js";
-import { startTestStore, type TestStore } from "./support/test-store.js";
+import { eventually } from "./support/sink-server.js";
 
-let store: TestStore;
-const servers: SinkServer[] = [];
-const apps: TestApp[] = [];
+const fixture = deliveryFixture();
 const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-beforeAll(async () => {
-  store = await startTestStore();
-});
-afterAll(async () => {
-  await Promise.all(apps.map((app) => app.close()));
-  await Promise.all(servers.map((server) => server.close()));
-  await store.close();
-});
-
 async function setUp(name: string, env: Record<string, string>) {
-  const sink = await startSinkServer();
-  servers.push(sink);
-  const app = await createTestApp(store, {
+  const sink = await fixture.sink();
+  const app = await fixture.app({
     NOTIFY_SINKS: JSON.stringify([webhookSink(name, `${sink.url}/in`, secret)]),
     ...env,
   });
-  apps.push(app);
   return { sink, app };
 }
 

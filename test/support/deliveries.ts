@@ -1,14 +1,15 @@
 import { GetItemCommand } from "@aws-sdk/client-dynamodb";
 import * as v from "valibot";
+import { afterAll, beforeAll } from "vitest";
 import { type DeliveryIntent, newDelivery } from "../../src/domain/delivery.js";
 import { RunStepSchema } from "../../src/domain/run-step-schema.js";
 import { type Item, keyOf, shardOf } from "../../src/store/item-codec.js";
 import { TABLE_SCHEMA } from "../../src/store/table-schema.js";
 import { mapConcurrent } from "./concurrency.js";
 import { makeStep } from "./run-steps.js";
-import type { ReceivedRequest } from "./sink-server.js";
-import { TEST_TOKEN, type TestApp } from "./test-app.js";
-import type { TestStore } from "./test-store.js";
+import { type ReceivedRequest, type SinkServer, startSinkServer } from "./sink-server.js";
+import { createTestApp, TEST_TOKEN, type TestApp } from "./test-app.js";
+import { startTestStore, type TestStore } from "./test-store.js";
 
 /** A delivery as the operator API shows it. */
 export interface DeliveryJson {
@@ -207,3 +208,45 @@ export function signatureHeaders(request: ReceivedRequest): Record<string, strin
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A test file's real dynalite, loopback sinks and apps: started as asked, all stopped after the file. */
+export interface DeliveryFixture {
+  /** The file's store (available once its tests run). */
+  readonly store: TestStore;
+  /** A new loopback sink server. */
+  sink(): Promise<SinkServer>;
+  /** A new app on the file's store. */
+  app(env?: Record<string, string>, options?: Parameters<typeof createTestApp>[2]): Promise<TestApp>;
+}
+
+/** Registers the file's set-up and tear-down; call at the top level of a test file. */
+export function deliveryFixture(): DeliveryFixture {
+  let store: TestStore | undefined;
+  const servers: SinkServer[] = [];
+  const apps: TestApp[] = [];
+  beforeAll(async () => {
+    store = await startTestStore();
+  });
+  afterAll(async () => {
+    await Promise.all(apps.map((app) => app.drain()));
+    await Promise.all(servers.map((server) => server.close()));
+    await store?.close();
+  });
+  const fixture: DeliveryFixture = {
+    get store() {
+      if (!store) throw new Error("the store starts before the file's tests");
+      return store;
+    },
+    async sink() {
+      const server = await startSinkServer();
+      servers.push(server);
+      return server;
+    },
+    async app(env = {}, options = {}) {
+      const app = await createTestApp(fixture.store, env, options);
+      apps.push(app);
+      return app;
+    },
+  };
+  return fixture;
+}
