@@ -220,6 +220,7 @@ export class DeliveryNotifier implements Notifier {
         if (!(await this.#o.deliveries.create(after))) {
           // Only when this instance was so slow that the outbox recovery already recorded it.
           this.#o.logger.warn("delivery was recorded by a sweeper meanwhile", {
+            request_id: transition.requestId,
             step_id: step.id,
             sink: intent.sink,
           });
@@ -228,6 +229,7 @@ export class DeliveryNotifier implements Notifier {
     } catch (error) {
       // The outbox still lists this transition: a sweeper records it after the prompt lease.
       this.#o.logger.error("could not record delivery attempt", {
+        request_id: transition.requestId,
         step_id: step.id,
         sink: intent.sink,
         error: describeError(error),
@@ -424,7 +426,11 @@ export class DeliveryNotifier implements Notifier {
     try {
       await this.#recordHealth(sink.name, result, endedMs, probe);
     } catch (error) {
-      this.#o.logger.warn("could not record sink health", { sink: sink.name, error: describeError(error) });
+      this.#o.logger.warn("could not record sink health", {
+        ...context,
+        sink: sink.name,
+        error: describeError(error),
+      });
     }
     const outcome = outcomeOf(after, result);
     this.#o.metrics?.deliveryAttempt(sink.name, outcome, (endedMs - startedMs) / 1000);
