@@ -21,6 +21,7 @@ const noStore: StepStore = {
   getStep: unused,
   listRunSteps: unused,
   getRunRollup: unused,
+  listTerminal: unused,
   ping: async () => undefined,
 };
 

@@ -214,3 +214,46 @@ export const DeliveryListQuerySchema = v.object({
     v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, "sink must be a sink name")),
   ),
 });
+
+const unixSecondsParam = (name: string) =>
+  v.optional(
+    v.pipe(
+      v.string(),
+      v.regex(/^\d{1,11}$/, `${name} must be Unix seconds`),
+      v.transform(Number),
+      v.maxValue(10_000_000_000, `${name} must be Unix seconds`),
+    ),
+  );
+
+/** Query of `GET /v1/run-steps`: terminal steps across runs, newest first. */
+export const StepListQuerySchema = v.pipe(
+  v.object({
+    ...ListQuerySchema.entries,
+    status: v.optional(
+      v.pipe(
+        v.string(),
+        v.transform((value) => value.split(",").map((item) => item.trim())),
+        v.array(
+          v.picklist(
+            TERMINAL_STATUSES,
+            `status must be among ${TERMINAL_STATUSES.join(", ")} (comma-separated)`,
+          ),
+        ),
+        v.minLength(1, "status must not be empty"),
+      ),
+    ),
+    since: unixSecondsParam("since"),
+    until: unixSecondsParam("until"),
+    assistant_id: v.optional(
+      v.pipe(
+        v.string(),
+        v.minLength(1, "assistant_id must not be empty"),
+        v.maxLength(512, "assistant_id is too long"),
+      ),
+    ),
+  }),
+  v.check(
+    (query) => query.since === undefined || query.until === undefined || query.since <= query.until,
+    "since must not be after until",
+  ),
+);

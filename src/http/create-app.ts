@@ -4,7 +4,7 @@ import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import * as v from "valibot";
 import { parseRunStepEvent } from "../domain/run-step-event.js";
-import { isTerminalStatus } from "../domain/run-step-schema.js";
+import { isTerminalStatus, TERMINAL_STATUSES } from "../domain/run-step-schema.js";
 import type { SignatureVerifier } from "../domain/signature-verifier.js";
 import type { Notifier } from "../notify/notifier.js";
 import { describeError, type Logger } from "../observability/logger.js";
@@ -17,6 +17,7 @@ import {
   type IngestResponse,
   ListQuerySchema,
   type RunRollupResponse,
+  StepListQuerySchema,
   type StoredStepResponse,
 } from "./api-schemas.js";
 import { logFields, requestLog } from "./request-log.js";
@@ -50,6 +51,8 @@ export interface AppDeps {
 // Seconds a sender is asked to wait when the store is throttled or unreachable.
 const RETRY_AFTER_S = "5";
 const INGEST_ROUTE = "/v1/webhooks/run-steps";
+// The latest time a listing reaches without `until`: the largest 13-digit Unix ms.
+const LATEST_MS = 9_999_999_999_999;
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 const JSON_MEDIA_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;\s*charset\s*=\s*"?utf-8"?\s*)?$/i;
 
@@ -197,6 +200,7 @@ export function createApp(deps: AppDeps): Hono {
   );
 
   const auth = bearer(deps.apiTokens);
+  app.use("/v1/run-steps", auth);
   app.use("/v1/run-steps/*", auth);
   app.use("/v1/runs/*", auth);
   app.use("/v1/deliveries", auth);
@@ -214,6 +218,25 @@ export function createApp(deps: AppDeps): Hono {
     };
     return toStepResponse(stored, operations ? await operations.forStep(step) : []);
   };
+
+  app.get("/v1/run-steps", async (c) => {
+    const query = v.safeParse(StepListQuerySchema, c.req.query());
+    if (!query.success) return fail(c, 400, "invalid_request", query.issues[0].message);
+    const { status, since, until, assistant_id: assistantId, limit, cursor } = query.output;
+    const page = await store.listTerminal({
+      statuses: [...new Set(status ?? TERMINAL_STATUSES)],
+      sinceMs: (since ?? 0) * 1000,
+      untilMs: until === undefined ? LATEST_MS : until * 1000 + 999,
+      assistantId,
+      limit,
+      cursor: cursor ?? null,
+    });
+    // Like a run's listing: each step's own fields; its deliveries are one GET of the step away.
+    return c.json({
+      data: page.items.map((stored) => toStepResponse(stored, [])),
+      next_cursor: page.nextCursor,
+    });
+  });
 
   app.get("/v1/run-steps/:step_id", async (c) => {
     const stepId = c.req.param("step_id");

@@ -115,6 +115,27 @@ export function buildOpenApiDocument(): Record<string, unknown> {
           },
         },
       },
+      "/v1/run-steps": {
+        get: {
+          summary: "Terminal steps across runs, newest first",
+          description:
+            "By when stepwatch applied the terminal status. status: comma-separated terminal statuses (default " +
+            "all four; in_progress steps are listed per run); since and until: Unix seconds, both included; " +
+            "assistant_id: one assistant's only. Each step without its deliveries (GET the step for those).",
+          security: bearer,
+          parameters: [
+            { name: "status", in: "query", schema: { type: "string" }, example: "failed" },
+            { name: "since", in: "query", schema: { type: "integer", minimum: 0 } },
+            { name: "until", in: "query", schema: { type: "integer", minimum: 0 } },
+            { name: "assistant_id", in: "query", schema: { type: "string" } },
+            ...listParams,
+          ],
+          responses: {
+            "200": json(pageSchema(StoredStepResponseSchema), "A page of steps"),
+            ...errors(400, 401, 503),
+          },
+        },
+      },
       "/v1/run-steps/{step_id}": {
         get: {
           summary: "A stored step",

@@ -7,6 +7,7 @@ import {
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
 import { type Delivery, type NotificationEvent, newDelivery } from "../domain/delivery.js";
+import { TERMINAL_STATUSES, type TerminalStatus } from "../domain/run-step-schema.js";
 import { batchGet } from "./batch-get.js";
 import type { DeliveryStore, DueDelivery, RecoveryReport, SinkBacklog } from "./delivery-store.js";
 import {
@@ -22,6 +23,7 @@ import {
   namesFor,
   num,
   outboxPartition,
+  outboxSortKey,
   pendingPartition,
   stepKey,
   watermarkKey,
@@ -34,7 +36,14 @@ const A = TABLE_SCHEMA.attributes;
 const QUEUE = TABLE_SCHEMA.indexes.queue;
 const OUTBOX = TABLE_SCHEMA.indexes.outbox;
 const QUEUE_SHARDS = Array.from({ length: TABLE_SCHEMA.queueShards }, (_, i) => i);
-const OUTBOX_SHARDS = Array.from({ length: TABLE_SCHEMA.outboxShards }, (_, i) => i);
+/** One outbox partition: a terminal status and a shard. */
+interface OutboxPartition {
+  readonly status: TerminalStatus;
+  readonly shard: number;
+}
+const OUTBOX_PARTITIONS: readonly OutboxPartition[] = TERMINAL_STATUSES.flatMap((status) =>
+  Array.from({ length: TABLE_SCHEMA.outboxShards }, (_, shard) => ({ status, shard })),
+);
 
 const NEW_ONLY = `attribute_not_exists(${n(A.key)})`;
 const AT_VERSION = `${n(A.version)} = :version`;
@@ -323,16 +332,18 @@ export class DynamoDeliveryStore implements DeliveryStore {
   async recoverOutbox(upToMs: number, nowMs: number, deadlineMs: number): Promise<RecoveryReport> {
     let checked = 0;
     let recovered = 0;
-    // A random order spreads concurrent sweepers over the shards instead of racing on the first.
-    for (const shard of shuffled(OUTBOX_SHARDS)) {
+    // Every entry applied at or before upToMs sorts before this bound (the step id follows "#").
+    const upTo = `${outboxSortKey(upToMs, "")}\uffff`;
+    // A random order spreads concurrent sweepers over the partitions instead of racing on the first.
+    for (const partition of shuffled(OUTBOX_PARTITIONS)) {
       for (;;) {
         if (this.#nowMs() >= deadlineMs) return { checked, recovered };
-        const mark = await this.#readWatermark(shard);
+        const mark = await this.#readWatermark(partition);
         const page = await this.#query(
           "recoverOutbox",
           OUTBOX.name,
           OUTBOX_UP_TO,
-          { ":ob": { S: outboxPartition(shard) }, ":upTo": { N: String(upToMs) } },
+          { ":ob": { S: outboxPartition(partition.status, partition.shard) }, ":upTo": { S: upTo } },
           { limit: OUTBOX_PAGE, ...(mark.start ? { start: mark.start } : {}) },
         );
         const entries = page.Items ?? [];
@@ -340,8 +351,8 @@ export class DynamoDeliveryStore implements DeliveryStore {
         if (!last) break;
         checked += entries.length;
         recovered += await this.#recoverEntries(entries, nowMs);
-        const advanced = await this.#writeWatermark(shard, last, mark.version);
-        // Another sweeper moved this shard's watermark meanwhile: it is working here, go elsewhere.
+        const advanced = await this.#writeWatermark(partition, last, mark.version);
+        // Another sweeper moved this partition's watermark meanwhile: it is working here, go elsewhere.
         if (!advanced || !page.LastEvaluatedKey) break;
       }
     }
@@ -396,30 +407,30 @@ export class DynamoDeliveryStore implements DeliveryStore {
     return recovered;
   }
 
-  async #readWatermark(shard: number): Promise<{ start: Item | undefined; version: number }> {
+  async #readWatermark(partition: OutboxPartition): Promise<{ start: Item | undefined; version: number }> {
+    const key = watermarkKey(partition.status, partition.shard);
     const { Item: item } = await guardStore(
       "readWatermark",
       this.#client.send(
-        new GetItemCommand({ TableName: this.#table, Key: keyOf(watermarkKey(shard)), ConsistentRead: true }),
+        new GetItemCommand({ TableName: this.#table, Key: keyOf(key), ConsistentRead: true }),
       ),
     );
-    const mark = item?.[A.watermark]?.L;
-    const at = mark?.[0]?.N;
-    const key = mark?.[1]?.S;
+    const mark = item?.[A.watermark]?.S;
+    // The sort key ends with the step id, which makes the entry's table key: a full start position.
     const start =
-      at !== undefined && key !== undefined
-        ? {
-            [A.outboxShard]: { S: outboxPartition(shard) },
-            [A.appliedAtMs]: { N: at },
-            [A.key]: { S: key },
-          }
-        : undefined;
+      mark === undefined
+        ? undefined
+        : {
+            [A.outboxShard]: { S: outboxPartition(partition.status, partition.shard) },
+            [A.appliedAtMs]: { S: mark },
+            [A.key]: { S: `${TABLE_SCHEMA.prefixes.step}${mark.slice(mark.indexOf("#") + 1)}` },
+          };
     return { start, version: num(item?.[A.version]) };
   }
 
-  async #writeWatermark(shard: number, last: Item, version: number): Promise<boolean> {
+  async #writeWatermark(partition: OutboxPartition, last: Item, version: number): Promise<boolean> {
     const values: Record<string, AttributeValue> = {
-      ":mark": { L: [last[A.appliedAtMs] ?? { N: "0" }, last[A.key] ?? { S: "" }] },
+      ":mark": last[A.appliedAtMs] ?? { S: "" },
       ":next": { N: String(version + 1) },
     };
     const update = `SET ${n(A.watermark)} = :mark, ${n(A.version)} = :next`;
@@ -429,7 +440,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
       await this.#client.send(
         new UpdateItemCommand({
           TableName: this.#table,
-          Key: keyOf(watermarkKey(shard)),
+          Key: keyOf(watermarkKey(partition.status, partition.shard)),
           UpdateExpression: update,
           ConditionExpression: condition,
           ExpressionAttributeNames: namesFor(update, condition),

@@ -19,17 +19,29 @@ import {
   namesFor,
   num,
   outboxPartition,
+  outboxSortKey,
   runSortKey,
   shardOf,
   stepKey,
   toStoredStep,
 } from "./item-codec.js";
-import type { Page, RunRollup, SnapshotToApply, StepStore, StoredStep } from "./step-store.js";
+import type {
+  Page,
+  RunRollup,
+  SnapshotToApply,
+  StepStore,
+  StoredStep,
+  TerminalStepQuery,
+} from "./step-store.js";
 import { guardStore, InvalidCursorError, isConditionalFailure, toStoreError } from "./store-errors.js";
 import { TABLE_SCHEMA } from "./table-schema.js";
 
 const A = TABLE_SCHEMA.attributes;
 const BY_RUN = TABLE_SCHEMA.indexes.byRun;
+const OUTBOX = TABLE_SCHEMA.indexes.outbox;
+const OUTBOX_RANGE = `${alias(TABLE_SCHEMA.attributes.outboxShard)} = :ob AND ${alias(TABLE_SCHEMA.attributes.appliedAtMs)} BETWEEN :lo AND :hi`;
+// Pages read from one partition of a filtered terminal listing before it gives what it has.
+const TERMINAL_LIST_PAGES = 5;
 
 /** Settings of the DynamoDB-backed store. */
 export interface DynamoStepStoreOptions {
@@ -58,8 +70,10 @@ const SET_SNAPSHOT = [
 const SET_USAGE = `${n(A.promptTokens)} = :pt, ${n(A.completionTokens)} = :ct, ${n(A.totalTokens)} = :tt`;
 const REMOVE_USAGE = `${n(A.promptTokens)}, ${n(A.completionTokens)}, ${n(A.totalTokens)}`;
 const SET_TTL = `${n(A.ttl)} = :ttl`;
-// The sinks owed and the outbox entry: how a sweeper finds a transition whose deliveries nobody recorded.
-const SET_OWED = `${n(A.owedSinks)} = :snk, ${n(A.outboxShard)} = :ob, ${n(A.appliedAtMs)} = :obt`;
+// The outbox entry: how a sweeper finds a transition whose deliveries nobody recorded, and how
+// terminal steps are listed across runs. The sinks owed, when there are any (a set cannot be empty).
+const SET_OUTBOX = `${n(A.outboxShard)} = :ob, ${n(A.appliedAtMs)} = :obt`;
+const SET_OWED = `${n(A.owedSinks)} = :snk`;
 
 // SPEC §4 as conditions. Non-terminal status is exactly "in_progress".
 const APPLY_TERMINAL_IF = `attribute_not_exists(${n(A.key)}) OR ${n(A.status)} = :in_progress`;
@@ -123,11 +137,14 @@ export class DynamoStepStore implements StepStore {
       set.push(SET_TTL);
       values[":ttl"] = { N: String(snapshot.receivedAt + this.#retentionS) };
     }
-    if (terminal && snapshot.intents.length > 0) {
-      set.push(SET_OWED);
-      values[":snk"] = { SS: snapshot.intents.map((intent) => intent.sink) };
-      values[":ob"] = { S: outboxPartition(shardOf(step.id, TABLE_SCHEMA.outboxShards)) };
-      values[":obt"] = { N: String(this.#nowMs()) };
+    if (terminal) {
+      set.push(SET_OUTBOX);
+      values[":ob"] = { S: outboxPartition(step.status, shardOf(step.id, TABLE_SCHEMA.outboxShards)) };
+      values[":obt"] = { S: outboxSortKey(this.#nowMs(), step.id) };
+      if (snapshot.intents.length > 0) {
+        set.push(SET_OWED);
+        values[":snk"] = { SS: snapshot.intents.map((intent) => intent.sink) };
+      }
     }
     const update = `SET ${set.join(", ")}${remove}`;
     const condition = terminal ? APPLY_TERMINAL_IF : APPLY_IN_PROGRESS_IF;
@@ -242,6 +259,84 @@ export class DynamoStepStore implements StepStore {
     return { runId, threadId, assistantId, steps, usage, firstCreatedAt, lastUpdatedAt };
   }
 
+  async listTerminal(query: TerminalStepQuery): Promise<Page<StoredStep>> {
+    const scope = terminalScope(query);
+    const before = query.cursor === null ? null : decodeTerminalCursor(query.cursor, scope);
+    const lowest = outboxSortKey(query.sinceMs, "");
+    const highest = before ?? `${outboxSortKey(query.untilMs, "")}\uffff`;
+    const partitions = query.statuses.flatMap((status) =>
+      Array.from({ length: TABLE_SCHEMA.outboxShards }, (_, shard) => outboxPartition(status, shard)),
+    );
+    // Each partition's newest `limit` below the position hold the page: merge them, newest first.
+    const found = await Promise.all(
+      partitions.map((partition) => this.#newestIn(partition, lowest, highest, before, query)),
+    );
+    const candidates = found.flatMap((f) => f.entries).sort((a, b) => (a.sortKey < b.sortKey ? 1 : -1));
+    const page = candidates.slice(0, query.limit);
+    const more = candidates.length > query.limit || found.some((f) => f.more);
+    const items = await batchGet(
+      this.#client,
+      this.#table,
+      page.map((entry) => entry.key),
+      { operation: "listTerminal" },
+    );
+    const last = page.at(-1);
+    return {
+      items: page.flatMap((entry) => {
+        const item = items.get(entry.key);
+        return item ? [toStoredStep(item)] : [];
+      }),
+      nextCursor: more && last ? encodeCursor({ ...scope, before: last.sortKey }) : null,
+    };
+  }
+
+  // The newest entries of one outbox partition within [lowest, highest] (highest itself excluded
+  // when it is a cursor's position), at most `limit` after the assistant filter, a few pages at most.
+  async #newestIn(
+    partition: string,
+    lowest: string,
+    highest: string,
+    before: string | null,
+    query: TerminalStepQuery,
+  ): Promise<{ entries: { sortKey: string; key: string }[]; more: boolean }> {
+    const entries: { sortKey: string; key: string }[] = [];
+    const filter = query.assistantId === undefined ? undefined : `${n(A.assistantId)} = :asst`;
+    let start: Item | undefined;
+    for (let pages = 0; pages < TERMINAL_LIST_PAGES; pages++) {
+      const result = await guardStore(
+        "listTerminal",
+        this.#client.send(
+          new QueryCommand({
+            TableName: this.#table,
+            IndexName: OUTBOX.name,
+            KeyConditionExpression: OUTBOX_RANGE,
+            ...(filter ? { FilterExpression: filter } : {}),
+            ExpressionAttributeNames: namesFor(OUTBOX_RANGE, filter ?? ""),
+            ExpressionAttributeValues: {
+              ":ob": { S: partition },
+              ":lo": { S: lowest },
+              ":hi": { S: highest },
+              ...(query.assistantId === undefined ? {} : { ":asst": { S: query.assistantId } }),
+            },
+            ScanIndexForward: false,
+            Limit: query.limit + 1,
+            ...(start ? { ExclusiveStartKey: start } : {}),
+          }),
+        ),
+      );
+      for (const item of result.Items ?? []) {
+        const sortKey = item[A.appliedAtMs]?.S ?? "";
+        if (sortKey !== before) entries.push({ sortKey, key: item[A.key]?.S ?? "" });
+      }
+      start = result.LastEvaluatedKey;
+      if (!start || entries.length >= query.limit) break;
+    }
+    return {
+      entries: entries.slice(0, query.limit),
+      more: entries.length > query.limit || start !== undefined,
+    };
+  }
+
   async ping(): Promise<void> {
     await guardStore("ping", this.#client.send(new DescribeTableCommand({ TableName: this.#table })));
   }
@@ -278,6 +373,27 @@ export class DynamoStepStore implements StepStore {
       ),
     );
   }
+}
+
+// What a terminal listing's cursor is tied to: the same filters must come with it.
+function terminalScope(query: TerminalStepQuery) {
+  return {
+    statuses: query.statuses.join(","),
+    since: query.sinceMs,
+    until: query.untilMs,
+    assistant: query.assistantId ?? null,
+  };
+}
+
+function decodeTerminalCursor(cursor: string, scope: ReturnType<typeof terminalScope>): string {
+  const position = decodeCursor(cursor) as Record<string, unknown> | undefined;
+  const before = position?.before;
+  if (typeof before !== "string" || !/^\d{13}#/.test(before) || before.length > 4_096) {
+    throw new InvalidCursorError("cursor is not one this API returned");
+  }
+  const same = Object.entries(scope).every(([key, value]) => position?.[key] === value);
+  if (!same) throw new InvalidCursorError("cursor belongs to a listing with other filters");
+  return before;
 }
 
 // Cursors are the index position, tied to the run they page through.

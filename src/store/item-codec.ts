@@ -57,7 +57,7 @@ export const deliveryKey = (sink: string, stepId: string) => `${P.delivery}${sin
 /** Key value of a sink's health item. */
 export const sinkKey = (sink: string) => `${P.sink}${sink}`;
 /** Key value of an outbox partition's watermark item. */
-export const watermarkKey = (shard: number) => `${P.meta}outbox#${shard}`;
+export const watermarkKey = (status: string, shard: number) => `${P.meta}outbox#${status}#${shard}`;
 /** Key value of the lease item of one of a sink's queue partitions. */
 export const shardLeaseKey = (sink: string, shard: number) => `${P.meta}lease#${sink}#${shard}`;
 /** Key value of the probe lease of a failing sink. */
@@ -66,8 +66,11 @@ export const probeLeaseKey = (sink: string) => `${P.meta}probe#${sink}`;
 export const pendingPartition = (sink: string, shard: number) => `${P.pending}${sink}#${shard}`;
 /** Queue partition of a sink's dead deliveries. */
 export const deadPartition = (sink: string, shard: number) => `${P.dead}${sink}#${shard}`;
-/** Outbox partition. */
-export const outboxPartition = (shard: number) => `${P.outbox}${shard}`;
+/** Outbox partition of one terminal status. */
+export const outboxPartition = (status: string, shard: number) => `${P.outbox}${status}#${shard}`;
+/** Outbox sort key: apply time (13 digits, so string order is time order), then the step id. */
+export const outboxSortKey = (appliedAtMs: number, stepId: string) =>
+  `${String(Math.max(0, Math.floor(appliedAtMs))).padStart(13, "0")}#${stepId}`;
 
 /** A key attribute map. */
 export const keyOf = (value: string): Item => ({ [A.key]: { S: value } });

@@ -1,5 +1,5 @@
 import type { DeliveryIntent } from "../domain/delivery.js";
-import type { RunStep, RunStepStatus } from "../domain/run-step-schema.js";
+import type { RunStep, RunStepStatus, TerminalStatus } from "../domain/run-step-schema.js";
 import type { ApplyOutcome } from "../domain/state-rules.js";
 
 /** One snapshot to apply, as the ingest path hands it to the store. */
@@ -47,6 +47,17 @@ export interface RunRollup {
   readonly lastUpdatedAt: number;
 }
 
+/** Which terminal steps to list across runs, newest first. */
+export interface TerminalStepQuery {
+  readonly statuses: readonly TerminalStatus[];
+  /** Unix ms: when stepwatch applied the terminal status, both ends included. */
+  readonly sinceMs: number;
+  readonly untilMs: number;
+  readonly assistantId?: string | undefined;
+  readonly limit: number;
+  readonly cursor: string | null;
+}
+
 /** Where steps are kept. Implementations enforce the state rules with conditional writes. */
 export interface StepStore {
   /** Applies one snapshot with a single conditional write and names what it did. */
@@ -54,6 +65,8 @@ export interface StepStore {
   getStep(stepId: string): Promise<StoredStep | null>;
   listRunSteps(runId: string, limit: number, cursor: string | null): Promise<Page<StoredStep>>;
   getRunRollup(runId: string): Promise<RunRollup | null>;
+  /** Terminal steps across runs, newest first (by when their terminal status was applied). */
+  listTerminal(query: TerminalStepQuery): Promise<Page<StoredStep>>;
   /** Resolves when the table is reachable. */
   ping(): Promise<void>;
 }

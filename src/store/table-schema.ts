@@ -6,9 +6,10 @@
  * One table, four kinds of item, told apart by a key prefix no other kind can produce (sink names
  * cannot contain `#`):
  * - `S#<step id>`: a step. The RunStepObject as last applied plus what the indexes and the rollup
- *   read. A terminal transition that owes notifications also records, in the same conditional
- *   write, the sinks it owes (`snk`) and an `outbox` index entry, which lets a sweeper find a
- *   transition whose instance died before it wrote any delivery.
+ *   read. A terminal transition also records, in the same conditional write, the sinks it owes
+ *   (`snk`) and its `outbox` index entry (partition by status and shard, sorted by when it was
+ *   applied): a sweeper finds there a transition whose instance died before it wrote any delivery,
+ *   and `GET /v1/run-steps` lists terminal steps across runs, newest first.
  * - `D#<sink>#<step id>`: one notification of one step to one sink: its state, attempts and the
  *   last attempts' log. Small (well under 1 KB), so every delivery write costs one write unit and
  *   never rewrites the step's document.
@@ -16,7 +17,7 @@
  * - `M#...`: bookkeeping of sweepers (outbox watermarks, queue shard leases).
  *
  * Indexes project only what their queries read: `by-run` what the run rollup sums (a listing reads
- * the documents from the table), `outbox` the owed sinks, `queue` only the keys and the creation time
+ * the documents from the table), `outbox` the owed sinks and the assistant, `queue` only the keys and the creation time
  * (a sweeper reads the deliveries themselves, consistently, before it attempts them).
  */
 export const TABLE_SCHEMA = {
@@ -33,7 +34,7 @@ export const TABLE_SCHEMA = {
     /** Queue partitions: pending deliveries `P#<sink>#<shard>`, dead ones `X#<sink>#<shard>`. */
     pending: "P#",
     dead: "X#",
-    /** Outbox partitions `O#<shard>`. */
+    /** Outbox partitions `O#<terminal status>#<shard>`. */
     outbox: "O#",
   },
   attributes: {
@@ -62,9 +63,9 @@ export const TABLE_SCHEMA = {
     conflicts: "cfl",
     /** String set of the sinks a terminal transition owes a notification. */
     owedSinks: "snk",
-    /** Outbox partition, present only on terminal steps that owe notifications. */
+    /** Outbox partition, present only on terminal steps. */
     outboxShard: "ob",
-    /** Unix ms at which the terminal transition was applied (outbox sort key). */
+    /** Outbox sort key: `<Unix ms of the terminal apply, 13 digits>#<step id>`, unique and in time order. */
     appliedAtMs: "obt",
     // --- delivery items ---
     stepId: "sid",
@@ -99,7 +100,7 @@ export const TABLE_SCHEMA = {
     // --- meta items ---
     /** Lease end (Unix ms) of a queue shard or a probe. */
     leaseUntil: "lu",
-    /** Outbox watermark: the last entry a sweeper made sure of, as `[appliedAtMs, key]`. */
+    /** Outbox watermark: the sort key of the last entry a sweeper made sure of. */
     watermark: "wm",
   },
   indexes: {
@@ -114,8 +115,8 @@ export const TABLE_SCHEMA = {
       name: "outbox",
       partitionKey: "ob",
       sortKey: "obt",
-      keyTypes: { ob: "S", obt: "N" },
-      projection: ["snk", "st", "run"],
+      keyTypes: { ob: "S", obt: "S" },
+      projection: ["snk", "st", "run", "asst"],
     },
     queue: {
       name: "queue",
@@ -127,7 +128,7 @@ export const TABLE_SCHEMA = {
       projection: ["cms"],
     },
   },
-  /** Terminal transitions are spread over this many outbox partitions, so none runs hot. */
+  /** Each terminal status's transitions are spread over this many outbox partitions, so none runs hot. */
   outboxShards: 16,
   /** Each sink's pending and dead deliveries are spread over this many queue partitions. */
   queueShards: 8,
