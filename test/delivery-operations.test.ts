@@ -5,6 +5,7 @@ import {
   api,
   countsByStep,
   type DeliveryJson,
+  deliver,
   deliveryOf,
   seedDead,
   signatureHeaders,
@@ -12,7 +13,6 @@ import {
   testClock,
   webhookSink,
 } from "./support/deliveries.js";
-import { makeStep } from "./support/run-steps.js";
 import { type SinkServer, startSinkServer } from "./support/sink-server.js";
 import { createTestApp, type TestApp } from "./support/test-app.js";
 import { startTestStore, type TestStore } from "./support/test-store.js";
@@ -35,15 +35,6 @@ afterAll(async () => {
   await Promise.all([app, ...extraApps].map((a) => a.drain()));
   await Promise.all([store.close(), sink.close()]);
 });
-
-async function deliver(target: TestApp, id: string, timestampS?: number): Promise<void> {
-  const response = await target.send(
-    makeStep({ id, status: "completed" }),
-    timestampS === undefined ? {} : { timestamp: timestampS },
-  );
-  expect(response.status).toBe(200);
-  await target.drain();
-}
 
 const requestsFor = (id: string) => sink.received.filter((r) => stepIdOf(r) === id);
 

@@ -6,6 +6,7 @@ import { deliveryKey, stepKey } from "../src/store/item-codec.js";
 import { TABLE_SCHEMA } from "../src/store/table-schema.js";
 import {
   api,
+  deliver,
   deliveryOf,
   rawItem,
   signatureHeaders,
@@ -13,7 +14,6 @@ import {
   testClock,
   webhookSink,
 } from "./support/deliveries.js";
-import { makeStep } from "./support/run-steps.js";
 import { type SinkServer, startSinkServer } from "./support/sink-server.js";
 import { createTestApp, type TestApp } from "./support/test-app.js";
 import { startTestStore, type TestStore } from "./support/test-store.js";
@@ -47,15 +47,6 @@ async function appWith(
   );
   apps.push(app);
   return app;
-}
-
-async function deliver(app: TestApp, id: string, timestampS?: number): Promise<void> {
-  const response = await app.send(
-    makeStep({ id, status: "completed" }),
-    timestampS === undefined ? {} : { timestamp: timestampS },
-  );
-  expect(response.status).toBe(200);
-  await app.drain();
 }
 
 const ttlOf = async (key: string) => {

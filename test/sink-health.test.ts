@@ -5,6 +5,7 @@ import {
   api,
   countsByStep,
   type DeliveryJson,
+  deliver,
   deliveryFixture,
   deliveryOf,
   queueShardOf,
@@ -14,7 +15,6 @@ import {
   testClock,
   webhookSink,
 } from "./support/deliveries.js";
-import { makeStep } from "./support/run-steps.js";
 import type { SinkServer } from "./support/sink-server.js";
 import type { createTestApp, TestApp } from "./support/test-app.js";
 
@@ -36,16 +36,6 @@ async function setUp(
     options,
   );
   return { sink, app };
-}
-
-/** Sends a completed step and waits for its prompt delivery to settle. */
-async function deliver(app: TestApp, id: string, timestampS?: number): Promise<void> {
-  const response = await app.send(
-    makeStep({ id, status: "completed" }),
-    timestampS === undefined ? {} : { timestamp: timestampS },
-  );
-  expect(response.status).toBe(200);
-  await app.drain();
 }
 
 const post = async (app: TestApp, path: string) => {

@@ -250,3 +250,13 @@ export function deliveryFixture(): DeliveryFixture {
   };
   return fixture;
 }
+
+/** Sends a completed step, checks it was accepted, and waits for its prompt deliveries to settle. */
+export async function deliver(app: TestApp, id: string, timestampS?: number): Promise<void> {
+  const response = await app.send(
+    makeStep({ id, status: "completed" }),
+    timestampS === undefined ? {} : { timestamp: timestampS },
+  );
+  if (response.status !== 200) throw new Error(`sending ${id}: ${response.status}`);
+  await app.drain();
+}
