@@ -271,7 +271,17 @@ export class DynamoStepStore implements StepStore {
     const found = await Promise.all(
       partitions.map((partition) => this.#newestIn(partition, lowest, highest, before, query)),
     );
-    const candidates = found.flatMap((f) => f.entries).sort((a, b) => (a.sortKey < b.sortKey ? 1 : -1));
+    // A partition that stopped reading before `limit` matches (a sparse assistant filter) has
+    // unread entries below where it stopped: this page goes no lower, or they would be skipped.
+    let frontier: string | undefined;
+    for (const f of found) {
+      if (f.stoppedAt !== undefined && (frontier === undefined || f.stoppedAt > frontier))
+        frontier = f.stoppedAt;
+    }
+    const candidates = found
+      .flatMap((f) => f.entries)
+      .filter((entry) => frontier === undefined || entry.sortKey >= frontier)
+      .sort((a, b) => (a.sortKey < b.sortKey ? 1 : -1));
     const page = candidates.slice(0, query.limit);
     const more = candidates.length > query.limit || found.some((f) => f.more);
     const items = await batchGet(
@@ -286,7 +296,13 @@ export class DynamoStepStore implements StepStore {
         const item = items.get(entry.key);
         return item ? [toStoredStep(item)] : [];
       }),
-      nextCursor: more && last ? encodeCursor({ ...scope, before: last.sortKey }) : null,
+      nextCursor: more
+        ? encodeCursor({
+            ...scope,
+            before:
+              page.length < query.limit && frontier !== undefined ? frontier : (last?.sortKey ?? highest),
+          })
+        : null,
     };
   }
 
@@ -298,7 +314,7 @@ export class DynamoStepStore implements StepStore {
     highest: string,
     before: string | null,
     query: TerminalStepQuery,
-  ): Promise<{ entries: { sortKey: string; key: string }[]; more: boolean }> {
+  ): Promise<{ entries: { sortKey: string; key: string }[]; more: boolean; stoppedAt?: string }> {
     const entries: { sortKey: string; key: string }[] = [];
     const filter = query.assistantId === undefined ? undefined : `${n(A.assistantId)} = :asst`;
     let start: Item | undefined;
@@ -331,9 +347,12 @@ export class DynamoStepStore implements StepStore {
       start = result.LastEvaluatedKey;
       if (!start || entries.length >= query.limit) break;
     }
+    // Stopped on the page cap with fewer than `limit`: nothing below this was read.
+    const stoppedAt = start && entries.length < query.limit ? start[A.appliedAtMs]?.S : undefined;
     return {
       entries: entries.slice(0, query.limit),
       more: entries.length > query.limit || start !== undefined,
+      ...(stoppedAt === undefined ? {} : { stoppedAt }),
     };
   }
 
