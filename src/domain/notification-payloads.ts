@@ -157,5 +157,14 @@ export function formatConsoleLine(n: Notification): string {
   const error = step.last_error
     ? ` error=${step.last_error.code}: ${JSON.stringify(step.last_error.message)}`
     : "";
-  return `[notify] ${testMark(n)}${n.event} step=${step.id} run=${step.run_id} thread=${step.thread_id} assistant=${step.assistant_id}${tokens}${error}`;
+  const line = `[notify] ${testMark(n)}${n.event} step=${step.id} run=${step.run_id} thread=${step.thread_id} assistant=${step.assistant_id}${tokens}${error}`;
+  return escapeControls(line);
+}
+
+// Control characters (C0, DEL, C1, line and paragraph separators) as \u escapes: an id that
+// carries a newline or a terminal escape can neither forge a second (log) line nor colour the terminal.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point.
+const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+function escapeControls(text: string): string {
+  return text.replace(CONTROLS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
