@@ -1,5 +1,5 @@
 import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
+import { listenOnLoopback } from "./loopback.js";
 
 /** A loopback webhook receiver that notes when each step's notification arrived. */
 export interface LatencySink {
@@ -32,13 +32,9 @@ export async function startLatencySink(): Promise<LatencySink> {
       res.writeHead(204).end();
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const url = await listenOnLoopback(server);
   return {
-    url: `http://127.0.0.1:${port}/`,
+    url,
     receivedAt,
     received: () => count,
     close: () =>

@@ -1,5 +1,5 @@
 import { createServer, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { listenOnLoopback } from "./loopback.js";
 
 /** How the sink answers one notification: an HTTP status, or "hang" (never answers). */
 export type SinkAnswer = number | "hang";
@@ -76,13 +76,9 @@ export async function startScriptedSink(rule: AnswerRule = () => 204): Promise<S
       res.writeHead(answer).end(answer >= 500 ? "unavailable" : undefined);
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const url = await listenOnLoopback(server);
   return {
-    url: `http://127.0.0.1:${port}/`,
+    url,
     answer(next) {
       current = next;
     },

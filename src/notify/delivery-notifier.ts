@@ -5,6 +5,7 @@ import type { Notification } from "../domain/notification-payloads.js";
 import { selectIntents } from "../domain/notification-routing.js";
 import { type AttemptResult, afterAttempt, type RetryPolicy } from "../domain/retry-policy.js";
 import { type RunStep, RunStepSchema } from "../domain/run-step-schema.js";
+import { shuffled } from "../domain/shuffled.js";
 import type { SinkConfig } from "../domain/sink-config-schema.js";
 import { FAILING_AFTER, probeDelayMs, type SinkHealth } from "../domain/sink-health.js";
 import { describeError, type LogFields, type Logger } from "../observability/logger.js";
@@ -39,6 +40,8 @@ export interface DeliveryNotifierOptions {
   /** Counts attempts, where the runtime keeps counters. */
   readonly metrics?: Metrics;
 }
+
+const QUEUE_SHARDS = Array.from({ length: TABLE_SCHEMA.queueShards }, (_, i) => i);
 
 /** Prompt attempts waiting for one sink beyond this are left to the sweeper instead of queueing in memory. */
 const MAX_WAITING_PER_SINK = 1_000;
@@ -283,7 +286,7 @@ export class DeliveryNotifier implements Notifier {
       const healed = await this.#probe(sink, health, deadline, tally);
       if (!healed) return tally;
     }
-    for (const shard of shuffled(TABLE_SCHEMA.queueShards)) {
+    for (const shard of shuffled(QUEUE_SHARDS)) {
       if (this.#stop(sinkName, deadline, budget)) break;
       await this.#drainShard(sink, shard, deadline, budget, tally);
     }
@@ -372,7 +375,7 @@ export class DeliveryNotifier implements Notifier {
       const current = await this.sinkHealth(sink.name, 0);
       if (current.state !== "failing" || (current.nextProbeAtMs ?? 0) > now)
         return current.state === "healthy";
-      for (const shard of shuffled(TABLE_SCHEMA.queueShards)) {
+      for (const shard of shuffled(QUEUE_SHARDS)) {
         const [due] = await store.findDue(sink.name, shard, now, 1);
         if (!due) continue;
         const shardKey = shardLeaseKey(sink.name, shard);
@@ -535,15 +538,6 @@ function count(tally: Tally, after: Delivery): void {
   else if (after.state === "dead") tally.dead++;
   else if (after.log.at(-1)?.status === 410) tally.parked++;
   else tally.retrying++;
-}
-
-function shuffled(n: number): number[] {
-  const items = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [items[i], items[j]] = [items[j] as number, items[i] as number];
-  }
-  return items;
 }
 
 function nextTurn(): Promise<void> {

@@ -8,6 +8,7 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { type Delivery, type NotificationEvent, newDelivery } from "../domain/delivery.js";
 import { TERMINAL_STATUSES, type TerminalStatus } from "../domain/run-step-schema.js";
+import { shuffled } from "../domain/shuffled.js";
 import { batchGet } from "./batch-get.js";
 import type { DeliveryStore, DueDelivery, RecoveryReport, SinkBacklog } from "./delivery-store.js";
 import {
@@ -476,15 +477,6 @@ export class DynamoDeliveryStore implements DeliveryStore {
       throw toStoreError(error, "writeDelivery");
     }
   }
-}
-
-function shuffled<T>(items: readonly T[]): T[] {
-  const copy = [...items];
-  for (let i = copy.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [copy[i], copy[j]] = [copy[j] as T, copy[i] as T];
-  }
-  return copy;
 }
 
 function readListCursor(
