@@ -18,7 +18,9 @@ import {
   deliveryKey,
   encodeCursor,
   encodeDelivery,
+  fitsKey,
   type Item,
+  isIndexPosition,
   keyOf,
   alias as n,
   namesFor,
@@ -96,6 +98,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
   }
 
   async get(stepId: string, sink: string): Promise<Delivery | null> {
+    if (!fitsKey(deliveryKey(sink, stepId))) return null;
     const { Item: item } = await guardStore(
       "getDelivery",
       this.#client.send(
@@ -110,7 +113,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
   }
 
   async getMany(keys: readonly { stepId: string; sink: string }[]): Promise<Delivery[]> {
-    const wanted = keys.map((k) => deliveryKey(k.sink, k.stepId));
+    const wanted = keys.map((k) => deliveryKey(k.sink, k.stepId)).filter((key) => fitsKey(key));
     const found = await batchGet(this.#client, this.#table, wanted, {
       operation: "getDeliveries",
       consistent: true,
@@ -490,14 +493,7 @@ function readListCursor(
   const sink = typeof position?.sink === "string" ? sinks.indexOf(position.sink) : -1;
   const shard = position?.shard;
   const key = position?.key;
-  const keyValid =
-    key === undefined ||
-    (typeof key === "object" &&
-      key !== null &&
-      Object.keys(key).every((name) => name === A.key || name === A.queue || name === A.queueAt) &&
-      Object.values(key).every(
-        (v) => typeof v === "object" && v !== null && (typeof v.S === "string" || typeof v.N === "string"),
-      ));
+  const keyValid = key === undefined || isIndexPosition(key, [A.key, A.queue, A.queueAt]);
   if (
     position?.state !== state ||
     sink < 0 ||

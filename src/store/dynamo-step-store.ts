@@ -14,6 +14,7 @@ import {
   alias,
   decodeCursor,
   encodeCursor,
+  fitsKey,
   type Item,
   keyOf,
   namesFor,
@@ -177,6 +178,7 @@ export class DynamoStepStore implements StepStore {
   }
 
   async getStep(stepId: string): Promise<StoredStep | null> {
+    if (!fitsKey(stepKey(stepId))) return null;
     const result = await guardStore(
       "getStep",
       this.#client.send(
@@ -407,7 +409,7 @@ function terminalScope(query: TerminalStepQuery) {
 function decodeTerminalCursor(cursor: string, scope: ReturnType<typeof terminalScope>): string {
   const position = decodeCursor(cursor) as Record<string, unknown> | undefined;
   const before = position?.before;
-  if (typeof before !== "string" || !/^\d{13}#/.test(before) || before.length > 4_096) {
+  if (typeof before !== "string" || !/^\d{13}#/.test(before) || !fitsKey(before, "sort")) {
     throw new InvalidCursorError("cursor is not one this API returned");
   }
   const same = Object.entries(scope).every(([key, value]) => position?.[key] === value);
@@ -427,5 +429,8 @@ function decodeRunCursor(cursor: string, runId: string): Item {
   }
   const [run, sortKey, key] = position as [string, string, string];
   if (run !== runId) throw new InvalidCursorError("cursor belongs to another run");
+  if (!fitsKey(run) || !fitsKey(sortKey, "sort") || !fitsKey(key)) {
+    throw new InvalidCursorError("cursor is not one this API returned");
+  }
   return { [A.runId]: { S: run }, [A.runSortKey]: { S: sortKey }, [A.key]: { S: key } };
 }

@@ -72,6 +72,34 @@ export const outboxPartition = (status: string, shard: number) => `${P.outbox}${
 export const outboxSortKey = (appliedAtMs: number, stepId: string) =>
   `${String(Math.max(0, Math.floor(appliedAtMs))).padStart(13, "0")}#${stepId}`;
 
+/** DynamoDB's largest partition key and sort key values, in UTF-8 bytes. */
+export const KEY_LIMITS = { partition: 2048, sort: 1024 } as const;
+
+/**
+ * Whether a string can be a key value of the given kind. One that cannot was never stored: reads
+ * answer "not found" and cursors holding one are refused, instead of DynamoDB refusing the request.
+ */
+export function fitsKey(value: string, kind: keyof typeof KEY_LIMITS = "partition"): boolean {
+  // UTF-8 is at most 3 bytes per UTF-16 unit: most values are decided without encoding them.
+  if (value.length * 3 <= KEY_LIMITS[kind]) return true;
+  return value.length <= KEY_LIMITS[kind] && new TextEncoder().encode(value).length <= KEY_LIMITS[kind];
+}
+
+/** Whether a cursor's position is one the index could hold: string keys within limits, numbers finite. */
+export function isIndexPosition(key: unknown, names: readonly string[]): key is Item {
+  if (typeof key !== "object" || key === null) return false;
+  const entries = Object.entries(key);
+  return (
+    entries.length === names.length &&
+    entries.every(([name, value]) => {
+      if (!names.includes(name) || typeof value !== "object" || value === null) return false;
+      const { S, N } = value as { S?: unknown; N?: unknown };
+      if (typeof S === "string") return fitsKey(S, name === TABLE_SCHEMA.partitionKey ? "partition" : "sort");
+      return typeof N === "string" && /^\d{1,16}$/.test(N);
+    })
+  );
+}
+
 /** A key attribute map. */
 export const keyOf = (value: string): Item => ({ [A.key]: { S: value } });
 
