@@ -181,6 +181,21 @@ describe("envelopes", () => {
     ).toContain("disagrees");
   });
 
+  it("refuses a delta whose webhook envelope is invalid, and a delta that is an array", () => {
+    const delta = { id: "step_d", object: "thread.run.step.delta", delta: {} };
+    const envelope = { id: "e", object: "event", type: "thread.run.step.delta", data: delta };
+    expect(issues({ ...envelope, created_at: "soon" })).toContainEqual({
+      path: "created_at",
+      message: "must be a number",
+    });
+    expect(issues({ ...envelope, created_at: -1 })[0]?.path).toBe("created_at");
+    expect(issues({ ...envelope, created_at: 1, id: "" })[0]?.path).toBe("id");
+    expect(issues({ event: "thread.run.step.delta", data: { ...delta, delta: [] } })[0]).toEqual({
+      path: "data.delta",
+      message: "must be an object",
+    });
+  });
+
   it("refuses unknown event names and bad deltas with their path", () => {
     expect(issues({ event: "thread.run.created", data: makeStep() })[0]?.path).toBe("event");
     expect(
@@ -253,6 +268,50 @@ describe("refused run steps", () => {
       /512 characters/,
     ],
     ["metadata value that is a number", { metadata: { k: 1 } }, "metadata.k", /must be strings/],
+    ["metadata given as an array", { metadata: ["a", "b"] }, "metadata", /object of string values/],
+    // JSON.parse makes these own keys; Valibot's record skips them, so they must be checked by hand.
+    [
+      "metadata value under __proto__",
+      { metadata: JSON.parse('{"__proto__":5}') },
+      "metadata.__proto__",
+      /strings/,
+    ],
+    [
+      "metadata value of 513 characters under constructor",
+      { metadata: JSON.parse(`{"constructor":"${"v".repeat(513)}"}`) },
+      "metadata.constructor",
+      /512 characters/,
+    ],
+    [
+      "metadata of 17 keys, three of them __proto__, constructor and prototype",
+      {
+        metadata: JSON.parse(
+          JSON.stringify(Object.fromEntries(Array.from({ length: 14 }, (_, i) => [`k${i}`, "v"]))).replace(
+            "{",
+            '{"__proto__":"a","constructor":"b","prototype":"c",',
+          ),
+        ),
+      },
+      "metadata",
+      /16 keys/,
+    ],
+    [
+      "a token count beyond 2^53 - 1 (1e200)",
+      { usage: { prompt_tokens: 1e200, completion_tokens: 0, total_tokens: 0 } },
+      "usage.prompt_tokens",
+      /2\^53/,
+    ],
+    ["usage given as an array", { usage: [1, 2, 3] }, "usage", /must be an object/],
+    [
+      "last_error given as an array",
+      { status: "failed", failed_at: 1, last_error: [] },
+      "last_error",
+      /object/,
+    ],
+    ["an id of 513 bytes", { id: "s".repeat(513) }, "id", /at most 512 bytes/],
+    ["a run_id of 514 UTF-8 bytes in 257 characters", { run_id: "é".repeat(257) }, "run_id", /512 bytes/],
+    ["a thread_id of 100 KB", { thread_id: "t".repeat(100_000) }, "thread_id", /512 bytes/],
+    ["an assistant_id of 600 bytes", { assistant_id: "a".repeat(600) }, "assistant_id", /512 bytes/],
     [
       "negative token count",
       { usage: { prompt_tokens: -1, completion_tokens: 0, total_tokens: 0 } },
@@ -319,6 +378,35 @@ describe("refused run steps", () => {
         file_search: { ranking_options: { ranker: "best", score_threshold: 0 } },
       },
       "step_details.tool_calls.0.file_search.ranking_options.ranker",
+    ],
+    [
+      "file_search given as an array",
+      { id: "c", type: "file_search", file_search: [] },
+      "step_details.tool_calls.0.file_search",
+    ],
+    [
+      "file_search content items given as arrays",
+      {
+        id: "c",
+        type: "file_search",
+        file_search: { results: [{ file_id: "f", file_name: "n", score: 0.5, content: [["text"]] }] },
+      },
+      "step_details.tool_calls.0.file_search.results.0.content.0",
+    ],
+    [
+      "ranking_options given as an array",
+      { id: "c", type: "file_search", file_search: { ranking_options: [] } },
+      "step_details.tool_calls.0.file_search.ranking_options",
+    ],
+    [
+      "function given as an array",
+      { id: "c", type: "function", function: ["f"] },
+      "step_details.tool_calls.0.function",
+    ],
+    [
+      "code_interpreter given as an array",
+      { id: "c", type: "code_interpreter", code_interpreter: [] },
+      "step_details.tool_calls.0.code_interpreter",
     ],
     [
       "a function without arguments",

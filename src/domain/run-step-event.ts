@@ -1,6 +1,12 @@
 import * as v from "valibot";
 import { checkJsonValues, type JsonValueIssue } from "./json-value-check.js";
-import { RUN_STEP_STATUSES, type RunStep, RunStepSchema, type RunStepStatus } from "./run-step-schema.js";
+import {
+  jsonObject,
+  RUN_STEP_STATUSES,
+  type RunStep,
+  RunStepSchema,
+  type RunStepStatus,
+} from "./run-step-schema.js";
 
 const STEP_EVENT_SUFFIXES = ["created", ...RUN_STEP_STATUSES] as const;
 
@@ -13,10 +19,10 @@ export const DELTA_EVENT_NAME = "thread.run.step.delta";
 const DELTA_OBJECT = "thread.run.step.delta";
 
 /** `thread.run.step.delta` payload: a fragment of step_details, not a snapshot. */
-export const RunStepDeltaSchema = v.looseObject({
+export const RunStepDeltaSchema = jsonObject({
   id: v.pipe(v.string("must be a string"), v.minLength(1, "must not be empty")),
   object: v.literal(DELTA_OBJECT, `must be "${DELTA_OBJECT}"`),
-  delta: v.looseObject({ step_details: v.optional(v.unknown()) }),
+  delta: jsonObject({ step_details: v.optional(v.unknown()) }),
 });
 
 const StepEventNameSchema = v.picklist(
@@ -57,12 +63,28 @@ function nameMatchesStatus<T extends { readonly data: RunStep }>(key: "event" | 
 
 const StreamEventShape = v.looseObject({ event: StepEventNameSchema, data: RunStepSchema });
 
-const WebhookEventShape = v.looseObject({
+// The OpenAI-webhook envelope's own fields, the same whatever it carries.
+const webhookEnvelope = {
   id: v.pipe(v.string("must be a string"), v.minLength(1, "must not be empty")),
   object: v.literal("event"),
+  created_at: v.pipe(
+    v.number("must be a number"),
+    v.integer("must be whole seconds"),
+    v.minValue(0, "must not be negative"),
+  ),
+} as const;
+
+const WebhookEventShape = v.looseObject({
+  ...webhookEnvelope,
   type: StepEventNameSchema,
-  created_at: v.pipe(v.number("must be a number"), v.integer("must be whole seconds"), v.minValue(0)),
   data: RunStepSchema,
+});
+
+/** A delta in the OpenAI-webhook envelope: ignored, but only once the envelope itself is valid. */
+const WebhookDeltaEventSchema = v.looseObject({
+  ...webhookEnvelope,
+  type: v.literal(DELTA_EVENT_NAME),
+  data: RunStepDeltaSchema,
 });
 
 /** Stream-style event: `{ event: "thread.run.step.<status>", data: RunStepObject }`. */
@@ -105,14 +127,14 @@ export function parseRunStepEvent(body: unknown): ParsedRunStepEvent {
 
   const record = body as Record<string, unknown>;
   if ("event" in record) {
-    if (record.event === DELTA_EVENT_NAME) return parseDelta(record.data, "data");
+    if (record.event === DELTA_EVENT_NAME) return parseDelta(RunStepDeltaSchema, record.data, "data", false);
     return parseSnapshot(RunStepStreamEventSchema, record, true);
   }
   if (record.object === "event") {
-    if (record.type === DELTA_EVENT_NAME) return parseDelta(record.data, "data");
+    if (record.type === DELTA_EVENT_NAME) return parseDelta(WebhookDeltaEventSchema, record, "", true);
     return parseSnapshot(RunStepWebhookEventSchema, record, true);
   }
-  if (record.object === DELTA_OBJECT) return parseDelta(record, "");
+  if (record.object === DELTA_OBJECT) return parseDelta(RunStepDeltaSchema, record, "", false);
   return parseSnapshot(RunStepSchema, record, false);
 }
 
@@ -128,10 +150,18 @@ function parseSnapshot(
   return { ok: true, event: { kind: "snapshot", step, document } };
 }
 
-function parseDelta(input: unknown, prefix: string): ParsedRunStepEvent {
-  const result = v.safeParse(RunStepDeltaSchema, input);
+function parseDelta(
+  schema: v.GenericSchema<unknown, { id: string } | { data: { id: string } }>,
+  input: unknown,
+  prefix: string,
+  enveloped: boolean,
+): ParsedRunStepEvent {
+  const result = v.safeParse(schema, input);
   if (!result.success) return { ok: false, issues: toIssues(result.issues, prefix) };
-  return { ok: true, event: { kind: "delta", stepId: result.output.id } };
+  const delta = enveloped
+    ? (result.output as { data: { id: string } }).data
+    : (result.output as { id: string });
+  return { ok: true, event: { kind: "delta", stepId: delta.id } };
 }
 
 function toIssues(issues: readonly v.BaseIssue<unknown>[], prefix: string): JsonValueIssue[] {

@@ -27,17 +27,45 @@ const NullableTimestampSchema = v.nullable(TimestampSchema);
 /** Absent is read as null: OpenAI's own streaming examples omit these fields. */
 const AbsentAsNullTimestampSchema = v.optional(NullableTimestampSchema, null);
 
+// Token counts are summed into a run's rollup and kept as DynamoDB numbers: beyond 2^53 − 1 a sum
+// is no longer exact in JSON or JavaScript, and 1e200 is outside DynamoDB's number range.
 const TokenCountSchema = v.pipe(
   v.number("must be a number"),
   v.integer("must be an integer"),
   v.minValue(0, "must not be negative"),
+  v.maxValue(Number.MAX_SAFE_INTEGER, "must be at most 2^53 - 1 (9007199254740991)"),
 );
+
+/**
+ * Most UTF-8 bytes of the ids that become keys and index attributes (step, run, thread and
+ * assistant ids). DynamoDB limits a sort key to 1,024 bytes and a step id is part of two of them
+ * (`rsk`, `obt`); OpenAI's ids are about 30 characters, so 512 leaves room for any producer.
+ */
+export const MAX_ID_BYTES = 512;
 
 const nonEmpty = (what: string) =>
   v.pipe(v.string(`${what} must be a string`), v.minLength(1, `${what} must not be empty`));
 
+// An id that is copied into keys and index attributes, so bounded by what DynamoDB accepts there.
+const keyId = (what: string) =>
+  v.pipe(nonEmpty(what), v.maxBytes(MAX_ID_BYTES, `${what} must be at most ${MAX_ID_BYTES} bytes (UTF-8)`));
+
+const isPlainObject = (input: unknown): input is Record<string, unknown> =>
+  typeof input === "object" && input !== null && !Array.isArray(input);
+
+/**
+ * A JSON object with these fields. Valibot's object schemas accept arrays (an array is an object to
+ * `typeof`), and SPEC Appendix A says which containers are objects, so an array is refused first.
+ */
+export function jsonObject<const E extends v.ObjectEntries>(entries: E) {
+  return v.pipe(
+    v.custom<Record<string, unknown>>(isPlainObject, "must be an object"),
+    v.looseObject(entries),
+  );
+}
+
 /** `usage` of a run step: null while it is in progress. */
-export const RunStepUsageSchema = v.looseObject({
+export const RunStepUsageSchema = jsonObject({
   prompt_tokens: TokenCountSchema,
   completion_tokens: TokenCountSchema,
   total_tokens: TokenCountSchema,
@@ -47,7 +75,7 @@ export const RunStepUsageSchema = v.looseObject({
 export type RunStepUsage = v.InferOutput<typeof RunStepUsageSchema>;
 
 /** `last_error` of a failed step. */
-export const LastErrorSchema = v.looseObject({
+export const LastErrorSchema = jsonObject({
   code: v.picklist(["server_error", "rate_limit_exceeded"], "must be server_error or rate_limit_exceeded"),
   message: v.string("must be a string"),
 });
@@ -55,17 +83,38 @@ export const LastErrorSchema = v.looseObject({
 /** The error a failed step carries. */
 export type LastError = v.InferOutput<typeof LastErrorSchema>;
 
-/** Set of 16 key-value pairs at most; keys ≤ 64 characters, values ≤ 512. */
+const METADATA_MAX_KEYS = 16;
+const METADATA_MAX_KEY_LENGTH = 64;
+const METADATA_MAX_VALUE_LENGTH = 512;
+
+/**
+ * Set of 16 key-value pairs at most; keys ≤ 64 characters, values strings ≤ 512. Checked over the
+ * object's own keys as JSON.parse made them: Valibot's `record` skips keys named `__proto__`,
+ * `constructor` and `prototype` (a guard against prototype pollution), which would let them past
+ * every bound here.
+ */
 export const MetadataSchema = v.pipe(
-  v.record(
-    v.pipe(v.string(), v.maxLength(64, "metadata keys must be at most 64 characters")),
-    v.pipe(
-      v.string("metadata values must be strings"),
-      v.maxLength(512, "metadata values must be at most 512 characters"),
-    ),
-    "must be an object of string values",
-  ),
-  v.maxEntries(16, "must have at most 16 keys"),
+  v.custom<Record<string, string>>(isPlainObject, "must be an object of string values"),
+  v.rawCheck(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
+    const metadata = dataset.value;
+    const keys = Object.keys(metadata);
+    if (keys.length > METADATA_MAX_KEYS) addIssue({ message: `must have at most ${METADATA_MAX_KEYS} keys` });
+    for (const key of keys) {
+      const value: unknown = metadata[key];
+      const path: [v.ObjectPathItem] = [pathItem(metadata, key, value)];
+      if (key.length > METADATA_MAX_KEY_LENGTH) {
+        addIssue({ message: `metadata keys must be at most ${METADATA_MAX_KEY_LENGTH} characters`, path });
+      }
+      if (typeof value !== "string") addIssue({ message: "metadata values must be strings", path });
+      else if (value.length > METADATA_MAX_VALUE_LENGTH) {
+        addIssue({
+          message: `metadata values must be at most ${METADATA_MAX_VALUE_LENGTH} characters`,
+          path,
+        });
+      }
+    }
+  }),
 );
 
 /** Metadata attached to a step. */
@@ -73,14 +122,14 @@ export type Metadata = v.InferOutput<typeof MetadataSchema>;
 
 const MessageCreationDetailsSchema = v.looseObject({
   type: v.literal("message_creation"),
-  message_creation: v.looseObject({ message_id: nonEmpty("message_id") }),
+  message_creation: jsonObject({ message_id: nonEmpty("message_id") }),
 });
 
 const CodeInterpreterOutputSchema = v.variant(
   "type",
   [
     v.looseObject({ type: v.literal("logs"), logs: v.string("must be a string") }),
-    v.looseObject({ type: v.literal("image"), image: v.looseObject({ file_id: nonEmpty("file_id") }) }),
+    v.looseObject({ type: v.literal("image"), image: jsonObject({ file_id: nonEmpty("file_id") }) }),
   ],
   "must be a logs or image output",
 );
@@ -88,7 +137,7 @@ const CodeInterpreterOutputSchema = v.variant(
 const CodeInterpreterToolCallSchema = v.looseObject({
   id: nonEmpty("id"),
   type: v.literal("code_interpreter"),
-  code_interpreter: v.looseObject({
+  code_interpreter: jsonObject({
     input: v.string("must be a string"),
     outputs: v.array(CodeInterpreterOutputSchema, "must be an array"),
   }),
@@ -103,22 +152,22 @@ const ScoreSchema = v.pipe(
 const FileSearchToolCallSchema = v.looseObject({
   id: nonEmpty("id"),
   type: v.literal("file_search"),
-  file_search: v.looseObject({
+  file_search: jsonObject({
     ranking_options: v.optional(
-      v.looseObject({
+      jsonObject({
         ranker: v.picklist(["auto", "default_2024_08_21"], "must be auto or default_2024_08_21"),
         score_threshold: ScoreSchema,
       }),
     ),
     results: v.optional(
       v.array(
-        v.looseObject({
+        jsonObject({
           file_id: nonEmpty("file_id"),
           file_name: v.string("must be a string"),
           score: ScoreSchema,
           content: v.optional(
             v.array(
-              v.looseObject({
+              jsonObject({
                 type: v.optional(v.literal("text")),
                 text: v.optional(v.string("must be a string")),
               }),
@@ -133,7 +182,7 @@ const FileSearchToolCallSchema = v.looseObject({
 const FunctionToolCallSchema = v.looseObject({
   id: nonEmpty("id"),
   type: v.literal("function"),
-  function: v.looseObject({
+  function: jsonObject({
     name: v.string("must be a string"),
     arguments: v.string("must be a string"),
     output: v.nullable(v.string("must be a string or null")),
@@ -173,13 +222,13 @@ export const TERMINAL_TIMESTAMP = {
   expired: "expired_at",
 } as const satisfies Record<TerminalStatus, string>;
 
-const RunStepObjectSchema = v.looseObject({
-  id: nonEmpty("id"),
+const RunStepObjectSchema = jsonObject({
+  id: keyId("id"),
   object: v.literal("thread.run.step", 'must be "thread.run.step"'),
   created_at: TimestampSchema,
-  assistant_id: nonEmpty("assistant_id"),
-  thread_id: nonEmpty("thread_id"),
-  run_id: nonEmpty("run_id"),
+  assistant_id: keyId("assistant_id"),
+  thread_id: keyId("thread_id"),
+  run_id: keyId("run_id"),
   type: v.picklist(["message_creation", "tool_calls"], "must be message_creation or tool_calls"),
   status: v.picklist(RUN_STEP_STATUSES, `must be one of ${RUN_STEP_STATUSES.join(", ")}`),
   step_details: StepDetailsSchema,
