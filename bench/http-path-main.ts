@@ -9,7 +9,9 @@ import { createSignatureVerifier } from "../src/domain/signature-verifier.js";
 import { createApp } from "../src/http/create-app.js";
 import { createLogger } from "../src/observability/logger.js";
 import { nodeHmacSha256 } from "../src/runtime/node-hmac.js";
+import type { QuarantineStore } from "../src/store/quarantine-store.js";
 import type { StepStore } from "../src/store/step-store.js";
+import { RunStepIngest } from "../src/usecases/run-step-ingest.js";
 import { announce, exitWithParent, READY } from "./child-process.js";
 
 const { values } = parseArgs({ options: { mode: { type: "string", default: "nostore" } } });
@@ -23,6 +25,16 @@ const noStore: StepStore = {
   getRunRollup: unused,
   listTerminal: unused,
   ping: async () => undefined,
+};
+// The bench's events are all valid: nothing is quarantined.
+const noQuarantine: QuarantineStore = {
+  keep: unused,
+  get: unused,
+  body: unused,
+  list: unused,
+  markReplayed: unused,
+  delete: unused,
+  count: unused,
 };
 
 async function buildApp(): Promise<Hono> {
@@ -40,11 +52,13 @@ async function buildApp(): Promise<Hono> {
     return app;
   }
   const secret = process.env.WEBHOOK_SECRET ?? "";
+  const logger = createLogger("warn");
   return createApp({
     store: noStore,
+    ingest: new RunStepIngest({ store: noStore, quarantine: noQuarantine, logger, quarantineDays: 14 }),
     // As the Node runtime verifies (runtime/node-server.ts): node:crypto's HMAC.
     verifier: await createSignatureVerifier([secret], 300, nodeHmacSha256),
-    logger: createLogger("warn"),
+    logger,
     apiTokens: [],
     maxBodyBytes: 262_144,
   });

@@ -27,6 +27,7 @@ import { createNodeDynamoHandler } from "../src/runtime/node-dynamo-handler.js";
 import { nodeHmacSha256 } from "../src/runtime/node-hmac.js";
 import { createDynamoClient } from "../src/store/dynamo-client.js";
 import { ensureTable } from "../src/store/ensure-table.js";
+import { itemSize, numberSize, valueSize } from "../src/store/item-size.js";
 import { TABLE_SCHEMA } from "../src/store/table-schema.js";
 import { createEventFactory, postToApp, type SignedEvent } from "./events.js";
 import { startScriptedSink } from "./scripted-sink.js";
@@ -47,36 +48,9 @@ export interface IndexShape {
 export const INDEXES: readonly IndexShape[] = Object.values(TABLE_SCHEMA.indexes);
 
 const KB = 1024;
-const utf8Bytes = (text: string) => Buffer.byteLength(text, "utf8");
 
-/** Size of a number: 1 byte per two significant digits (leading and trailing zeros trimmed), plus 1. */
-export function numberSize(value: string): number {
-  const mantissa = (value.trim().split(/[eE]/)[0] ?? "").replace(/^[-+]/, "");
-  const digits = mantissa.replace(".", "").replace(/^0+/, "").replace(/0+$/, "");
-  return Math.ceil(digits.length / 2) + 1;
-}
-
-/** Size of an attribute value, without its name. */
-export function valueSize(value: AttributeValue): number {
-  if (value.S !== undefined) return utf8Bytes(value.S);
-  if (value.N !== undefined) return numberSize(value.N);
-  if (value.B !== undefined) return value.B.byteLength;
-  if (value.BOOL !== undefined || value.NULL !== undefined) return 1;
-  if (value.SS !== undefined) return value.SS.reduce((sum, s) => sum + utf8Bytes(s), 0);
-  if (value.NS !== undefined) return value.NS.reduce((sum, n) => sum + numberSize(n), 0);
-  if (value.BS !== undefined) return value.BS.reduce((sum, b) => sum + b.byteLength, 0);
-  if (value.L !== undefined) return 3 + value.L.reduce((sum, e) => sum + 1 + valueSize(e), 0);
-  if (value.M !== undefined) {
-    return 3 + Object.entries(value.M).reduce((sum, [k, e]) => sum + 1 + utf8Bytes(k) + valueSize(e), 0);
-  }
-  throw new Error(`unknown attribute value type: ${Object.keys(value).join(",")}`);
-}
-
-/** Size of an item: names plus values. 0 for no item. */
-export function itemSize(item: Item | undefined): number {
-  if (!item) return 0;
-  return Object.entries(item).reduce((sum, [name, value]) => sum + utf8Bytes(name) + valueSize(value), 0);
-}
+// The calculator of item sizes is the store's own (src/store/item-size.ts): one set of rules.
+export { itemSize, numberSize, valueSize };
 
 const unitsOf = (bytes: number) => Math.max(1, Math.ceil(bytes / KB));
 

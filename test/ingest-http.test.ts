@@ -79,7 +79,13 @@ describe("ingest responses (SPEC §3)", () => {
     for (const payload of ["{not json", new Uint8Array([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d])]) {
       expect(await json(await postRaw(payload, "application/json"))).toEqual({
         status: 400,
-        body: { error: { code: "invalid_json", message: "body is not valid UTF-8 JSON" } },
+        body: {
+          error: {
+            code: "invalid_json",
+            message: "body is not valid UTF-8 JSON",
+            quarantine_id: expect.stringMatching(/^q_[0-9a-f]{26}$/),
+          },
+        },
       });
     }
   });
@@ -97,6 +103,7 @@ describe("ingest responses (SPEC §3)", () => {
           { path: "step_details.type", message: 'must equal the step\'s type "tool_calls"' },
           { path: "completed_at", message: 'is required when status is "completed"' },
         ]),
+        quarantine_id: expect.stringMatching(/^q_[0-9a-f]{26}$/),
       },
     });
   });

@@ -82,6 +82,8 @@ export const ConfigSchema = v.object({
   SIGNATURE_TOLERANCE_S: integer(300, 1, 86_400),
   MAX_BODY_BYTES: integer(262_144, 1_024, MAX_BODY_LIMIT),
   RETENTION_DAYS: integer(0, 0, 36_500),
+  /** Days a signed request whose body was refused is kept for replay (README, "Quarantine"). */
+  QUARANTINE_DAYS: integer(14, 1, 3_650),
   NOTIFY_RETRY_SCHEDULE: v.pipe(
     v.optional(v.string(), "30,120,600,3600,21600,86400"),
     v.transform(list),

@@ -17,10 +17,13 @@ export const ErrorResponseSchema = v.object({
       "not_found",
       "invalid_request",
       "invalid_state",
+      "already_replayed",
       "internal_error",
     ]),
     message: v.string(),
     issues: v.optional(v.array(ISSUE)),
+    /** A signed request that was refused is kept: replay or inspect it under this id. */
+    quarantine_id: v.optional(v.string()),
   }),
 });
 
@@ -257,3 +260,43 @@ export const StepListQuerySchema = v.pipe(
     "since must not be after until",
   ),
 );
+
+/** A quarantined request: a signed one whose body was refused, kept for replay. */
+export const QuarantineResponseSchema = v.object({
+  id: v.string(),
+  received_at: unixSeconds,
+  /** After this it is gone (QUARANTINE_DAYS after it arrived). */
+  expires_at: unixSeconds,
+  webhook_id: v.string(),
+  webhook_timestamp: unixSeconds,
+  /** The status its sender was answered. */
+  status: v.picklist([400, 413, 422]),
+  error: v.object({
+    code: v.picklist(["invalid_json", "invalid_payload", "payload_too_large"]),
+    message: v.string(),
+    issues: v.optional(v.array(ISSUE)),
+  }),
+  body_bytes: v.pipe(v.number(), v.integer()),
+  state: v.picklist(["quarantined", "replayed"]),
+  replayed_at: v.nullable(unixSeconds),
+  replay: v.nullable(v.object({ step_id: v.nullable(v.string()), outcome: v.string() })),
+});
+
+/** The API's view of a quarantined request. */
+export type QuarantineResponse = v.InferOutput<typeof QuarantineResponseSchema>;
+
+/** One quarantined request with its headers and raw body (text, or base64 when not UTF-8). */
+export const QuarantineDetailResponseSchema = v.object({
+  ...QuarantineResponseSchema.entries,
+  headers: v.record(v.string(), v.string()),
+  body: v.optional(v.string()),
+  body_base64: v.optional(v.string()),
+});
+
+/** What a replay did. */
+export const ReplayResponseSchema = v.object({
+  quarantine_id: v.string(),
+  step_id: v.nullable(v.string()),
+  status: v.nullable(v.picklist(RUN_STEP_STATUSES)),
+  outcome: v.picklist(["created", "updated", "unchanged", "stale", "conflict", "ignored"]),
+});

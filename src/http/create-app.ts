@@ -1,30 +1,23 @@
 import { type Context, Hono } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
-import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
-import * as v from "valibot";
-import { parseRunStepEvent } from "../domain/run-step-event.js";
-import { isTerminalStatus, TERMINAL_STATUSES } from "../domain/run-step-schema.js";
 import type { SignatureVerifier } from "../domain/signature-verifier.js";
-import type { Notifier } from "../notify/notifier.js";
 import { describeError, type Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
-import type { StepStore, StoredStep } from "../store/step-store.js";
+import type { StepStore } from "../store/step-store.js";
 import { InvalidCursorError, StoreUnavailableError } from "../store/store-errors.js";
-import type { DeliveryOperations, DeliveryView } from "../usecases/delivery-operations.js";
-import {
-  type ErrorResponse,
-  type IngestResponse,
-  ListQuerySchema,
-  type RunRollupResponse,
-  StepListQuerySchema,
-  type StoredStepResponse,
-} from "./api-schemas.js";
+import type { DeliveryOperations } from "../usecases/delivery-operations.js";
+import type { RunStepIngest } from "../usecases/run-step-ingest.js";
+import type { ErrorResponse } from "./api-schemas.js";
 import { logFields, requestLog } from "./request-log.js";
-import { fail, toDeliveryResponse } from "./responses.js";
+import { fail } from "./responses.js";
 import { deliveryRoutes } from "./routes/delivery-routes.js";
+import { ingestRoutes } from "./routes/ingest-routes.js";
 import { metricsRoutes } from "./routes/metrics-routes.js";
+import { quarantineRoutes } from "./routes/quarantine-routes.js";
+import { runRoutes } from "./routes/run-routes.js";
 import { sinkRoutes } from "./routes/sink-routes.js";
+import { stepRoutes } from "./routes/step-routes.js";
 
 /** What the app needs from its runtime; every runtime entry builds these once and passes them in. */
 export interface AppDeps {
@@ -34,8 +27,8 @@ export interface AppDeps {
   /** Bearer tokens of the read and operator API; empty refuses every request. */
   readonly apiTokens: readonly string[];
   readonly maxBodyBytes: number;
-  /** Fans out notifications; absent, terminal transitions notify no one. */
-  readonly notifier?: Notifier;
+  /** Ingest of run step events and the quarantine of refused ones. */
+  readonly ingest: RunStepIngest;
   /** The operator's delivery and sink actions; absent, those endpoints answer 404. */
   readonly operations?: DeliveryOperations;
   /** Clock in Unix ms; injectable for tests. */
@@ -51,18 +44,13 @@ export interface AppDeps {
 // Seconds a sender is asked to wait when the store is throttled or unreachable.
 const RETRY_AFTER_S = "5";
 const INGEST_ROUTE = "/v1/webhooks/run-steps";
-// The latest time a listing reaches without `until`: the largest 13-digit Unix ms.
-const LATEST_MS = 9_999_999_999_999;
-const utf8 = new TextDecoder("utf-8", { fatal: true });
-const JSON_MEDIA_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;\s*charset\s*=\s*"?utf-8"?\s*)?$/i;
 
 /**
  * The stepwatch HTTP API (SPEC §3, §5), independent of the runtime it is served from.
  */
 export function createApp(deps: AppDeps): Hono {
-  const { store, verifier, logger, notifier } = deps;
+  const { store, verifier, logger, ingest } = deps;
   const nowMs = deps.nowMs ?? Date.now;
-  const nowSeconds = () => Math.floor(nowMs() / 1000);
   const operations = deps.operations;
   const app = new Hono();
   const metrics = deps.metrics;
@@ -108,173 +96,16 @@ export function createApp(deps: AppDeps): Hono {
   const openApi = deps.openApiDocument;
   if (openApi) app.get("/openapi.json", (c) => c.json(openApi));
 
-  // Hono's bodyLimit guards bodies of unknown length as they stream in. A declared length is
-  // checked from the header alone: bodyLimit reads `c.req.raw.body`, which makes @hono/node-server
-  // build a full Request for every event, a measurable cost on the hot path (BENCHMARKS.md).
-  const tooLarge = (c: Context) =>
-    fail(c, 413, "payload_too_large", `body must be at most ${deps.maxBodyBytes} bytes`);
-  const streamingLimit = bodyLimit({ maxSize: deps.maxBodyBytes, onError: tooLarge });
-  const sizeLimit = async (c: Context, next: () => Promise<void>) => {
-    const length = c.req.header("content-length");
-    if (length === undefined || c.req.header("transfer-encoding") !== undefined)
-      return streamingLimit(c, next);
-    if (!/^\d{1,15}$/.test(length) || Number(length) > deps.maxBodyBytes) return tooLarge(c);
-    await next();
-  };
-
-  app.post(
-    INGEST_ROUTE,
-    async (c, next) => {
-      const type = c.req.header("content-type");
-      if (!type || !JSON_MEDIA_TYPE.test(type)) {
-        return fail(c, 415, "unsupported_media_type", "content-type must be application/json (UTF-8)");
-      }
-      await next();
-    },
-    sizeLimit,
-    async (c) => {
-      const body = new Uint8Array(await c.req.arrayBuffer());
-      const check = await verifier.verify(
-        {
-          id: c.req.header("webhook-id") ?? c.req.header("svix-id"),
-          timestamp: c.req.header("webhook-timestamp") ?? c.req.header("svix-timestamp"),
-          signature: c.req.header("webhook-signature") ?? c.req.header("svix-signature"),
-        },
-        body,
-        nowSeconds(),
-      );
-      if (!check.ok) {
-        // Which check failed, never a secret: a relay whose secret was rotated shows up here.
-        logFields(c, { reason: check.reason });
-        return fail(c, 401, "invalid_signature", check.reason);
-      }
-
-      let json: unknown;
-      try {
-        json = JSON.parse(utf8.decode(body));
-      } catch {
-        return fail(c, 400, "invalid_json", "body is not valid UTF-8 JSON");
-      }
-      const parsed = parseRunStepEvent(json);
-      if (!parsed.ok) {
-        logFields(c, { error_code: "invalid_payload", issues: parsed.issues.length });
-        return c.json<ErrorResponse>(
-          {
-            error: {
-              code: "invalid_payload",
-              message: "not a valid run step event",
-              issues: [...parsed.issues],
-            },
-          },
-          422,
-        );
-      }
-      const { event } = parsed;
-      if (event.kind === "delta") {
-        logFields(c, { step_id: event.stepId, outcome: "ignored" });
-        return c.json<IngestResponse>({ step_id: event.stepId, status: null, outcome: "ignored" });
-      }
-      const { step } = event;
-      const intents = notifier && isTerminalStatus(step.status) ? notifier.intentsFor(step) : [];
-      const outcome = await store.apply({
-        step,
-        document: event.document,
-        sentAt: check.timestamp,
-        receivedAt: nowSeconds(),
-        intents,
-      });
-      logFields(c, { step_id: step.id, run_id: step.run_id, step_status: step.status, outcome });
-      if (outcome === "conflict") {
-        logger.warn("conflicting terminal status ignored", {
-          request_id: c.get("requestId"),
-          step_id: step.id,
-          status: step.status,
-        });
-      }
-      if (notifier && intents.length > 0 && (outcome === "created" || outcome === "updated")) {
-        const requestId = c.get("requestId");
-        runAfterResponse(c, notifier.deliverPrompt({ step, document: event.document, intents, requestId }));
-      }
-      return c.json<IngestResponse>({ step_id: step.id, status: step.status, outcome });
-    },
-  );
+  app.route(INGEST_ROUTE, ingestRoutes({ ingest, verifier, maxBodyBytes: deps.maxBodyBytes, nowMs }));
 
   const auth = bearer(deps.apiTokens);
-  app.use("/v1/run-steps", auth);
-  app.use("/v1/run-steps/*", auth);
-  app.use("/v1/runs/*", auth);
-  app.use("/v1/deliveries", auth);
-  app.use("/v1/deliveries/*", auth);
-  app.use("/v1/sinks", auth);
-  app.use("/v1/sinks/*", auth);
-
-  const withDeliveries = async (stored: StoredStep) => {
-    const step = {
-      id: String(stored.document.id),
-      runId: String(stored.document.run_id),
-      status: stored.status,
-      owedSinks: stored.owedSinks,
-      appliedAtMs: stored.updatedAt * 1000,
-    };
-    return toStepResponse(stored, operations ? await operations.forStep(step) : []);
-  };
-
-  app.get("/v1/run-steps", async (c) => {
-    const query = v.safeParse(StepListQuerySchema, c.req.query());
-    if (!query.success) return fail(c, 400, "invalid_request", query.issues[0].message);
-    const { status, since, until, assistant_id: assistantId, limit, cursor } = query.output;
-    const page = await store.listTerminal({
-      statuses: [...new Set(status ?? TERMINAL_STATUSES)],
-      sinceMs: (since ?? 0) * 1000,
-      untilMs: until === undefined ? LATEST_MS : until * 1000 + 999,
-      assistantId,
-      limit,
-      cursor: cursor ?? null,
-    });
-    // Like a run's listing: each step's own fields; its deliveries are one GET of the step away.
-    return c.json({
-      data: page.items.map((stored) => toStepResponse(stored, [])),
-      next_cursor: page.nextCursor,
-    });
-  });
-
-  app.get("/v1/run-steps/:step_id", async (c) => {
-    const stepId = c.req.param("step_id");
-    const stored = await store.getStep(stepId);
-    if (!stored) return fail(c, 404, "not_found", `no step ${stepId}`);
-    return c.json(await withDeliveries(stored));
-  });
-
-  app.get("/v1/runs/:run_id/steps", async (c) => {
-    const query = v.safeParse(ListQuerySchema, c.req.query());
-    if (!query.success) return fail(c, 400, "invalid_request", query.issues[0].message);
-    const page = await store.listRunSteps(
-      c.req.param("run_id"),
-      query.output.limit,
-      query.output.cursor ?? null,
-    );
-    // A listing shows each step's own fields; its deliveries are one GET of the step away.
-    return c.json({
-      data: page.items.map((stored) => toStepResponse(stored, [])),
-      next_cursor: page.nextCursor,
-    });
-  });
-
-  app.get("/v1/runs/:run_id", async (c) => {
-    const runId = c.req.param("run_id");
-    const rollup = await store.getRunRollup(runId);
-    if (!rollup) return fail(c, 404, "not_found", `no run ${runId}`);
-    return c.json<RunRollupResponse>({
-      run_id: rollup.runId,
-      thread_id: rollup.threadId,
-      assistant_id: rollup.assistantId,
-      steps: { ...rollup.steps },
-      usage: { ...rollup.usage },
-      first_created_at: rollup.firstCreatedAt,
-      last_updated_at: rollup.lastUpdatedAt,
-    });
-  });
-
+  for (const path of ["/v1/run-steps", "/v1/runs", "/v1/deliveries", "/v1/sinks", "/v1/quarantine"]) {
+    app.use(path, auth);
+    app.use(`${path}/*`, auth);
+  }
+  app.route("/v1/run-steps", stepRoutes(store, operations));
+  app.route("/v1/runs", runRoutes(store));
+  app.route("/v1/quarantine", quarantineRoutes(ingest));
   if (operations) {
     app.route("/v1/deliveries", deliveryRoutes(operations));
     app.route("/v1/sinks", sinkRoutes(operations, nowMs));
@@ -315,26 +146,4 @@ function unauthorizedResponse(message: string): Response {
     status: 401,
     headers: { "content-type": "application/json" },
   });
-}
-
-// Workers must be told to keep the isolate alive for work after the response; Node simply runs it.
-function runAfterResponse(c: Context, task: Promise<void>): void {
-  let ctx: { waitUntil(promise: Promise<unknown>): void } | undefined;
-  try {
-    ctx = c.executionCtx;
-  } catch {
-    ctx = undefined;
-  }
-  ctx?.waitUntil(task);
-}
-
-function toStepResponse(stored: StoredStep, deliveries: readonly DeliveryView[]): StoredStepResponse {
-  // The document was validated as a RunStepObject when it was applied.
-  return {
-    ...(stored.document as Pick<StoredStepResponse, "id" | "object" | "status">),
-    received_at: stored.receivedAt,
-    updated_at: stored.updatedAt,
-    conflicts: stored.conflicts,
-    deliveries: deliveries.map(toDeliveryResponse),
-  };
 }

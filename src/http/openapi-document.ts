@@ -13,6 +13,9 @@ import {
   ErrorResponseSchema,
   IngestResponseSchema,
   pageSchema,
+  QuarantineDetailResponseSchema,
+  QuarantineResponseSchema,
+  ReplayResponseSchema,
   RunRollupResponseSchema,
   SinkResponseSchema,
   SinkTestResponseSchema,
@@ -34,10 +37,10 @@ const errors = (...codes: number[]) =>
 
 const ERROR_TEXT: Record<number, string> = {
   400: "Body is not JSON, or a bad query parameter",
-  409: "The delivery is not in a state this action applies to, or changed meanwhile",
+  409: "Not in a state this action applies to (a delivery's state, an already replayed request)",
   401: "Missing or bad signature / bearer token",
   404: "Not found",
-  413: "Body over MAX_BODY_BYTES",
+  413: "Body over MAX_BODY_BYTES, or its stored form over DynamoDB's 400 KB item limit",
   415: "Content type is not JSON",
   422: "JSON, but not a valid run step event (issues lists each problem with its path)",
   503: "The store is throttled or unreachable; retry after Retry-After seconds",
@@ -283,6 +286,51 @@ export function buildOpenApiDocument(): Record<string, unknown> {
           responses: {
             "200": json(SinkTestResponseSchema, "What the attempt came to"),
             ...errors(401, 404, 503),
+          },
+        },
+      },
+      "/v1/quarantine": {
+        get: {
+          summary: "Signed requests whose body was refused, newest first",
+          description:
+            "A request with a valid signature answered 400, 413 or 422 is kept for QUARANTINE_DAYS (default 14) with " +
+            "its raw body, signature headers and issues; a sender's retries of one webhook-id are one record.",
+          security: bearer,
+          parameters: listParams,
+          responses: {
+            "200": json(pageSchema(QuarantineResponseSchema), "A page of quarantined requests"),
+            ...errors(400, 401, 503),
+          },
+        },
+      },
+      "/v1/quarantine/{id}": {
+        get: {
+          summary: "A quarantined request with its headers and raw body",
+          security: bearer,
+          parameters: [pathParam("id")],
+          responses: {
+            "200": json(QuarantineDetailResponseSchema, "body as text, or body_base64 when it is not UTF-8"),
+            ...errors(401, 404, 503),
+          },
+        },
+        delete: {
+          summary: "Delete a quarantined request",
+          security: bearer,
+          parameters: [pathParam("id")],
+          responses: { "204": { description: "Deleted" }, ...errors(401, 404, 503) },
+        },
+      },
+      "/v1/quarantine/{id}/replay": {
+        post: {
+          summary: "Replay a quarantined request under today's rules",
+          description:
+            "Validated again; when valid it is applied with its original webhook-timestamp, as if it had arrived " +
+            "then, and notifies like any event. Still invalid: the same error shape as ingest, and the record stays.",
+          security: bearer,
+          parameters: [pathParam("id")],
+          responses: {
+            "200": json(ReplayResponseSchema, "What applying it did"),
+            ...errors(400, 401, 404, 409, 413, 422, 503),
           },
         },
       },

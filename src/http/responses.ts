@@ -1,12 +1,16 @@
 import type { Context } from "hono";
 import { deliveryId } from "../domain/delivery.js";
+import type { QuarantinedRequest } from "../domain/quarantined-request.js";
+import type { StoredStep } from "../store/step-store.js";
 import type { DeliveryView, SinkTestResult, SinkView } from "../usecases/delivery-operations.js";
 import type {
   DeliveryResponse,
   ErrorCode,
   ErrorResponse,
+  QuarantineResponse,
   SinkResponse,
   SinkTestResponse,
+  StoredStepResponse,
 } from "./api-schemas.js";
 import { logFields } from "./request-log.js";
 
@@ -84,5 +88,39 @@ export function toSinkTestResponse(sink: string, result: SinkTestResult): SinkTe
     latency_ms: Math.round(result.latencyMs),
     error: result.error,
     webhook_id: result.webhookId,
+  };
+}
+
+/** The API's view of a stored step: its document as last applied, with stepwatch's own fields. */
+export function toStepResponse(stored: StoredStep, deliveries: readonly DeliveryView[]): StoredStepResponse {
+  // The document was validated as a RunStepObject when it was applied.
+  return {
+    ...(stored.document as Pick<StoredStepResponse, "id" | "object" | "status">),
+    received_at: stored.receivedAt,
+    updated_at: stored.updatedAt,
+    conflicts: stored.conflicts,
+    deliveries: deliveries.map(toDeliveryResponse),
+  };
+}
+
+/** The API's view of a quarantined request (without its body). */
+export function toQuarantineResponse(record: QuarantinedRequest): QuarantineResponse {
+  const { refusal, replay } = record;
+  return {
+    id: record.id,
+    received_at: seconds(record.receivedAtMs),
+    expires_at: record.expiresAt,
+    webhook_id: record.webhookId,
+    webhook_timestamp: record.webhookTimestamp,
+    status: refusal.status,
+    error: {
+      code: refusal.code,
+      message: refusal.message,
+      ...(refusal.issues.length > 0 ? { issues: [...refusal.issues] } : {}),
+    },
+    body_bytes: record.bodyBytes,
+    state: replay ? "replayed" : "quarantined",
+    replayed_at: replay ? seconds(replay.atMs) : null,
+    replay: replay ? { step_id: replay.stepId, outcome: replay.outcome } : null,
   };
 }

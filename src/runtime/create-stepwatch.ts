@@ -10,9 +10,11 @@ import type { SweepReport } from "../notify/notifier.js";
 import { describeError, type Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import { DynamoDeliveryStore } from "../store/dynamo-delivery-store.js";
+import { DynamoQuarantineStore } from "../store/dynamo-quarantine-store.js";
 import { DynamoSinkStore } from "../store/dynamo-sink-store.js";
 import { DynamoStepStore } from "../store/dynamo-step-store.js";
 import { DeliveryOperations } from "../usecases/delivery-operations.js";
+import { RunStepIngest } from "../usecases/run-step-ingest.js";
 
 /** Everything a runtime entry serves, built once per process or isolate. */
 export interface Stepwatch {
@@ -115,12 +117,20 @@ export async function createStepwatch(
     ...clock,
   });
   const verifier = await createSignatureVerifier(config.WEBHOOK_SECRET, config.SIGNATURE_TOLERANCE_S, hmac);
+  const ingest = new RunStepIngest({
+    store,
+    quarantine: new DynamoQuarantineStore({ client, tableName, ...clock }),
+    logger,
+    notifier,
+    quarantineDays: config.QUARANTINE_DAYS,
+    ...clock,
+  });
   const app = createApp({
     store,
     operations,
+    ingest,
     verifier,
     logger,
-    notifier,
     apiTokens: config.API_TOKEN,
     maxBodyBytes: config.MAX_BODY_BYTES,
     ...clock,

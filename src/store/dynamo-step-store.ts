@@ -26,6 +26,7 @@ import {
   stepKey,
   toStoredStep,
 } from "./item-codec.js";
+import { MAX_ITEM_BYTES, utf8Length, valueSize } from "./item-size.js";
 import type {
   Page,
   RunRollup,
@@ -34,7 +35,13 @@ import type {
   StoredStep,
   TerminalStepQuery,
 } from "./step-store.js";
-import { guardStore, InvalidCursorError, isConditionalFailure, toStoreError } from "./store-errors.js";
+import {
+  guardStore,
+  InvalidCursorError,
+  ItemTooLargeError,
+  isConditionalFailure,
+  toStoreError,
+} from "./store-errors.js";
 import { TABLE_SCHEMA } from "./table-schema.js";
 
 const A = TABLE_SCHEMA.attributes;
@@ -95,6 +102,27 @@ const ROLLUP_PROJECTION = [
   .map(n)
   .join(", ");
 
+// Bytes a step item may hold beyond what one apply sets: the conflicts counter, written by another
+// request, and the attribute names of the values below (each at most 4 bytes).
+const STEP_ITEM_ALLOWANCE = 128;
+
+/**
+ * Refuses, before the request, an apply whose item DynamoDB would refuse. The document dominates;
+ * its JSON is the canonical re-serialisation (`1e20` is stored as 21 digits), so a body under
+ * MAX_BODY_BYTES can still be too large. Most documents are decided without encoding them.
+ */
+function assertFits(stepId: string, values: Record<string, AttributeValue>): void {
+  const key = stepKey(stepId);
+  let upperBound = STEP_ITEM_ALLOWANCE + key.length * 3;
+  for (const value of Object.values(values)) {
+    upperBound += value.S !== undefined ? value.S.length * 3 : valueSize(value);
+  }
+  if (upperBound <= MAX_ITEM_BYTES) return;
+  let bytes = STEP_ITEM_ALLOWANCE + utf8Length(key);
+  for (const value of Object.values(values)) bytes += valueSize(value);
+  if (bytes > MAX_ITEM_BYTES) throw new ItemTooLargeError(bytes, MAX_ITEM_BYTES);
+}
+
 /** DynamoDB-backed {@link StepStore}: one conditional UpdateItem per event, no read before it. */
 export class DynamoStepStore implements StepStore {
   readonly #client: DynamoDBClient;
@@ -147,6 +175,7 @@ export class DynamoStepStore implements StepStore {
         values[":snk"] = { SS: snapshot.intents.map((intent) => intent.sink) };
       }
     }
+    assertFits(step.id, values);
     const update = `SET ${set.join(", ")}${remove}`;
     const condition = terminal ? APPLY_TERMINAL_IF : APPLY_IN_PROGRESS_IF;
     const input: UpdateItemCommandInput = {

@@ -6,6 +6,23 @@ export class StoreUnavailableError extends Error {
   }
 }
 
+/**
+ * A write that DynamoDB would refuse for its size: decided before the request, so the caller can
+ * answer 413 instead of the store failing.
+ */
+export class ItemTooLargeError extends Error {
+  override readonly name = "ItemTooLargeError";
+  constructor(
+    /** The item's size as DynamoDB counts it, in bytes. */
+    readonly bytes: number,
+    /** The most DynamoDB accepts. */
+    readonly limit: number,
+    options?: ErrorOptions,
+  ) {
+    super(`the stored item would be ${bytes} bytes; DynamoDB keeps at most ${limit} bytes per item`, options);
+  }
+}
+
 /** A list cursor that this store did not hand out (or that belongs to another list). */
 export class InvalidCursorError extends Error {
   override readonly name = "InvalidCursorError";

@@ -15,6 +15,9 @@
  *   never rewrites the step's document.
  * - `K#<sink>`: the sink's health, shared by every instance.
  * - `M#...`: bookkeeping of sweepers (outbox watermarks, queue shard leases).
+ * - `Q#<id>`: a signed request whose body was refused (the quarantine), in the `queue` index under
+ *   `Q#` sorted by arrival; its raw body is a second item, `Q#<id>#body`, so that listing and
+ *   reading the record never reads (or pays read units for) up to 350 KB of body.
  *
  * Indexes project only what their queries read: `by-run` what the run rollup sums (a listing reads
  * the documents from the table), `outbox` the owed sinks and the assistant, `queue` only the keys and the creation time
@@ -36,6 +39,8 @@ export const TABLE_SCHEMA = {
     dead: "X#",
     /** Outbox partitions `O#<terminal status>#<shard>`. */
     outbox: "O#",
+    /** Quarantined requests `Q#<id>` (and their bodies `Q#<id>#body`); also their `queue` partition. */
+    quarantine: "Q#",
   },
   attributes: {
     /** Partition key of every item. */
@@ -102,6 +107,22 @@ export const TABLE_SCHEMA = {
     leaseUntil: "lu",
     /** Outbox watermark: the sort key of the last entry a sweeper made sure of. */
     watermark: "wm",
+    // --- quarantined requests (arrival time in `cms`, listed through `q`/`qt`) ---
+    webhookId: "wid",
+    webhookTimestamp: "wts",
+    /** Map of the signature headers (and content type) as received. */
+    headers: "hdr",
+    /** The raw body (binary), on the `#body` item. */
+    body: "bdy",
+    bodyBytes: "bl",
+    refusalStatus: "rs",
+    refusalCode: "rc",
+    refusalMessage: "rm",
+    /** The refusal's issues as JSON text. */
+    refusalIssues: "ri",
+    replayedAt: "rpa",
+    replayedStep: "rps",
+    replayOutcome: "rpo",
   },
   indexes: {
     byRun: {
@@ -139,6 +160,7 @@ export const TABLE_SCHEMA = {
     "dynamodb:GetItem",
     "dynamodb:BatchGetItem",
     "dynamodb:Query",
+    "dynamodb:DeleteItem",
     "dynamodb:DescribeTable",
   ],
   /** Actions the Node entry also needs to create the table on a local store. */

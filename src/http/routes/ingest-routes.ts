@@ -1,0 +1,138 @@
+import { type Context, Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import type { SignatureVerifier } from "../../domain/signature-verifier.js";
+import type { IngestAnswer, RunStepIngest } from "../../usecases/run-step-ingest.js";
+import type { ErrorResponse, IngestResponse } from "../api-schemas.js";
+import { logFields } from "../request-log.js";
+import { fail } from "../responses.js";
+import { runAfterResponse } from "../run-after-response.js";
+
+/** What the ingest route needs. */
+export interface IngestRouteDeps {
+  readonly ingest: RunStepIngest;
+  readonly verifier: SignatureVerifier;
+  readonly maxBodyBytes: number;
+  /** Clock in Unix ms. */
+  readonly nowMs: () => number;
+}
+
+const JSON_MEDIA_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;\s*charset\s*=\s*"?utf-8"?\s*)?$/i;
+// Headers kept with a quarantined request: what proves who signed it, and what it said it was.
+const KEPT_HEADERS = ["webhook-id", "webhook-timestamp", "webhook-signature", "content-type"] as const;
+const SVIX_NAMES: Record<string, string> = {
+  "webhook-id": "svix-id",
+  "webhook-timestamp": "svix-timestamp",
+  "webhook-signature": "svix-signature",
+};
+
+/**
+ * `POST /v1/webhooks/run-steps` (SPEC §3): media type and size are decided from the headers
+ * before the body is read, then the signature over the raw bytes, then the use case.
+ */
+export function ingestRoutes(deps: IngestRouteDeps): Hono {
+  const routes = new Hono();
+  const { ingest, verifier, maxBodyBytes } = deps;
+
+  // Refused before the body is read: the rest of the upload is not wanted, so the connection is
+  // closed after the answer (keeping it alive would leave the unread body in the way of the next
+  // request, and Node would drop the connection under the client).
+  const early = (c: Context) => {
+    c.header("Connection", "close");
+  };
+  const tooLarge = (c: Context) => {
+    early(c);
+    return fail(c, 413, "payload_too_large", `body must be at most ${maxBodyBytes} bytes`);
+  };
+  // Hono's bodyLimit guards bodies of unknown length as they stream in. A declared length is
+  // checked from the header alone: bodyLimit reads `c.req.raw.body`, which makes @hono/node-server
+  // build a full Request for every event, a measurable cost on the hot path (BENCHMARKS.md).
+  const streamingLimit = bodyLimit({ maxSize: maxBodyBytes, onError: tooLarge });
+
+  routes.post(
+    "/",
+    async (c, next) => {
+      const type = c.req.header("content-type");
+      if (!type || !JSON_MEDIA_TYPE.test(type)) {
+        early(c);
+        return fail(c, 415, "unsupported_media_type", "content-type must be application/json (UTF-8)");
+      }
+      await next();
+    },
+    async (c, next) => {
+      const length = c.req.header("content-length");
+      if (length === undefined || c.req.header("transfer-encoding") !== undefined)
+        return streamingLimit(c, next);
+      if (!/^\d{1,15}$/.test(length) || Number(length) > maxBodyBytes) return tooLarge(c);
+      await next();
+    },
+    async (c) => {
+      const body = new Uint8Array(await c.req.arrayBuffer());
+      const header = (name: string) => c.req.header(name) ?? c.req.header(SVIX_NAMES[name] ?? name);
+      const check = await verifier.verify(
+        {
+          id: header("webhook-id"),
+          timestamp: header("webhook-timestamp"),
+          signature: header("webhook-signature"),
+        },
+        body,
+        Math.floor(deps.nowMs() / 1000),
+      );
+      if (!check.ok) {
+        // Which check failed, never a secret: a relay whose secret was rotated shows up here.
+        logFields(c, { reason: check.reason });
+        return fail(c, 401, "invalid_signature", check.reason);
+      }
+      const headers: Record<string, string> = {};
+      for (const name of KEPT_HEADERS) {
+        const value = header(name);
+        if (value !== undefined) headers[name] = value;
+      }
+      const answer = await ingest.ingest({
+        body,
+        // A verified signature implies the id header was present.
+        webhookId: headers["webhook-id"] ?? "",
+        timestamp: check.timestamp,
+        headers,
+        requestId: c.get("requestId"),
+      });
+      return respond(c, answer);
+    },
+  );
+  return routes;
+}
+
+function respond(c: Context, answer: IngestAnswer) {
+  switch (answer.kind) {
+    case "refused": {
+      const { refusal, quarantineId } = answer;
+      logFields(c, {
+        error_code: refusal.code,
+        quarantine_id: quarantineId,
+        ...(refusal.issues.length > 0 ? { issues: refusal.issues.length } : {}),
+      });
+      const error: ErrorResponse["error"] = {
+        code: refusal.code,
+        message: refusal.message,
+        quarantine_id: quarantineId,
+      };
+      if (refusal.issues.length > 0) error.issues = [...refusal.issues];
+      return c.json<ErrorResponse>({ error }, refusal.status);
+    }
+    case "ignored":
+      logFields(c, { step_id: answer.stepId, outcome: "ignored" });
+      return c.json<IngestResponse>({ step_id: answer.stepId, status: null, outcome: "ignored" });
+    case "applied":
+      logFields(c, {
+        step_id: answer.stepId,
+        run_id: answer.runId,
+        step_status: answer.status,
+        outcome: answer.outcome,
+      });
+      if (answer.notifications) runAfterResponse(c, answer.notifications);
+      return c.json<IngestResponse>({
+        step_id: answer.stepId,
+        status: answer.status,
+        outcome: answer.outcome,
+      });
+  }
+}

@@ -1,0 +1,15 @@
+import type { Context } from "hono";
+
+/**
+ * Keeps work that runs after the answer (prompt notifications) alive: Workers must be told with
+ * `waitUntil`, or the isolate may stop once the response is sent; Node and Lambda simply run it.
+ */
+export function runAfterResponse(c: Context, task: Promise<void>): void {
+  let ctx: { waitUntil(promise: Promise<unknown>): void } | undefined;
+  try {
+    ctx = c.executionCtx;
+  } catch {
+    ctx = undefined;
+  }
+  ctx?.waitUntil(task);
+}
