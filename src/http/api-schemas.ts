@@ -88,6 +88,13 @@ export const SinkResponseSchema = v.object({
   disabled_reason: v.nullable(v.string()),
   pending: v.pipe(v.number(), v.integer()),
   oldest_pending_age_s: v.nullable(v.pipe(v.number(), v.integer())),
+  public_key: v.pipe(
+    v.nullable(v.string()),
+    v.description(
+      "whpk_ + base64 of the Ed25519 public key its v1a signatures verify with (a webhook sink with a " +
+        "signing_key); null otherwise. Safe to publish; the whsk_ key itself is never shown.",
+    ),
+  ),
 });
 
 /** A sink in the API. */

@@ -73,7 +73,9 @@ export function buildOpenApiDocument(): Record<string, unknown> {
           in: "header",
           name: "webhook-signature",
           description:
-            "Standard Webhooks: v1,<base64 HMAC-SHA256 of id.timestamp.body>, with webhook-id and webhook-timestamp",
+            "Standard Webhooks, with webhook-id and webhook-timestamp: space-separated v1,<base64 HMAC-SHA256 of " +
+            "id.timestamp.body> (whsec_ secrets) and/or v1a,<base64 Ed25519 signature of id.timestamp.body> " +
+            "(whpk_ public keys); other versions are ignored; more than 16 signatures in one header is a 401.",
         },
       },
       schemas: {
