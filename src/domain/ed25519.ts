@@ -65,10 +65,11 @@ export async function importEd25519SigningKey(whsk: string): Promise<Ed25519Sign
   // Extractable only so the public half can be read from the JWK (`x`); the key object never leaves.
   const key = await crypto.subtle.importKey("pkcs8", pkcs8, ED25519, true, ["sign"]);
   const jwk = await crypto.subtle.exportKey("jwk", key);
-  const derived = jwk.x ? base64ToBytes(base64UrlToBase64(jwk.x)) : null;
-  if (derived?.length !== 32) throw new WebhookSecretError("could not derive the public key");
+  // JWK's `x` is unpadded base64url; base64ToBytes takes unpadded base64.
+  const derived = base64ToBytes(jwk.x?.replace(/-/g, "+").replace(/_/g, "/") ?? "") ?? new Uint8Array();
+  if (derived.length !== 32) throw new WebhookSecretError("could not be imported");
   if (carried && bytesToBase64(carried) !== bytesToBase64(derived)) {
-    throw new WebhookSecretError("holds a public key that does not belong to its seed (bytes 33–64)");
+    throw new WebhookSecretError("holds a public key that does not belong to its seed");
   }
   return {
     publicKey: PUBLIC_KEY_PREFIX + bytesToBase64(derived),
@@ -100,9 +101,4 @@ function signedContent(prefix: string, body: Uint8Array): Uint8Array<ArrayBuffer
   signed.set(head, 0);
   signed.set(body, head.length);
   return signed;
-}
-
-function base64UrlToBase64(value: string): string {
-  const standard = value.replace(/-/g, "+").replace(/_/g, "/");
-  return standard + "=".repeat((4 - (standard.length % 4)) % 4);
 }

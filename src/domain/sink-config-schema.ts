@@ -41,7 +41,7 @@ const SigningKeySchema = v.pipe(
     } catch {
       return false;
     }
-  }, "must be a Standard Webhooks Ed25519 secret key: whsk_ followed by base64 of 32 or 64 bytes"),
+  }, "must be whsk_ followed by base64 of 32 or 64 bytes"),
 );
 
 const OnSchema = v.pipe(
@@ -94,7 +94,7 @@ export const SinkConfigSchema = v.pipe(
   ),
   v.check(
     (sink) => sink.type !== "webhook" || sink.secret !== undefined || sink.signing_key !== undefined,
-    "a webhook sink needs a secret (whsec_), a signing_key (whsk_) or both",
+    "a webhook sink needs a secret, a signing_key or both",
   ),
 );
 

@@ -20,12 +20,9 @@ export interface DecodedSigningKey {
  * @throws {WebhookSecretError} when the prefix, the base64 or the length is wrong.
  */
 export function decodeWebhookPublicKey(key: string): Uint8Array<ArrayBuffer> {
-  if (!key.startsWith(PUBLIC_KEY_PREFIX))
-    throw new WebhookSecretError(`must start with "${PUBLIC_KEY_PREFIX}"`);
-  const bytes = base64ToBytes(key.slice(PUBLIC_KEY_PREFIX.length));
-  if (!bytes) throw new WebhookSecretError("must be whpk_ followed by base64");
-  if (bytes.length !== KEY_BYTES) {
-    throw new WebhookSecretError(`must be whpk_ followed by base64 of 32 bytes (got ${bytes.length})`);
+  const bytes = key.startsWith(PUBLIC_KEY_PREFIX) ? base64ToBytes(key.slice(PUBLIC_KEY_PREFIX.length)) : null;
+  if (bytes?.length !== KEY_BYTES) {
+    throw new WebhookSecretError(`must be whpk_ followed by base64 of 32 bytes${got(bytes)}`);
   }
   return bytes;
 }
@@ -38,18 +35,18 @@ export function decodeWebhookPublicKey(key: string): Uint8Array<ArrayBuffer> {
  * @throws {WebhookSecretError} when the prefix, the base64 or the length is wrong.
  */
 export function decodeWebhookSigningKey(key: string): DecodedSigningKey {
-  if (!key.startsWith(SIGNING_KEY_PREFIX))
-    throw new WebhookSecretError(`must start with "${SIGNING_KEY_PREFIX}"`);
-  const bytes = base64ToBytes(key.slice(SIGNING_KEY_PREFIX.length));
-  if (!bytes) throw new WebhookSecretError("must be whsk_ followed by base64");
-  if (bytes.length === KEY_BYTES) return { seed: bytes, publicKey: null };
-  if (bytes.length === 2 * KEY_BYTES) {
+  const bytes = key.startsWith(SIGNING_KEY_PREFIX)
+    ? base64ToBytes(key.slice(SIGNING_KEY_PREFIX.length))
+    : null;
+  if (bytes?.length === KEY_BYTES) return { seed: bytes, publicKey: null };
+  if (bytes?.length === 2 * KEY_BYTES) {
     return { seed: bytes.slice(0, KEY_BYTES), publicKey: bytes.slice(KEY_BYTES) };
   }
-  throw new WebhookSecretError(
-    `must be whsk_ followed by base64 of a 32-byte seed or 64 bytes of seed and public key (got ${bytes.length})`,
-  );
+  throw new WebhookSecretError(`must be whsk_ followed by base64 of 32 or 64 bytes${got(bytes)}`);
 }
+
+// The decoded length helps find a bad paste; it says nothing about the key.
+const got = (bytes: Uint8Array | null) => (bytes ? ` (got ${bytes.length})` : "");
 
 /**
  * Checks one entry of a receiver's key list (`WEBHOOK_SECRET`): a `whsec_` secret or a `whpk_`
@@ -60,7 +57,7 @@ export function decodeWebhookSigningKey(key: string): DecodedSigningKey {
 export function checkVerificationKey(entry: string): void {
   if (entry.startsWith(SIGNING_KEY_PREFIX)) {
     throw new WebhookSecretError(
-      "is a whsk_ signing key, which must stay with the sender: configure its whpk_ public key instead",
+      "is a whsk_ signing key, which stays with the sender: configure its whpk_ instead",
     );
   }
   if (entry.startsWith(PUBLIC_KEY_PREFIX)) decodeWebhookPublicKey(entry);

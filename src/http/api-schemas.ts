@@ -88,13 +88,8 @@ export const SinkResponseSchema = v.object({
   disabled_reason: v.nullable(v.string()),
   pending: v.pipe(v.number(), v.integer()),
   oldest_pending_age_s: v.nullable(v.pipe(v.number(), v.integer())),
-  public_key: v.pipe(
-    v.nullable(v.string()),
-    v.description(
-      "whpk_ + base64 of the Ed25519 public key its v1a signatures verify with (a webhook sink with a " +
-        "signing_key); null otherwise. Safe to publish; the whsk_ key itself is never shown.",
-    ),
-  ),
+  /** whpk_ key of a webhook sink's signing_key (its v1a signatures), else null; described in openapi-document. */
+  public_key: v.nullable(v.string()),
 });
 
 /** A sink in the API. */
