@@ -236,10 +236,10 @@ describe("outbound v1a: stepwatch's signatures checked by noble", () => {
 
   it("key decoding refuses wrong prefixes, base64 and lengths without echoing the key", () => {
     const bad = [
-      ["whpk_", /base64/],
+      ["whpk_", /^must be whpk_ followed by base64 of 32 bytes$/],
       [`whpk_${b64(new Uint8Array(31))}`, /32 bytes \(got 31\)/],
       [`whpk_${b64(new Uint8Array(33))}`, /32 bytes \(got 33\)/],
-      [`whsec_${b64(new Uint8Array(32))}`, /must start with "whpk_"/],
+      [`whsec_${b64(new Uint8Array(32))}`, /^must be whpk_ followed by base64 of 32 bytes$/],
     ] as const;
     for (const [key, message] of bad) expect(() => decodeWebhookPublicKey(key)).toThrow(message);
     expect(() => decodeWebhookSigningKey(`whsk_${b64(new Uint8Array(48))}`)).toThrow(/got 48/);
