@@ -44,6 +44,20 @@ describe("configuration", () => {
     expect(config.API_TOKEN).toEqual(["a".repeat(16), "b".repeat(20)]);
   });
 
+  it("takes whpk_ public keys beside or instead of whsec_ secrets, and webhook sinks with a signing_key", () => {
+    const whpk = `whpk_${Buffer.alloc(32, 9).toString("base64")}`;
+    expect(parseConfig({ WEBHOOK_SECRET: `${secret},${whpk}` }).WEBHOOK_SECRET).toEqual([secret, whpk]);
+    expect(parseConfig({ WEBHOOK_SECRET: whpk }).WEBHOOK_SECRET).toEqual([whpk]);
+    for (const bytes of [32, 64]) {
+      const signing_key = `whsk_${Buffer.alloc(bytes, 3).toString("base64")}`;
+      const config = parseConfig({
+        WEBHOOK_SECRET: secret,
+        NOTIFY_SINKS: JSON.stringify([{ type: "webhook", url: "https://x", signing_key }]),
+      });
+      expect(config.NOTIFY_SINKS).toMatchObject([{ type: "webhook", signing_key }]);
+    }
+  });
+
   it("fills sink defaults: name from type, on by type", () => {
     const config = parseConfig({
       WEBHOOK_SECRET: secret,
@@ -65,7 +79,30 @@ describe("configuration", () => {
     [{}, /^Invalid configuration: WEBHOOK_SECRET is required/],
     [
       { WEBHOOK_SECRET: "not-a-secret" },
-      /^Invalid configuration: WEBHOOK_SECRET secret #1 must start with "whsec_"$/,
+      /^Invalid configuration: WEBHOOK_SECRET entry #1 must start with "whsec_" \(HMAC secret\) or "whpk_" \(Ed25519 public key\)$/,
+    ],
+    [
+      { WEBHOOK_SECRET: `${secret} whsk_${Buffer.alloc(32, 1).toString("base64")}` },
+      /^Invalid configuration: WEBHOOK_SECRET entry #2 is a whsk_ signing key, which stays with the sender: configure its whpk_ instead$/,
+    ],
+    [
+      { WEBHOOK_SECRET: `whpk_${Buffer.alloc(31, 1).toString("base64")}` },
+      /^Invalid configuration: WEBHOOK_SECRET entry #1 must be whpk_ followed by base64 of 32 bytes \(got 31\)$/,
+    ],
+    [
+      { WEBHOOK_SECRET: "whpk_not*base64" },
+      /^Invalid configuration: WEBHOOK_SECRET entry #1 must be whpk_ followed by base64 of 32 bytes$/,
+    ],
+    [
+      {
+        WEBHOOK_SECRET: secret,
+        NOTIFY_SINKS: '[{"type":"webhook","url":"https://x","signing_key":"whsk_AAAA"}]',
+      },
+      /^Invalid configuration: NOTIFY_SINKS \(at 0\.signing_key\) must be whsk_ followed by base64 of 32 or 64 bytes$/,
+    ],
+    [
+      { WEBHOOK_SECRET: secret, NOTIFY_SINKS: '[{"type":"webhook","url":"https://x"}]' },
+      /^Invalid configuration: NOTIFY_SINKS \(at 0\) a webhook sink needs a secret, a signing_key or both$/,
     ],
     [
       { WEBHOOK_SECRET: secret, SIGNATURE_TOLERANCE_S: "ten" },

@@ -264,6 +264,7 @@ describe("GET /v1/sinks and the sink test (POST /v1/sinks/{name}/test)", () => {
           disabled_reason: null,
           pending: 0,
           oldest_pending_age_s: null,
+          public_key: null,
         },
       ],
       next_cursor: null,

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import * as ed from "@noble/ed25519";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildWorker, GZIP_BUDGET_BYTES } from "../scripts/build-worker.js";
@@ -21,6 +22,10 @@ interface StepBody {
 
 const secret = generateWebhookSecret();
 const sinkSecret = generateWebhookSecret();
+// Ed25519 keys made by @noble/ed25519: a sender signing v1a to the Worker, and the "ed" sink's key.
+const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64");
+const sender = await ed.keygenAsync();
+const sinkKeys = await ed.keygenAsync();
 let store: TestStore;
 let sink: SinkServer;
 let runtime: WorkerRuntime;
@@ -30,13 +35,20 @@ const uid = (prefix: string) => `${prefix}_${Date.now().toString(36)}_${seq++}`;
 beforeAll(async () => {
   [store, sink] = await Promise.all([startTestStore("stepwatch-worker"), startSinkServer()]);
   runtime = await startWorkerRuntime({
-    WEBHOOK_SECRET: secret,
+    WEBHOOK_SECRET: `${secret} whpk_${b64(sender.publicKey)}`,
     API_TOKEN: TEST_TOKEN,
     DYNAMODB_TABLE: store.tableName,
     DYNAMODB_ENDPOINT: store.endpoint,
     ...TEST_AWS,
     NOTIFY_SINKS: JSON.stringify([
       { name: "hook", type: "webhook", url: `${sink.url}/hook`, secret: sinkSecret },
+      {
+        name: "ed",
+        type: "webhook",
+        url: `${sink.url}/ed`,
+        signing_key: `whsk_${b64(sinkKeys.secretKey)}`,
+        filter: { metadata: { sig: "v1a" } },
+      },
     ]),
     NOTIFY_RETRY_SCHEDULE: "0.5",
     NOTIFY_TIMEOUT_MS: "2000",
@@ -128,6 +140,47 @@ describe("the Worker in workerd (wrangler's local runtime)", () => {
       return stored.deliveries[0]?.state === "delivered" ? stored : undefined;
     });
     expect(settled.deliveries).toMatchObject([{ sink: "hook", state: "delivered", attempts: 1 }]);
+  });
+
+  it("v1a both ways with workerd's Web Crypto Ed25519, checked against noble", async () => {
+    const step = makeStep({ id: uid("step_ed"), status: "completed", metadata: { sig: "v1a" } });
+    const payload = JSON.stringify(step);
+    const id = uid("msg");
+    const ts = Math.floor(Date.now() / 1000);
+    const signature = await ed.signAsync(
+      new TextEncoder().encode(`${id}.${ts}.${payload}`),
+      sender.secretKey,
+    );
+    const init = (sig: string): RequestInit => ({
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "webhook-id": id,
+        "webhook-timestamp": String(ts),
+        "webhook-signature": sig,
+      },
+      body: payload,
+    });
+    const forged = await ed.signAsync(new TextEncoder().encode(`${id}.${ts}.${payload}`), sinkKeys.secretKey);
+    expect((await post(init(`v1a,${b64(forged)}`))).status).toBe(401);
+    const accepted = await post(init(`v1,AAAA v1a,${b64(signature)}`));
+    expect(await accepted.json()).toMatchObject({ step_id: step.id, outcome: "created" });
+
+    const published = ((await (await read("/v1/sinks/ed")).json()) as { public_key: string }).public_key;
+    expect(published).toBe(`whpk_${b64(sinkKeys.publicKey)}`);
+    const request = await eventually(async () =>
+      sink.received.find((r) => r.path === "/ed" && r.body.includes(`"${step.id}"`)),
+    );
+    const v1a = String(request.headers["webhook-signature"]);
+    expect(v1a).toMatch(/^v1a,[^ ]+$/);
+    const content = `${request.headers["webhook-id"]}.${request.headers["webhook-timestamp"]}.${request.body}`;
+    expect(
+      await ed.verifyAsync(
+        Buffer.from(v1a.slice(4), "base64"),
+        new TextEncoder().encode(content),
+        sinkKeys.publicKey,
+      ),
+    ).toBe(true);
   });
 
   it("sweeps a due delivery to the sink from the scheduled (cron) handler", async () => {

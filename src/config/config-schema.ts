@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import { SinkListSchema } from "../domain/sink-config-schema.js";
-import { decodeWebhookSecret } from "../domain/webhook-secret.js";
+import { checkVerificationKey } from "../domain/webhook-keys.js";
 
 const list = (value: string) => value.split(/[\s,]+/).filter((item) => item.length > 0);
 
@@ -24,14 +24,14 @@ const seconds = (fallback: string, min: number) =>
 const WebhookSecretsSchema = v.pipe(
   v.optional(v.string(), ""),
   v.transform(list),
-  v.minLength(1, "is required: one or more whsec_ secrets"),
+  v.minLength(1, "is required: one or more whsec_ secrets or whpk_ public keys"),
   v.rawCheck(({ dataset, addIssue }) => {
     if (!dataset.typed) return;
-    dataset.value.forEach((secret, index) => {
+    dataset.value.forEach((entry, index) => {
       try {
-        decodeWebhookSecret(secret);
+        checkVerificationKey(entry);
       } catch (error) {
-        addIssue({ message: `secret #${index + 1} ${(error as Error).message}` });
+        addIssue({ message: `entry #${index + 1} ${(error as Error).message}` });
       }
     });
   }),

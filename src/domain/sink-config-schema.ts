@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import { TERMINAL_STATUSES } from "./run-step-schema.js";
+import { decodeWebhookSigningKey } from "./webhook-keys.js";
 import { decodeWebhookSecret } from "./webhook-secret.js";
 
 /** Where PagerDuty's Events API v2 takes events. */
@@ -31,6 +32,18 @@ const SecretSchema = v.pipe(
   }, "must be a Standard Webhooks secret: whsec_ followed by base64 of 24–64 bytes"),
 );
 
+const SigningKeySchema = v.pipe(
+  v.string("must be a string"),
+  v.check((key) => {
+    try {
+      decodeWebhookSigningKey(key);
+      return true;
+    } catch {
+      return false;
+    }
+  }, "must be whsk_ followed by base64 of 32 or 64 bytes"),
+);
+
 const OnSchema = v.pipe(
   v.array(v.picklist(TERMINAL_STATUSES, `must list statuses among ${TERMINAL_STATUSES.join(", ")}`)),
   v.minLength(1, "must list at least one status"),
@@ -52,21 +65,37 @@ const common = {
   filter: v.optional(FilterSchema),
 };
 
-/** One entry of `NOTIFY_SINKS`. */
-export const SinkConfigSchema = v.variant(
-  "type",
-  [
-    v.strictObject({ ...common, type: v.literal("webhook"), url: HttpUrlSchema, secret: SecretSchema }),
-    v.strictObject({ ...common, type: v.literal("slack"), url: HttpUrlSchema }),
-    v.strictObject({
-      ...common,
-      type: v.literal("pagerduty"),
-      routing_key: v.pipe(v.string("must be a string"), v.minLength(1, "must not be empty")),
-      url: v.optional(HttpUrlSchema, PAGERDUTY_ENQUEUE_URL),
-    }),
-    v.strictObject({ ...common, type: v.literal("console") }),
-  ],
-  'type must be "webhook", "slack", "pagerduty" or "console"',
+/**
+ * One entry of `NOTIFY_SINKS`. A webhook sink signs with an HMAC `secret` (`v1`), an Ed25519
+ * `signing_key` (`v1a`), or both at once (one header carrying both signatures, e.g. while its
+ * receivers move from one scheme to the other).
+ */
+export const SinkConfigSchema = v.pipe(
+  v.variant(
+    "type",
+    [
+      v.strictObject({
+        ...common,
+        type: v.literal("webhook"),
+        url: HttpUrlSchema,
+        secret: v.optional(SecretSchema),
+        signing_key: v.optional(SigningKeySchema),
+      }),
+      v.strictObject({ ...common, type: v.literal("slack"), url: HttpUrlSchema }),
+      v.strictObject({
+        ...common,
+        type: v.literal("pagerduty"),
+        routing_key: v.pipe(v.string("must be a string"), v.minLength(1, "must not be empty")),
+        url: v.optional(HttpUrlSchema, PAGERDUTY_ENQUEUE_URL),
+      }),
+      v.strictObject({ ...common, type: v.literal("console") }),
+    ],
+    'type must be "webhook", "slack", "pagerduty" or "console"',
+  ),
+  v.check(
+    (sink) => sink.type !== "webhook" || sink.secret !== undefined || sink.signing_key !== undefined,
+    "a webhook sink needs a secret, a signing_key or both",
+  ),
 );
 
 /** A sink entry as written. */

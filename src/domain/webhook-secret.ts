@@ -2,7 +2,7 @@ const PREFIX = "whsec_";
 const MIN_BYTES = 24;
 const MAX_BYTES = 64;
 
-/** Raised when a Standard Webhooks secret is malformed; the message never contains the secret. */
+/** Raised when a Standard Webhooks secret or key is malformed; the message never contains it. */
 export class WebhookSecretError extends Error {
   override readonly name = "WebhookSecretError";
 }
@@ -13,15 +13,8 @@ export class WebhookSecretError extends Error {
  */
 export function decodeWebhookSecret(secret: string): Uint8Array<ArrayBuffer> {
   if (!secret.startsWith(PREFIX)) throw new WebhookSecretError(`must start with "${PREFIX}"`);
-  const encoded = secret.slice(PREFIX.length);
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(encoded))
-    throw new WebhookSecretError("must be whsec_ followed by base64");
-  let bytes: Uint8Array<ArrayBuffer>;
-  try {
-    bytes = Uint8Array.from(atob(encoded), (c) => c.charCodeAt(0));
-  } catch (cause) {
-    throw new WebhookSecretError("must be whsec_ followed by base64", { cause });
-  }
+  const bytes = base64ToBytes(secret.slice(PREFIX.length));
+  if (!bytes) throw new WebhookSecretError("must be whsec_ followed by base64");
   if (bytes.length < MIN_BYTES || bytes.length > MAX_BYTES) {
     throw new WebhookSecretError(`must decode to ${MIN_BYTES}–${MAX_BYTES} bytes (got ${bytes.length})`);
   }
@@ -39,4 +32,15 @@ export function bytesToBase64(bytes: Uint8Array): string {
   let binary = "";
   for (const byte of bytes) binary += String.fromCharCode(byte);
   return btoa(binary);
+}
+
+/** Bytes of standard (padded or unpadded) base64, or null when `encoded` is not base64. */
+export function base64ToBytes(encoded: string): Uint8Array<ArrayBuffer> | null {
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(encoded)) return null;
+  try {
+    return Uint8Array.from(atob(encoded), (c) => c.charCodeAt(0));
+  } catch {
+    // atob refuses what the pattern lets through when the length or padding is wrong.
+    return null;
+  }
 }

@@ -91,6 +91,8 @@ export const SinkResponseSchema = v.object({
   disabled_reason: v.nullable(v.string()),
   pending: v.pipe(v.number(), v.integer()),
   oldest_pending_age_s: v.nullable(v.pipe(v.number(), v.integer())),
+  /** whpk_ key of a webhook sink's signing_key (its v1a signatures), else null; described in openapi-document. */
+  public_key: v.nullable(v.string()),
 });
 
 /** A sink in the API. */

@@ -76,7 +76,9 @@ export function buildOpenApiDocument(): Record<string, unknown> {
           in: "header",
           name: "webhook-signature",
           description:
-            "Standard Webhooks: v1,<base64 HMAC-SHA256 of id.timestamp.body>, with webhook-id and webhook-timestamp",
+            "Standard Webhooks, with webhook-id and webhook-timestamp: space-separated v1,<base64 HMAC-SHA256 of " +
+            "id.timestamp.body> (whsec_ secrets) and/or v1a,<base64 Ed25519 signature of id.timestamp.body> " +
+            "(whpk_ public keys); other versions are ignored; more than 16 signatures in one header is a 401.",
         },
       },
       schemas: {
@@ -254,7 +256,9 @@ export function buildOpenApiDocument(): Record<string, unknown> {
           summary: "A sink's state and backlog",
           description:
             "healthy; failing after 5 failed attempts in a row (probed one attempt at a time, on a backoff); " +
-            "disabled by 410 Gone or an operator (its deliveries parked).",
+            "disabled by 410 Gone or an operator (its deliveries parked). public_key is the whpk_ key (base64 " +
+            "of the Ed25519 public key) a webhook sink with a signing_key signs v1a signatures for, for its " +
+            "receivers to verify with; null for other sinks. The whsk_ and whsec_ values are never shown.",
           security: bearer,
           parameters: [pathParam("name")],
           responses: { "200": json(SinkResponseSchema, "The sink"), ...errors(401, 404, 503) },

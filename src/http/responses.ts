@@ -76,6 +76,7 @@ export function toSinkResponse(view: SinkView, nowMs: number): SinkResponse {
       backlog.oldestPendingCreatedMs === null
         ? null
         : Math.max(0, seconds(nowMs - backlog.oldestPendingCreatedMs)),
+    public_key: view.publicKey,
   };
 }
 

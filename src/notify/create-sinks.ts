@@ -7,6 +7,7 @@ import {
   notificationMessageId,
 } from "../domain/notification-payloads.js";
 import type { SinkConfig } from "../domain/sink-config-schema.js";
+import { WebhookSecretError } from "../domain/webhook-secret.js";
 import { createWebhookSigner } from "../domain/webhook-signer.js";
 import { postJson } from "./post-json.js";
 import type { Sink } from "./sink.js";
@@ -30,7 +31,17 @@ export async function createSinks(
   configs: readonly SinkConfig[],
   options: SinkOptions,
 ): Promise<Map<string, Sink>> {
-  const sinks = await Promise.all(configs.map((config) => createSink(config, options)));
+  const sinks = await Promise.all(
+    configs.map((config, index) =>
+      createSink(config, options).catch((error: unknown) => {
+        // Only the whsk_ check that needs Web Crypto can fail here; say where, never the key.
+        if (error instanceof WebhookSecretError) {
+          throw new WebhookSecretError(`(at ${index}.signing_key) ${error.message}`, { cause: error });
+        }
+        throw error;
+      }),
+    ),
+  );
   return new Map(sinks.map((sink) => [sink.name, sink]));
 }
 
@@ -40,10 +51,12 @@ async function createSink(config: SinkConfig, options: SinkOptions): Promise<Sin
   const nowMs = options.nowMs ?? Date.now;
   switch (config.type) {
     case "webhook": {
-      const signer = await createWebhookSigner(config.secret, options.hmac);
+      const keys = [config.secret, config.signing_key].filter((key) => key !== undefined);
+      const signer = await createWebhookSigner(keys, options.hmac);
       return {
         name,
         type,
+        ...(signer.publicKeys[0] ? { publicKey: signer.publicKeys[0] } : {}),
         async send(n) {
           const body = JSON.stringify(buildWebhookPayload(n));
           const id = await notificationMessageId(n.step.id, n.event, name);

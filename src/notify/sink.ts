@@ -7,5 +7,7 @@ export type { AttemptResult } from "../domain/retry-policy.js";
 export interface Sink {
   readonly name: string;
   readonly type: string;
+  /** The `whpk_` key receivers verify this sink's `v1a` signatures with (webhook sinks with a signing_key). */
+  readonly publicKey?: string;
   send(notification: Notification): Promise<AttemptResult>;
 }

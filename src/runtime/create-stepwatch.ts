@@ -1,8 +1,9 @@
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { Hono } from "hono";
-import type { Config } from "../config/config-schema.js";
+import { type Config, ConfigError } from "../config/config-schema.js";
 import { type HmacSha256, webCryptoHmacSha256 } from "../domain/hmac-sha256.js";
 import { createSignatureVerifier } from "../domain/signature-verifier.js";
+import { WebhookSecretError } from "../domain/webhook-secret.js";
 import { createApp } from "../http/create-app.js";
 import { createSinks } from "../notify/create-sinks.js";
 import { DeliveryNotifier } from "../notify/delivery-notifier.js";
@@ -89,6 +90,12 @@ export async function createStepwatch(
     hmac,
     ...clock,
     ...(options.writeLine ? { writeLine: options.writeLine } : {}),
+  }).catch((error: unknown) => {
+    // A whsk_ key whose public half is not its seed's shows only once Web Crypto has derived it.
+    if (error instanceof WebhookSecretError) {
+      throw new ConfigError(`Invalid configuration: NOTIFY_SINKS ${error.message}`, { cause: error });
+    }
+    throw error;
   });
   const notifier = new DeliveryNotifier({
     sinkConfigs: config.NOTIFY_SINKS,
@@ -113,6 +120,9 @@ export async function createStepwatch(
     health: sinkHealth,
     notifier,
     sinkConfigs: config.NOTIFY_SINKS,
+    publicKeys: new Map(
+      [...sinks].flatMap(([name, sink]) => (sink.publicKey ? [[name, sink.publicKey]] : [])),
+    ),
     timeoutMs: config.NOTIFY_TIMEOUT_MS,
     ...clock,
   });

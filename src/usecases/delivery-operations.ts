@@ -20,6 +20,8 @@ export interface DeliveryView {
 /** A sink with its health and backlog. */
 export interface SinkView {
   readonly config: SinkConfig;
+  /** The `whpk_` key its `v1a` signatures verify with, when it signs with one. */
+  readonly publicKey: string | null;
   readonly health: SinkHealth;
   readonly backlog: SinkBacklog;
 }
@@ -45,6 +47,8 @@ export interface DeliveryOperationsDeps {
   readonly health: SinkHealthStore;
   readonly notifier: DeliveryNotifier;
   readonly sinkConfigs: readonly SinkConfig[];
+  /** Each Ed25519-signing sink's `whpk_` public key, by sink name (derived when its key was imported). */
+  readonly publicKeys?: ReadonlyMap<string, string>;
   /** Per-attempt time-out: how long an operator's retry holds a delivery away from sweepers. */
   readonly timeoutMs: number;
   readonly nowMs?: () => number;
@@ -262,7 +266,12 @@ export class DeliveryOperations {
       this.#d.health.get(config.name),
       this.#d.deliveries.backlog(config.name),
     ]);
-    return { config, health: this.#d.notifier.rememberHealth(health), backlog };
+    return {
+      config,
+      publicKey: this.#d.publicKeys?.get(config.name) ?? null,
+      health: this.#d.notifier.rememberHealth(health),
+      backlog,
+    };
   }
 }
 
