@@ -4,6 +4,7 @@ import type { Config } from "../config/config-schema.js";
 import { type HmacSha256, webCryptoHmacSha256 } from "../domain/hmac-sha256.js";
 import { createSignatureVerifier } from "../domain/signature-verifier.js";
 import { createApp } from "../http/create-app.js";
+import type { ConsoleFiles } from "../http/routes/console-routes.js";
 import { createSinks } from "../notify/create-sinks.js";
 import { DeliveryNotifier } from "../notify/delivery-notifier.js";
 import type { SweepReport } from "../notify/notifier.js";
@@ -53,6 +54,8 @@ export interface StepwatchOptions {
   readonly random?: () => number;
   /** The OpenAPI document to serve (the Worker serves it as a static asset instead). */
   readonly openApiDocument?: unknown;
+  /** The operator console's files (the Worker serves them as static assets instead). */
+  readonly consoleFiles?: ConsoleFiles;
   /** Counters and `/metrics`, where the runtime's process lives long enough for them (Node). */
   readonly metrics?: Metrics;
 }
@@ -125,6 +128,7 @@ export async function createStepwatch(
     maxBodyBytes: config.MAX_BODY_BYTES,
     ...clock,
     ...(options.openApiDocument ? { openApiDocument: options.openApiDocument } : {}),
+    ...(options.consoleFiles ? { consoleFiles: options.consoleFiles } : {}),
     ...(options.metrics ? { metrics: options.metrics, metricsTokens: config.METRICS_TOKEN } : {}),
   });
 

@@ -5,6 +5,7 @@ import { parseConfig } from "../config/config-schema.js";
 import { createLogger } from "../observability/logger.js";
 import { createDynamoClient } from "../store/dynamo-client.js";
 import { ensureTable } from "../store/ensure-table.js";
+import { consoleFilesIn } from "./console-files.js";
 import { createStepwatch, type Stepwatch } from "./create-stepwatch.js";
 import { type EmbeddedDynamo, startEmbeddedDynamo } from "./embedded-dynamo.js";
 import { applyLocalDefaults, type LocalDefaults } from "./local-defaults.js";
@@ -62,6 +63,8 @@ export async function startNodeServer(
   const stepwatch = await createStepwatch(config, client, logger, {
     hmac: nodeHmacSha256,
     openApiDocument,
+    // Next to this module in the repository, wherever the process was started from.
+    consoleFiles: consoleFilesIn(new URL("../../public/console/", import.meta.url)),
     metrics: createPromMetrics(),
     sweepBudgetMs: config.SWEEP_INTERVAL_S * 1000,
   });
