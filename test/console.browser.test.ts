@@ -6,6 +6,7 @@ import chromium from "@sparticuz/chromium";
 import { type Browser, type BrowserContext, type Page, chromium as playwright } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateWebhookSecret } from "../src/domain/webhook-secret.js";
+import { consoleRoutes } from "../src/http/routes/console-routes.js";
 import { consoleFilesIn } from "../src/runtime/console-files.js";
 import { deliveryOf, seedDead, sinkOf, stepIdOf, webhookSink } from "./support/deliveries.js";
 import { makeStep } from "./support/run-steps.js";
@@ -60,7 +61,7 @@ beforeAll(async () => {
       ]),
       NOTIFY_TIMEOUT_MS: "2000",
     },
-    { consoleFiles: consoleFilesIn(new URL("../public/console/", import.meta.url)) },
+    { consoleRoutes: consoleRoutes(consoleFilesIn(new URL("../public/console/", import.meta.url))) },
   );
   // The hook refuses the failed step's first notification for good (400): that delivery is dead.
   let refused = false;

@@ -4,7 +4,6 @@ import type { Config } from "../config/config-schema.js";
 import { type HmacSha256, webCryptoHmacSha256 } from "../domain/hmac-sha256.js";
 import { createSignatureVerifier } from "../domain/signature-verifier.js";
 import { createApp } from "../http/create-app.js";
-import type { ConsoleFiles } from "../http/routes/console-routes.js";
 import { createSinks } from "../notify/create-sinks.js";
 import { DeliveryNotifier } from "../notify/delivery-notifier.js";
 import type { SweepReport } from "../notify/notifier.js";
@@ -54,8 +53,8 @@ export interface StepwatchOptions {
   readonly random?: () => number;
   /** The OpenAPI document to serve (the Worker serves it as a static asset instead). */
   readonly openApiDocument?: unknown;
-  /** The operator console's files (the Worker serves them as static assets instead). */
-  readonly consoleFiles?: ConsoleFiles;
+  /** The operator console's routes (`consoleRoutes`); the Worker serves it as static assets instead. */
+  readonly consoleRoutes?: Hono;
   /** Counters and `/metrics`, where the runtime's process lives long enough for them (Node). */
   readonly metrics?: Metrics;
 }
@@ -128,7 +127,7 @@ export async function createStepwatch(
     maxBodyBytes: config.MAX_BODY_BYTES,
     ...clock,
     ...(options.openApiDocument ? { openApiDocument: options.openApiDocument } : {}),
-    ...(options.consoleFiles ? { consoleFiles: options.consoleFiles } : {}),
+    ...(options.consoleRoutes ? { consoleRoutes: options.consoleRoutes } : {}),
     ...(options.metrics ? { metrics: options.metrics, metricsTokens: config.METRICS_TOKEN } : {}),
   });
 

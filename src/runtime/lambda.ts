@@ -1,6 +1,7 @@
 import { type APIGatewayProxyResult, handle, type LambdaContext, type LambdaEvent } from "hono/aws-lambda";
 import openApiDocument from "../../public/openapi.json" with { type: "json" };
 import { parseConfig } from "../config/config-schema.js";
+import { consoleRoutes } from "../http/routes/console-routes.js";
 import type { SweepReport } from "../notify/notifier.js";
 import { createLogger } from "../observability/logger.js";
 import { createDynamoClient } from "../store/dynamo-client.js";
@@ -36,7 +37,7 @@ export function createLambdaHandlers(env: Readonly<Record<string, string | undef
       hmac: nodeHmacSha256,
       openApiDocument,
       // infra/ bundles public/console/ next to the bundled handler (lambda-bundle.ts).
-      consoleFiles: consoleFilesIn(new URL("./console/", import.meta.url)),
+      consoleRoutes: consoleRoutes(consoleFilesIn(new URL("./console/", import.meta.url))),
       // The schedule runs every minute, the sweeper function may run two (infra/): 50 s of draining
       // leaves room for the attempts in flight to end.
       sweepBudgetMs: 50_000,

@@ -2,6 +2,7 @@ import { join, resolve } from "node:path";
 import { type ServerType, serve } from "@hono/node-server";
 import openApiDocument from "../../public/openapi.json" with { type: "json" };
 import { parseConfig } from "../config/config-schema.js";
+import { consoleRoutes } from "../http/routes/console-routes.js";
 import { createLogger } from "../observability/logger.js";
 import { createDynamoClient } from "../store/dynamo-client.js";
 import { ensureTable } from "../store/ensure-table.js";
@@ -64,7 +65,7 @@ export async function startNodeServer(
     hmac: nodeHmacSha256,
     openApiDocument,
     // Next to this module in the repository, wherever the process was started from.
-    consoleFiles: consoleFilesIn(new URL("../../public/console/", import.meta.url)),
+    consoleRoutes: consoleRoutes(consoleFilesIn(new URL("../../public/console/", import.meta.url))),
     metrics: createPromMetrics(),
     sweepBudgetMs: config.SWEEP_INTERVAL_S * 1000,
   });
