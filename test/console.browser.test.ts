@@ -24,6 +24,7 @@ const RUN_B = "run_console_b";
 const ASSISTANT_A = "asst_console_a";
 const FAILED_A = "step_console_a2";
 const secret = generateWebhookSecret();
+const MARKUP = `<img src=x onerror="window.pwned=1"><b>bold</b>`;
 
 let store: TestStore;
 let sink: SinkServer;
@@ -39,6 +40,9 @@ const browserErrors: string[] = [];
 const shot = (name: string) => page.screenshot({ path: `${SCREENSHOTS}${name}.png`, fullPage: true });
 const notice = () => page.locator("#notice");
 const heading = () => page.locator("main h2");
+// Waits until the page shows the content of this address (main's data-shows, set after each render).
+const shows = (hash: string) =>
+  page.waitForFunction((h) => document.querySelector("main")?.dataset.shows === h, hash);
 const rowOf = (text: string) => page.locator("main tbody tr", { hasText: text });
 
 // One step as a relay would send it, with its notifications settled.
@@ -95,6 +99,8 @@ beforeAll(async () => {
     run_id: RUN_B,
     assistant_id: "asst_console_b",
     status: "failed",
+    // Data is text on the page, never markup.
+    last_error: { code: "server_error", message: MARKUP },
     created_at: t + 20,
   });
   await seedDead(app, ["step_console_bulk1", "step_console_bulk2"], "audit", Date.now() - 60_000);
@@ -162,19 +168,17 @@ describe("operator console in headless Chromium", () => {
     await page.keyboard.press("Enter");
     await heading().filter({ hasText: "Recent steps" }).waitFor();
     expect(await page.evaluate(() => Object.values(sessionStorage))).toEqual([TEST_TOKEN]);
-    expect(await rowOf("step_console_b1").count()).toBe(1);
+    expect(await rowOf("step_console_b1").textContent()).toContain(`server_error: ${MARKUP}`);
+    expect(await page.locator("main img").count()).toBe(0);
+    expect(await page.evaluate(() => "pwned" in window)).toBe(false);
   });
 
   it("finds the failed step by status and assistant, then opens its run", async () => {
     await page.locator("#f-status").selectOption("failed");
     await page.locator("#f-assistant").fill(ASSISTANT_A);
     await page.getByRole("button", { name: "Apply" }).click();
-    await expect
-      .poll(() => page.evaluate(() => location.hash))
-      .toBe(`#/steps?status=failed&assistant_id=${ASSISTANT_A}`);
-    // The unfiltered list showed the step too: wait for the filtered one to replace it.
-    await expect.poll(() => page.locator("main tbody tr").allTextContents()).toHaveLength(1);
-    await rowOf(FAILED_A).waitFor();
+    await shows(`#/steps?status=failed&assistant_id=${ASSISTANT_A}`);
+    expect(await page.locator("main tbody tr").count()).toBe(1);
     await expect.poll(() => rowOf(FAILED_A).textContent()).toContain("server_error: The model crashed");
     await shot("1-steps-filtered");
 
@@ -271,6 +275,33 @@ describe("operator console in headless Chromium", () => {
   it("shows the API's error message when a request is refused", async () => {
     await page.goto(`${base}/console/#/steps?since=2000000000&until=1000000000`);
     await page.locator("main [role=alert]", { hasText: "since must not be after until" }).waitFor();
+  });
+
+  it("pages through recent steps and filters them by time", async () => {
+    await page.goto(`${base}/console/#/steps?limit=2`);
+    const seen: string[] = [];
+    await shows("#/steps?limit=2");
+    for (let pageNo = 0; pageNo < 5; pageNo++) {
+      seen.push(...(await page.locator("main tbody tr td:nth-child(2)").allTextContents()));
+      const next = page.getByRole("link", { name: "Next page ⟶" });
+      if ((await next.count()) === 0) break;
+      if (pageNo === 0) expect(await page.getByRole("link", { name: "⟵ First page" }).count()).toBe(0);
+      const href = (await next.getAttribute("href")) ?? "";
+      expect(href).toMatch(/^#\/steps\?limit=2&cursor=./);
+      await next.click();
+      await shows(href);
+    }
+    expect(seen.slice().sort()).toEqual(
+      ["step_console_a1", FAILED_A, "step_console_b1", "step_console_bulk1", "step_console_bulk2"].sort(),
+    );
+
+    // Since a minute far ahead: nothing; since a minute ago: this test's steps (all sent just now).
+    await page.getByRole("link", { name: "⟵ First page" }).click();
+    await shows("#/steps?limit=2");
+    await page.locator("#f-since").fill("2099-01-01T00:00");
+    await page.getByRole("button", { name: "Apply" }).click();
+    await page.locator("main", { hasText: "No steps match." }).waitFor();
+    expect(await page.evaluate(() => location.hash)).toBe("#/steps?limit=2&since=4070908800");
   });
 
   it("shows the quarantine, or that it is not available", async () => {

@@ -251,7 +251,10 @@ function parseHash() {
 }
 
 const setHash = (path, params = {}) => {
-  location.hash = `#/${path}${query(params)}`;
+  const hash = `#/${path}${query(params)}`;
+  // The same address fires no hashchange: render again (a filter applied twice, a cleared form).
+  if (location.hash === hash) route();
+  else location.hash = hash;
 };
 
 async function route() {
@@ -261,6 +264,7 @@ async function route() {
   }
   forget.hidden = false;
   const current = ++renderToken;
+  const shown = location.hash;
   const { path, params } = parseHash();
   const [section = "steps", id] = path;
   for (const a of document.querySelectorAll(".top nav a")) {
@@ -289,7 +293,11 @@ async function route() {
       el("p", { class: "error", role: "alert" }, describe(error)),
     );
   } finally {
-    if (isCurrent()) main.removeAttribute("aria-busy");
+    if (isCurrent()) {
+      main.removeAttribute("aria-busy");
+      // Which address the content shows (for scripts and tests driving the page).
+      main.dataset.shows = shown;
+    }
   }
   if (isCurrent()) main.querySelector("h2")?.focus();
 }
@@ -300,7 +308,9 @@ window.addEventListener("hashchange", route);
 
 // datetime-local values are read and written as UTC, like every time the console shows.
 const toInputTime = (seconds) => (seconds ? new Date(Number(seconds) * 1000).toISOString().slice(0, 16) : "");
-const fromInputTime = (value) => (value ? String(Math.floor(Date.parse(`${value}:00Z`) / 1000)) : "");
+// An input names a minute: "since" is its first second, "until" its last.
+const fromInputTime = (value, end = false) =>
+  value ? String(Math.floor(Date.parse(`${value}:00Z`) / 1000) + (end ? 59 : 0)) : "";
 
 async function stepsView(params) {
   const filters = {
@@ -308,10 +318,11 @@ async function stepsView(params) {
     assistant_id: params.get("assistant_id") ?? "",
     since: params.get("since") ?? "",
     until: params.get("until") ?? "",
+    limit: params.get("limit") ?? "",
   };
   const page = await api(
     "GET",
-    `/v1/run-steps${query({ ...filters, limit: PAGE, cursor: params.get("cursor") })}`,
+    `/v1/run-steps${query({ ...filters, limit: filters.limit || PAGE, cursor: params.get("cursor") })}`,
   );
   const status = el(
     "select",
@@ -342,8 +353,9 @@ async function stepsView(params) {
     setHash("steps", {
       status: status.value,
       assistant_id: assistant.value.trim(),
+      limit: filters.limit,
       since: fromInputTime(since.value),
-      until: fromInputTime(until.value),
+      until: fromInputTime(until.value, true),
     });
   });
   form.addEventListener("reset", (event) => {
@@ -557,7 +569,7 @@ async function deliveriesView(params) {
     try {
       const body = { sink: bulkSink.value };
       if (bulkSince.value) body.since = Number(fromInputTime(bulkSince.value));
-      if (bulkUntil.value) body.until = Number(fromInputTime(bulkUntil.value));
+      if (bulkUntil.value) body.until = Number(fromInputTime(bulkUntil.value, true));
       const result = await api("POST", "/v1/deliveries/retry", body);
       await route();
       say(
