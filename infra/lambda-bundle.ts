@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { cpSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildSync } from "esbuild";
@@ -12,7 +12,8 @@ export const LAMBDA_BUNDLE_FILE = "index.mjs";
 /**
  * Bundles `src/runtime/lambda.ts` with everything it imports (the AWS SDK included, so the
  * deployed version is the one tested, not whichever the Lambda runtime ships) into
- * `outDir/index.mjs`, with the local esbuild: offline, in well under a second.
+ * `outDir/index.mjs`, with the local esbuild: offline, in well under a second; the operator
+ * console's files go to `outDir/console/`.
  * @returns `outDir`, ready for `lambda.Code.fromAsset`.
  */
 export function bundleLambda(outDir: string): string {
@@ -31,5 +32,7 @@ export function bundleLambda(outDir: string): string {
     legalComments: "none",
     logLevel: "error",
   });
+  // The operator console, read by the handler from next to itself (src/runtime/lambda.ts).
+  cpSync(join(REPO_ROOT, "public/console"), join(outDir, "console"), { recursive: true });
   return outDir;
 }

@@ -1,12 +1,13 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { LambdaContext } from "hono/aws-lambda";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { bundleLambda, LAMBDA_BUNDLE_FILE } from "../infra/lambda-bundle.js";
+import { bundleLambda, LAMBDA_BUNDLE_FILE, REPO_ROOT } from "../infra/lambda-bundle.js";
 import { generateWebhookSecret } from "../src/domain/webhook-secret.js";
+import { CONSOLE_FILES, CONSOLE_HEADERS } from "../src/http/routes/console-routes.js";
 import type * as LambdaEntry from "../src/runtime/lambda.js";
 import { makeStep } from "./support/run-steps.js";
 import { eventually, type SinkServer, startSinkServer } from "./support/sink-server.js";
@@ -136,6 +137,20 @@ describe("the Lambda handler behind a Function URL", () => {
     expect(stored.statusCode).toBe(200);
     expect(stored.headers?.["content-type"]).toMatch(/^application\/json/);
     expect(JSON.parse(stored.body)).toMatchObject({ ...step, deliveries: [] });
+  });
+
+  it("serves the operator console from the files bundled next to the handler", async () => {
+    for (const [name, type] of Object.entries(CONSOLE_FILES)) {
+      const response = await invoke(functionUrlEvent("GET", `/console/${name}`, {}));
+      expect(response.statusCode, name).toBe(200);
+      expect(response.headers).toMatchObject({ ...CONSOLE_HEADERS, "content-type": type });
+      const body = response.isBase64Encoded ? Buffer.from(response.body, "base64").toString() : response.body;
+      expect(body).toBe(readFileSync(join(REPO_ROOT, "public/console", name), "utf8"));
+    }
+    const page = await invoke(functionUrlEvent("GET", "/console/", {}));
+    expect(page.statusCode).toBe(200);
+    expect(page.body).toContain("<title>stepwatch console</title>");
+    expect((await invoke(functionUrlEvent("GET", "/console/..%2Findex.mjs", {}))).statusCode).toBe(404);
   });
 
   it("verifies the signature over the exact bytes of a base64-encoded body", async () => {

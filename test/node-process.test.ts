@@ -48,6 +48,11 @@ describe("npm start on a fresh clone (no configuration)", () => {
     expect(banner).toContain(`npm run send-sample -- --url ${first.url} --status completed`);
     expect(await (await fetch(`${first.url}/healthz`)).json()).toEqual({ status: "ok" });
     expect((await fetch(`${first.url}/readyz`)).status).toBe(200);
+    // The operator console, read from public/console next to the server's modules.
+    expect(banner).toContain(`  ${first.url}/console/#/runs/run_sample_1`);
+    const page = await fetch(`${first.url}/console/`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<script type="module" src="/console/console.js"></script>');
 
     // The banner's sample command, run as npm would run it.
     const sender = runTs(

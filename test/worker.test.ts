@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as ed from "@noble/ed25519";
@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildWorker, GZIP_BUDGET_BYTES } from "../scripts/build-worker.js";
 import { generateWebhookSecret } from "../src/domain/webhook-secret.js";
 import { buildOpenApiDocument } from "../src/http/openapi-document.js";
+import { CONSOLE_HEADERS } from "../src/http/routes/console-routes.js";
 import worker from "../src/runtime/worker.js";
 import { makeStep } from "./support/run-steps.js";
 import { eventually, type SinkServer, startSinkServer } from "./support/sink-server.js";
@@ -109,6 +110,29 @@ describe("the Worker in workerd (wrangler's local runtime)", () => {
     const response = await fetch(new URL("/openapi.json", runtime.url));
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual(buildOpenApiDocument());
+  });
+
+  it("serves the operator console from its static assets, with the console's security headers", async () => {
+    const page = await fetch(new URL("/console/", runtime.url));
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-type")).toMatch(/^text\/html/);
+    expect(await page.text()).toBe(
+      readFileSync(new URL("../public/console/index.html", import.meta.url), "utf8"),
+    );
+    const script = await fetch(new URL("/console/console.js", runtime.url));
+    expect(script.headers.get("content-type")).toMatch(/^(text|application)\/javascript/);
+    expect(await script.text()).toContain("sessionStorage");
+    for (const response of [page, script]) {
+      for (const [name, value] of Object.entries(CONSOLE_HEADERS)) {
+        expect(response.headers.get(name), name).toBe(value);
+      }
+    }
+    // Workers' html_handling gives the page one address, as the Node and Lambda routes do.
+    const bare = await fetch(new URL("/console", runtime.url), { redirect: "manual" });
+    await bare.body?.cancel();
+    expect(bare.status).toBeGreaterThanOrEqual(301);
+    expect(bare.status).toBeLessThanOrEqual(308);
+    expect(new URL(bare.headers.get("location") ?? "", runtime.url).pathname).toBe("/console/");
   });
 
   it("refuses a bad signature with 401 and stores nothing", async () => {

@@ -27,6 +27,8 @@ export function printBanner(server: NodeServer): void {
     "Read it back:",
     `  curl -s -H "Authorization: Bearer ${token}" ${url}/v1/run-steps/step_sample_1`,
     `  curl -s -H "Authorization: Bearer ${token}" ${url}/v1/runs/run_sample_1`,
+    `Or in the operator console (it asks for the API token once per browser tab):`,
+    `  ${url}/console/#/runs/run_sample_1`,
     "",
   );
   console.log(lines.join("\n"));

@@ -56,6 +56,8 @@ export interface StepwatchOptions {
   readonly random?: () => number;
   /** The OpenAPI document to serve (the Worker serves it as a static asset instead). */
   readonly openApiDocument?: unknown;
+  /** The operator console's routes (`consoleRoutes`); the Worker serves it as static assets instead. */
+  readonly consoleRoutes?: Hono;
   /** Counters and `/metrics`, where the runtime's process lives long enough for them (Node). */
   readonly metrics?: Metrics;
 }
@@ -145,6 +147,7 @@ export async function createStepwatch(
     maxBodyBytes: config.MAX_BODY_BYTES,
     ...clock,
     ...(options.openApiDocument ? { openApiDocument: options.openApiDocument } : {}),
+    ...(options.consoleRoutes ? { consoleRoutes: options.consoleRoutes } : {}),
     ...(options.metrics ? { metrics: options.metrics, metricsTokens: config.METRICS_TOKEN } : {}),
   });
 

@@ -1,9 +1,11 @@
 import { type APIGatewayProxyResult, handle, type LambdaContext, type LambdaEvent } from "hono/aws-lambda";
 import openApiDocument from "../../public/openapi.json" with { type: "json" };
 import { parseConfig } from "../config/config-schema.js";
+import { consoleRoutes } from "../http/routes/console-routes.js";
 import type { SweepReport } from "../notify/notifier.js";
 import { createLogger } from "../observability/logger.js";
 import { createDynamoClient } from "../store/dynamo-client.js";
+import { consoleFilesIn } from "./console-files.js";
 import { createStepwatch, type Stepwatch } from "./create-stepwatch.js";
 import { createNodeDynamoHandler } from "./node-dynamo-handler.js";
 import { nodeHmacSha256 } from "./node-hmac.js";
@@ -34,6 +36,8 @@ export function createLambdaHandlers(env: Readonly<Record<string, string | undef
     const stepwatch = await createStepwatch(config, client, createLogger(config.LOG_LEVEL), {
       hmac: nodeHmacSha256,
       openApiDocument,
+      // infra/ bundles public/console/ next to the bundled handler (lambda-bundle.ts).
+      consoleRoutes: consoleRoutes(consoleFilesIn(new URL("./console/", import.meta.url))),
       // The schedule runs every minute, the sweeper function may run two (infra/): 50 s of draining
       // leaves room for the attempts in flight to end.
       sweepBudgetMs: 50_000,

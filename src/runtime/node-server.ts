@@ -2,9 +2,11 @@ import { join, resolve } from "node:path";
 import { type ServerType, serve } from "@hono/node-server";
 import openApiDocument from "../../public/openapi.json" with { type: "json" };
 import { parseConfig } from "../config/config-schema.js";
+import { consoleRoutes } from "../http/routes/console-routes.js";
 import { createLogger } from "../observability/logger.js";
 import { createDynamoClient } from "../store/dynamo-client.js";
 import { ensureTable } from "../store/ensure-table.js";
+import { consoleFilesIn } from "./console-files.js";
 import { createStepwatch, type Stepwatch } from "./create-stepwatch.js";
 import { type EmbeddedDynamo, startEmbeddedDynamo } from "./embedded-dynamo.js";
 import { applyLocalDefaults, type LocalDefaults } from "./local-defaults.js";
@@ -62,6 +64,8 @@ export async function startNodeServer(
   const stepwatch = await createStepwatch(config, client, logger, {
     hmac: nodeHmacSha256,
     openApiDocument,
+    // Next to this module in the repository, wherever the process was started from.
+    consoleRoutes: consoleRoutes(consoleFilesIn(new URL("../../public/console/", import.meta.url))),
     metrics: createPromMetrics(),
     sweepBudgetMs: config.SWEEP_INTERVAL_S * 1000,
   });

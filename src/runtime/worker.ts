@@ -26,6 +26,9 @@ const WORKER_SWEEP = { sweepBudgetMs: 50_000, maxAttemptsPerSweep: 3_000, maxSin
 // Settings the AWS SDK would otherwise look up in files or the environment, which Workers lack.
 const REQUIRED_ON_WORKERS = ["AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] as const;
 
+const isAsset = (path: string) =>
+  path === "/openapi.json" || path === "/console" || path.startsWith("/console/");
+
 // Parses the bindings, insisting on what the SDK cannot find by itself here.
 function parseWorkerConfig(env: WorkerEnv): Config {
   const config = parseConfig(env);
@@ -64,9 +67,11 @@ function startupFailure(error: unknown): Response {
  */
 export default {
   async fetch(request, env, ctx) {
-    // Static files (public/: the OpenAPI document) come from the assets binding, not the bundle.
+    // Static files (public/: the OpenAPI document, the operator console) come from the assets
+    // binding, not the bundle; its html_handling redirects /console to /console/, and public/_headers
+    // gives the console's files their security headers.
     const assets = env.ASSETS as { fetch(request: unknown): Promise<WorkerResponse> } | undefined;
-    if (assets && new URL(request.url).pathname === "/openapi.json") return assets.fetch(request);
+    if (assets && isAsset(new URL(request.url).pathname)) return assets.fetch(request);
     let stepwatch: Stepwatch;
     try {
       stepwatch = await stepwatchFor(env);

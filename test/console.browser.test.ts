@@ -1,0 +1,327 @@
+import { mkdirSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { fileURLToPath } from "node:url";
+import { type ServerType, serve } from "@hono/node-server";
+import chromium from "@sparticuz/chromium";
+import { type Browser, type BrowserContext, type Page, chromium as playwright } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generateWebhookSecret } from "../src/domain/webhook-secret.js";
+import { consoleRoutes } from "../src/http/routes/console-routes.js";
+import { consoleFilesIn } from "../src/runtime/console-files.js";
+import { deliveryOf, seedDead, sinkOf, stepIdOf, webhookSink } from "./support/deliveries.js";
+import { makeStep } from "./support/run-steps.js";
+import { type SinkServer, startSinkServer } from "./support/sink-server.js";
+import { createTestApp, TEST_TOKEN, type TestApp } from "./support/test-app.js";
+import { startTestStore, type TestStore } from "./support/test-store.js";
+
+// The operator console in a real headless Chromium (@sparticuz/chromium's binary, shipped inside its
+// npm package), driven by playwright-core against the real app on loopback, a real dynalite and a
+// real sink server. Screenshots go to test/.screenshots/ (git-ignored).
+
+const SCREENSHOTS = fileURLToPath(new URL("./.screenshots/", import.meta.url));
+const RUN_A = "run_console_a";
+const RUN_B = "run_console_b";
+const ASSISTANT_A = "asst_console_a";
+const FAILED_A = "step_console_a2";
+const secret = generateWebhookSecret();
+const MARKUP = `<img src=x onerror="window.pwned=1"><b>bold</b>`;
+
+let store: TestStore;
+let sink: SinkServer;
+let app: TestApp;
+let server: ServerType;
+let base: string;
+let browser: Browser;
+let context: BrowserContext;
+let page: Page;
+/** Console errors and page errors; API error answers the page shows itself are not among them. */
+const browserErrors: string[] = [];
+
+const shot = (name: string) => page.screenshot({ path: `${SCREENSHOTS}${name}.png`, fullPage: true });
+const notice = () => page.locator("#notice");
+const heading = () => page.locator("main h2");
+// Waits until the page shows the content of this address (main's data-shows, set after each render).
+const shows = (hash: string) =>
+  page.waitForFunction((h) => document.querySelector("main")?.dataset.shows === h, hash);
+const rowOf = (text: string) => page.locator("main tbody tr", { hasText: text });
+
+// One step as a relay would send it, with its notifications settled.
+async function sendStep(overrides: Record<string, unknown>) {
+  const response = await app.send(makeStep(overrides));
+  expect(response.status).toBe(200);
+  await app.drain();
+}
+
+beforeAll(async () => {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  const executablePath = chromium.executablePath();
+  [store, sink] = await Promise.all([startTestStore(), startSinkServer()]);
+  app = await createTestApp(
+    store,
+    {
+      NOTIFY_SINKS: JSON.stringify([
+        webhookSink("hook", `${sink.url}/hook`, secret),
+        webhookSink("audit", `${sink.url}/audit`, secret),
+      ]),
+      NOTIFY_TIMEOUT_MS: "2000",
+    },
+    { consoleRoutes: consoleRoutes(consoleFilesIn(new URL("../public/console/", import.meta.url))) },
+  );
+  // The hook refuses the failed step's first notification for good (400): that delivery is dead.
+  let refused = false;
+  sink.respond = (request) => {
+    if (refused || request.path !== "/hook") return undefined;
+    try {
+      if (stepIdOf(request) !== FAILED_A) return undefined;
+    } catch {
+      return undefined;
+    }
+    refused = true;
+    return { status: 400, body: "rejected by receiver" };
+  };
+  const t = 1_764_000_000;
+  await sendStep({
+    id: "step_console_a1",
+    run_id: RUN_A,
+    assistant_id: ASSISTANT_A,
+    status: "completed",
+    created_at: t,
+  });
+  await sendStep({
+    id: FAILED_A,
+    run_id: RUN_A,
+    assistant_id: ASSISTANT_A,
+    status: "failed",
+    created_at: t + 10,
+  });
+  await sendStep({
+    id: "step_console_b1",
+    run_id: RUN_B,
+    assistant_id: "asst_console_b",
+    status: "failed",
+    // Data is text on the page, never markup.
+    last_error: { code: "server_error", message: MARKUP },
+    created_at: t + 20,
+  });
+  await seedDead(app, ["step_console_bulk1", "step_console_bulk2"], "audit", Date.now() - 60_000);
+  expect(await deliveryOf(app, FAILED_A, "hook")).toMatchObject({ state: "dead", attempts: 1 });
+
+  server = await new Promise<ServerType>((resolve) => {
+    const s = serve({ fetch: app.app.fetch, port: 0, hostname: "127.0.0.1" }, () => resolve(s));
+  });
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  browser = await playwright.launch({
+    executablePath: await executablePath,
+    args: [
+      ...chromium.args,
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--no-first-run",
+      "--disable-sync",
+    ],
+    headless: true,
+  });
+  context = await browser.newContext({ viewport: { width: 1366, height: 768 } });
+  page = await context.newPage();
+  page.setDefaultTimeout(5_000);
+  page.on("pageerror", (error) => browserErrors.push(`page error: ${error.message}`));
+  page.on("console", (message) => {
+    if (message.type() !== "error") return;
+    // Chromium reports every HTTP error answer as a console error; the API's (a refused token, a
+    // 404 quarantine, a 400 filter) are shown by the page itself and checked below. Anything else
+    // (a missing file, a CSP violation, an exception) fails the test.
+    const at = new URL(message.location().url || "about:blank");
+    if (message.text().startsWith("Failed to load resource") && at.pathname.startsWith("/v1/")) return;
+    browserErrors.push(`console error: ${message.text()} (${message.location().url})`);
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  if (server) {
+    await new Promise<void>((done) => {
+      server.close(() => done());
+      if ("closeAllConnections" in server) server.closeAllConnections();
+    });
+  }
+  await app?.drain();
+  await Promise.all([store?.close(), sink?.close()]);
+});
+
+describe("operator console in headless Chromium", () => {
+  it("is served with a strict policy and asks for the token; a refused token is asked again", async () => {
+    const response = await page.goto(`${base}/console`);
+    expect(response?.url()).toBe(`${base}/console/`);
+    expect(response?.headers()["content-security-policy"]).toContain("script-src 'self'");
+    expect(await page.title()).toBe("stepwatch console");
+    await expect.poll(() => page.evaluate(() => location.hash)).toBe("#/steps");
+
+    // Typed and submitted with the keyboard alone.
+    await page.locator("#token").focus();
+    await page.keyboard.type("not-the-token-0123456789");
+    await page.keyboard.press("Enter");
+    await page.locator("main [role=alert]", { hasText: "invalid bearer token" }).waitFor();
+    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+
+    await page.locator("#token").fill(TEST_TOKEN);
+    await page.keyboard.press("Enter");
+    await heading().filter({ hasText: "Recent steps" }).waitFor();
+    expect(await page.evaluate(() => Object.values(sessionStorage))).toEqual([TEST_TOKEN]);
+    expect(await rowOf("step_console_b1").textContent()).toContain(`server_error: ${MARKUP}`);
+    expect(await page.locator("main img").count()).toBe(0);
+    expect(await page.evaluate(() => "pwned" in window)).toBe(false);
+  });
+
+  it("finds the failed step by status and assistant, then opens its run", async () => {
+    await page.locator("#f-status").selectOption("failed");
+    await page.locator("#f-assistant").fill(ASSISTANT_A);
+    await page.getByRole("button", { name: "Apply" }).click();
+    await shows(`#/steps?status=failed&assistant_id=${ASSISTANT_A}`);
+    expect(await page.locator("main tbody tr").count()).toBe(1);
+    await expect.poll(() => rowOf(FAILED_A).textContent()).toContain("server_error: The model crashed");
+    await shot("1-steps-filtered");
+
+    await rowOf(FAILED_A).getByRole("link", { name: RUN_A }).click();
+    await heading()
+      .filter({ hasText: `Run ${RUN_A}` })
+      .waitFor();
+    expect(await page.locator("dl.facts").textContent()).toContain(
+      "2 total: 1 completed, 1 failed, 0 in progress, 0 cancelled, 0 expired",
+    );
+    expect(await page.locator("dl.facts").textContent()).toContain(ASSISTANT_A);
+    const steps = await page.locator("main tbody tr td:nth-child(2)").allTextContents();
+    expect(steps).toEqual(["step_console_a1", FAILED_A]);
+    await shot("2-run");
+  });
+
+  it("shows the step's snapshot and attempt log, and retries its dead delivery until delivered", async () => {
+    await page.getByRole("link", { name: FAILED_A }).click();
+    await heading()
+      .filter({ hasText: `Step ${FAILED_A}` })
+      .waitFor();
+    const snapshot = JSON.parse((await page.locator("pre.snapshot").textContent()) ?? "") as Record<
+      string,
+      unknown
+    >;
+    expect(snapshot).toMatchObject({ id: FAILED_A, run_id: RUN_A, status: "failed" });
+    expect(snapshot).not.toHaveProperty("deliveries");
+    const hookRow = rowOf(`${FAILED_A}:hook`).first();
+    expect(await hookRow.textContent()).toContain("dead");
+    expect(
+      await page.locator("td.log", { hasText: `Attempt log of ${FAILED_A}:hook` }).textContent(),
+    ).toContain("HTTP 400: rejected by receiver");
+
+    const before = sink.received.filter((r) => r.path === "/hook").length;
+    await page.getByRole("button", { name: `Retry ${FAILED_A}:hook now` }).click();
+    await notice()
+      .filter({ hasText: `Retried ${FAILED_A}:hook: delivered after attempt 2.` })
+      .waitFor();
+    expect(await rowOf(`${FAILED_A}:hook`).first().textContent()).toContain("delivered");
+    expect(sink.received.filter((r) => r.path === "/hook").length).toBe(before + 1);
+    expect(await deliveryOf(app, FAILED_A, "hook")).toMatchObject({ state: "delivered", attempts: 2 });
+    await shot("3-step-retried");
+
+    await page.getByRole("button", { name: `Resend ${FAILED_A}:hook` }).click();
+    await notice()
+      .filter({ hasText: `Resent ${FAILED_A}:hook: delivered after attempt 3.` })
+      .waitFor();
+  });
+
+  it("lists dead deliveries and retries a sink's in bulk", async () => {
+    await page
+      .getByRole("navigation", { name: "Sections" })
+      .getByRole("link", { name: "Deliveries" })
+      .click();
+    await heading().filter({ hasText: "Dead deliveries" }).waitFor();
+    await rowOf("step_console_bulk1:audit").waitFor();
+    expect(await rowOf("step_console_bulk2:audit").count()).toBe(1);
+
+    await page.locator("#b-sink").selectOption("audit");
+    await page.getByRole("button", { name: "Retry dead deliveries" }).click();
+    await notice().filter({ hasText: "Queued 2 dead deliveries of audit for retry." }).waitFor();
+    await page.locator("main", { hasText: "No deliveries." }).waitFor();
+
+    await page.locator("#d-state").selectOption("pending");
+    await page.getByRole("button", { name: "Show" }).click();
+    await heading().filter({ hasText: "Pending deliveries" }).waitFor();
+    const pending = (await deliveryRows()).filter((d) => d.startsWith("step_console_bulk"));
+    expect(pending.sort()).toEqual(["step_console_bulk1:audit", "step_console_bulk2:audit"]);
+  });
+
+  it("disables, enables and tests a sink, answering each action", async () => {
+    await page.getByRole("link", { name: "Sinks" }).click();
+    await heading().filter({ hasText: "Sinks" }).waitFor();
+    await page.getByRole("button", { name: "Disable hook" }).click();
+    await notice().filter({ hasText: "Sink hook is now disabled." }).waitFor();
+    expect(await rowOf("hook").first().textContent()).toContain("disabled");
+    expect((await sinkOf(app, "hook")).state).toBe("disabled");
+    await shot("4-sink-disabled");
+
+    // With the keyboard: focus the button, press Enter.
+    await page.getByRole("button", { name: "Enable hook" }).focus();
+    await page.keyboard.press("Enter");
+    await notice().filter({ hasText: "Sink hook is now healthy." }).waitFor();
+    expect((await sinkOf(app, "hook")).state).toBe("healthy");
+
+    const before = sink.received.length;
+    await page.getByRole("button", { name: "Send a test to hook" }).click();
+    await notice()
+      .filter({ hasText: /Test of hook delivered: HTTP 200 in \d+ ms\./ })
+      .waitFor();
+    expect(sink.received.length).toBe(before + 1);
+  });
+
+  it("shows the API's error message when a request is refused", async () => {
+    await page.goto(`${base}/console/#/steps?since=2000000000&until=1000000000`);
+    await page.locator("main [role=alert]", { hasText: "since must not be after until" }).waitFor();
+  });
+
+  it("pages through recent steps and filters them by time", async () => {
+    await page.goto(`${base}/console/#/steps?limit=2`);
+    const seen: string[] = [];
+    await shows("#/steps?limit=2");
+    for (let pageNo = 0; pageNo < 5; pageNo++) {
+      seen.push(...(await page.locator("main tbody tr td:nth-child(2)").allTextContents()));
+      const next = page.getByRole("link", { name: "Next page ⟶" });
+      if ((await next.count()) === 0) break;
+      if (pageNo === 0) expect(await page.getByRole("link", { name: "⟵ First page" }).count()).toBe(0);
+      const href = (await next.getAttribute("href")) ?? "";
+      expect(href).toMatch(/^#\/steps\?limit=2&cursor=./);
+      await next.click();
+      await shows(href);
+    }
+    expect(seen.slice().sort()).toEqual(
+      ["step_console_a1", FAILED_A, "step_console_b1", "step_console_bulk1", "step_console_bulk2"].sort(),
+    );
+
+    // Since a minute far ahead: nothing; since a minute ago: this test's steps (all sent just now).
+    await page.getByRole("link", { name: "⟵ First page" }).click();
+    await shows("#/steps?limit=2");
+    await page.locator("#f-since").fill("2099-01-01T00:00");
+    await page.getByRole("button", { name: "Apply" }).click();
+    await page.locator("main", { hasText: "No steps match." }).waitFor();
+    expect(await page.evaluate(() => location.hash)).toBe("#/steps?limit=2&since=4070908800");
+  });
+
+  it("shows the quarantine, or that it is not available", async () => {
+    await page.getByRole("link", { name: "Quarantine" }).click();
+    await heading().filter({ hasText: "Quarantine" }).waitFor();
+    // QUARANTINE REPLAY (lead, once GET/POST /v1/quarantine land): quarantine an event (a signed
+    // body that fails validation), open it here, check its headers and body, press Replay and see
+    // "Replayed …" and the step in Recent steps; replace the next line.
+    await page.locator("#quarantine-unavailable", { hasText: "Quarantine not available" }).waitFor();
+  });
+
+  it("forgets the token on request, set no cookie, and logged no browser error", async () => {
+    await page.getByRole("button", { name: "Forget token" }).click();
+    await page.locator("#token").waitFor();
+    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    expect(await context.cookies()).toEqual([]);
+    expect(browserErrors).toEqual([]);
+  });
+});
+
+async function deliveryRows(): Promise<string[]> {
+  return page.locator("main tbody tr td:first-child").allTextContents();
+}
