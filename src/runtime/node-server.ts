@@ -59,7 +59,7 @@ export async function startNodeServer(
   let store: EmbeddedDynamo | undefined;
   try {
     const local = applyLocalDefaults(env, dataDir, embedded);
-    const config = parseNodeConfig(env, embedded);
+    const config = await parseNodeConfig(env, embedded);
     const logger = createLogger(config.LOG_LEVEL);
     store = embedded
       ? await startEmbeddedDynamo(join(dataDir, "dynamodb"), 0, join(shownDir, "dynamodb"))
@@ -76,7 +76,6 @@ export async function startNodeServer(
         : config,
       createNodeDynamoHandler(),
     );
-    if (!store) await checkAwsSettings(client);
     try {
       await ensureTable(client, config.DYNAMODB_TABLE, { retentionDays: config.RETENTION_DAYS, logger });
     } catch (error) {
@@ -164,8 +163,9 @@ async function serveNode(
   };
 }
 
-// Configuration, insisting outside the embedded store on what only the embedded store may invent.
-function parseNodeConfig(env: Record<string, string | undefined>, embedded: boolean): Config {
+// Configuration, insisting outside the embedded store on what only the embedded store may invent,
+// and on a region and credentials the SDK can find: every problem of these at once.
+async function parseNodeConfig(env: Record<string, string | undefined>, embedded: boolean): Promise<Config> {
   const problems: string[] = [];
   let config: Config | undefined;
   try {
@@ -180,13 +180,24 @@ function parseNodeConfig(env: Record<string, string | undefined>, embedded: bool
         "only for the embedded local store): set one or more tokens of 16 or more characters",
     );
   }
+  if (!embedded) problems.push(...(await awsSettingProblems(env)));
   if (problems.length > 0 || !config) throw new ConfigError(problems);
   return config;
 }
 
 // The SDK's own words ("Region is missing", "Could not load credentials from any providers") name
 // no variable; these do. Both are checked, so both are reported at once.
-async function checkAwsSettings(client: DynamoDBClient): Promise<void> {
+async function awsSettingProblems(env: Record<string, string | undefined>): Promise<string[]> {
+  const client = createDynamoClient(
+    {
+      AWS_REGION: env.AWS_REGION?.trim() || undefined,
+      AWS_ACCESS_KEY_ID: env.AWS_ACCESS_KEY_ID?.trim() || undefined,
+      AWS_SECRET_ACCESS_KEY: env.AWS_SECRET_ACCESS_KEY?.trim() || undefined,
+      AWS_SESSION_TOKEN: env.AWS_SESSION_TOKEN?.trim() || undefined,
+      DYNAMODB_ENDPOINT: undefined,
+    },
+    createNodeDynamoHandler(),
+  );
   const problems: string[] = [];
   try {
     await client.config.region();
@@ -204,7 +215,8 @@ async function checkAwsSettings(client: DynamoDBClient): Promise<void> {
         "local DynamoDB-compatible server), or AWS_PROFILE, or run with an IAM role",
     );
   }
-  if (problems.length > 0) throw new StartupError(problems.join("\n"));
+  client.destroy();
+  return problems.map((problem) => `Invalid configuration: ${problem}`);
 }
 
 // A store that does not answer, or refuses, names what to check rather than a bare SDK error.
