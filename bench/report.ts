@@ -16,6 +16,11 @@ export interface Figures {
   readonly wru_per_step_lifecycle: number | null;
   readonly wru_per_retry_cycle: number | null;
   readonly cpu_ratio_mixed_vs_created: number | null;
+  readonly node_idle_rss_mib: number;
+  readonly node_idle_rss_mib_npm_start: number;
+  readonly node_ready_ms: number;
+  readonly node_ready_ms_npm_start: number;
+  readonly prod_install_mib: number | null;
 }
 
 interface Goal {
@@ -70,6 +75,23 @@ export const GOALS: Readonly<Record<keyof Figures, Goal>> = {
     text: "report",
     met: () => null,
   },
+  node_idle_rss_mib: {
+    what: "`node dist/node-main.js`, embedded store, idle: resident memory, MiB",
+    text: "report",
+    met: () => null,
+  },
+  node_idle_rss_mib_npm_start: {
+    what: "same under `npm start` (npm and node), MiB",
+    text: "report",
+    met: () => null,
+  },
+  node_ready_ms: {
+    what: "`node dist/node-main.js` spawn → /readyz 200, ms",
+    text: "report",
+    met: () => null,
+  },
+  node_ready_ms_npm_start: { what: "same under `npm start`, ms", text: "report", met: () => null },
+  prod_install_mib: { what: "`npm ci --omit=dev`: node_modules, MiB", text: "report", met: () => null },
   drain_ratio_vs_ingest: {
     what:
       "deliveries/s while a backlog drains to a recovered loopback sink (Node server, default sweep " +

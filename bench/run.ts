@@ -25,6 +25,7 @@ import { createEventFactory, type SignedEvent } from "./events.js";
 import { startLatencySink } from "./latency-sink.js";
 import { outcomeCounter, runStatic, runUniqueEvents, staticRequest } from "./load.js";
 import { type MixedLoadResult, runMixedLoad } from "./mixed-load.js";
+import { measureNodeFootprint } from "./node-footprint.js";
 import { type ProfileSummary, summariseProfile } from "./profile-summary.js";
 import { type Figures, formatTable, GOALS } from "./report.js";
 import { measureWorkerBundle } from "./worker-bundle.js";
@@ -469,6 +470,9 @@ try {
   );
 
   const bundle = await measureWorkerBundle();
+  await waitForQuiet();
+  const footprint = await measureNodeFootprint();
+  log(`node footprint: ${JSON.stringify(footprint)}`);
 
   const appliedTotal = ingests.reduce((total, i) => total + i.applied, 0);
   const serverCpuTotal = ingests.reduce((total, i) => total + (i.cpu.server ?? Number.NaN), 0);
@@ -485,6 +489,11 @@ try {
     notify_latency_p50_ms: round(percentile(latencies, 50), 1),
     notify_latency_p99_ms: round(percentile(latencies, 99), 1),
     startup_ms: round(server.ms, 0),
+    node_idle_rss_mib: footprint.node_dist.idle_rss_mib,
+    node_idle_rss_mib_npm_start: footprint.npm_start.idle_rss_mib,
+    node_ready_ms: footprint.node_dist.ready_ms,
+    node_ready_ms_npm_start: footprint.npm_start.ready_ms,
+    prod_install_mib: footprint.prod_install_mib,
     drain_ratio_vs_ingest: drain ? round(drain.drainPerSecond / drain.terminalIngestPerSecond, 3) : null,
     drain_per_scheduled_invocation: workerDrain ? workerDrain.delivered : null,
     isolation_ratio: isolation ? round(isolation.ratio, 3) : null,

@@ -98,11 +98,11 @@ describe("configuration", () => {
         WEBHOOK_SECRET: secret,
         NOTIFY_SINKS: '[{"type":"webhook","url":"https://x","signing_key":"whsk_AAAA"}]',
       },
-      /^Invalid configuration: NOTIFY_SINKS \(at 0\.signing_key\) must be whsk_ followed by base64 of 32 or 64 bytes$/,
+      /^Invalid configuration: NOTIFY_SINKS\[0\]\.signing_key must be whsk_ followed by base64 of 32 or 64 bytes$/,
     ],
     [
       { WEBHOOK_SECRET: secret, NOTIFY_SINKS: '[{"type":"webhook","url":"https://x"}]' },
-      /^Invalid configuration: NOTIFY_SINKS \(at 0\) a webhook sink needs a secret, a signing_key or both$/,
+      /^Invalid configuration: NOTIFY_SINKS\[0\] a webhook sink needs a secret, a signing_key or both$/,
     ],
     [
       { WEBHOOK_SECRET: secret, SIGNATURE_TOLERANCE_S: "ten" },
@@ -130,11 +130,11 @@ describe("configuration", () => {
     ],
     [
       { WEBHOOK_SECRET: secret, NOTIFY_SINKS: '[{"type":"carrier-pigeon"}]' },
-      /^Invalid configuration: NOTIFY_SINKS \(at 0\.type\) type must be/,
+      /^Invalid configuration: NOTIFY_SINKS\[0\]\.type type must be/,
     ],
     [
-      { WEBHOOK_SECRET: secret, NOTIFY_SINKS: '[{"type":"webhook","url":"ftp://x","secret":"whsec_x"}]' },
-      /NOTIFY_SINKS \(at 0\.url\) must be an http\(s\) URL/,
+      { WEBHOOK_SECRET: secret, NOTIFY_SINKS: JSON.stringify([{ type: "webhook", url: "ftp://x", secret }]) },
+      /^Invalid configuration: NOTIFY_SINKS\[0\]\.url must be an http\(s\) URL$/,
     ],
     [
       { WEBHOOK_SECRET: secret, NOTIFY_SINKS: '[{"type":"console"},{"type":"console"}]' },
@@ -142,7 +142,7 @@ describe("configuration", () => {
     ],
     [
       { WEBHOOK_SECRET: secret, NOTIFY_SINKS: '[{"type":"slack","url":"https://h","on":["done"]}]' },
-      /NOTIFY_SINKS \(at 0\.on\.0\) must list statuses/,
+      /^Invalid configuration: NOTIFY_SINKS\[0\]\.on\[0\] must list statuses/,
     ],
     [
       { WEBHOOK_SECRET: secret, AWS_ACCESS_KEY_ID: "AKIA" },
@@ -154,6 +154,63 @@ describe("configuration", () => {
     expect(text).not.toContain("\n");
   });
 
+  it("reports every problem at once, one line each, in the order of the variables", () => {
+    const text = error({ SIGNATURE_TOLERANCE_S: "ten", LOG_LEVEL: "loud", AWS_ACCESS_KEY_ID: "AKIA" });
+    expect(text.split("\n")).toEqual([
+      "Invalid configuration: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together",
+      "Invalid configuration: WEBHOOK_SECRET is required: one or more whsec_ secrets or whpk_ public keys",
+      "Invalid configuration: SIGNATURE_TOLERANCE_S must be a whole number from 1 to 86400",
+      "Invalid configuration: LOG_LEVEL must be debug, info, warn or error",
+    ]);
+    try {
+      parseConfig({ LOG_LEVEL: "loud" });
+    } catch (e) {
+      expect((e as ConfigError).problems).toHaveLength(2);
+    }
+  });
+
+  it.each([
+    [
+      { type: "webhook", url: "https://x", secrt: secret },
+      ['NOTIFY_SINKS[0] has an unknown field "secrt" (did you mean "secret"?)'],
+    ],
+    [{ type: "console", Name: "c" }, ['NOTIFY_SINKS[0] has an unknown field "Name" (did you mean "name"?)']],
+    [{ type: "console", colour: "red" }, ['NOTIFY_SINKS[0] has an unknown field "colour"']],
+    [
+      { type: "slack", url: "https://x", filter: { assistant: ["asst_1"] } },
+      ['NOTIFY_SINKS[0].filter has an unknown field "assistant" (did you mean "assistant_id"?)'],
+    ],
+    [{ type: "pagerduty", routing_key: "rk", filter: 3 }, ["NOTIFY_SINKS[0].filter must be an object"]],
+    [
+      { type: "slack", url: "https://x", filter: { assistant_id: "asst_1" } },
+      ["NOTIFY_SINKS[0].filter.assistant_id must be a list of assistant ids"],
+    ],
+  ])("names sink field %j problems in plain words", (sink, lines) => {
+    const text = error({ WEBHOOK_SECRET: secret, NOTIFY_SINKS: JSON.stringify([sink]) });
+    expect(text.split("\n")).toEqual(lines.map((line) => `Invalid configuration: ${line}`));
+    expect(text).not.toMatch(/Invalid (key|type)|Expected|never/);
+  });
+
+  it("accepts API tokens of the bearer token alphabet and refuses others", () => {
+    const good = "AZaz09-._~+/tokenpad==";
+    expect(parseConfig({ WEBHOOK_SECRET: secret, API_TOKEN: good, METRICS_TOKEN: good }).API_TOKEN).toEqual([
+      good,
+    ]);
+    for (const bad of [
+      "token-with-a-$-sign",
+      "padding=in-the-middle",
+      "tökenwithumlaut1234",
+      "=leadingpadding12345",
+    ]) {
+      expect(error({ WEBHOOK_SECRET: secret, API_TOKEN: `${good} ${bad}` })).toBe(
+        "Invalid configuration: API_TOKEN each token may only use letters, digits and - . _ ~ + / (then = padding): the bearer token alphabet",
+      );
+    }
+    expect(error({ WEBHOOK_SECRET: secret, METRICS_TOKEN: "metrics:token:1234567" })).toMatch(
+      /^Invalid configuration: METRICS_TOKEN each token may only use/,
+    );
+  });
+
   it("never echoes a secret value in its message", () => {
     const leaky = "whsec_c2VjcmV0LXZhbHVlLXRoYXQtbXVzdC1ub3QtbGVhaw==";
     const text = error({ WEBHOOK_SECRET: leaky.slice(0, 20) });
@@ -163,7 +220,7 @@ describe("configuration", () => {
       WEBHOOK_SECRET: secret,
       NOTIFY_SINKS: JSON.stringify([{ type: "webhook", url: "https://x", secret: sinkSecret }]),
     });
-    expect(sinkText).toMatch(/NOTIFY_SINKS \(at 0\.secret\)/);
+    expect(sinkText).toMatch(/NOTIFY_SINKS\[0\]\.secret must be a Standard Webhooks secret/);
     expect(sinkText).not.toContain(sinkSecret);
   });
 

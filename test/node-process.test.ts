@@ -1,13 +1,15 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildDist } from "../scripts/build.js";
 import { createWebhookSigner } from "../src/domain/webhook-signer.js";
 import { makeStep } from "./support/run-steps.js";
 import {
   childEnv,
   runTs,
   type ServerProcess,
+  type ServerProcessOptions,
   startServerProcess,
   stopProcess,
 } from "./support/server-process.js";
@@ -20,8 +22,8 @@ const tempDir = () => {
   dirs.push(dir);
   return dir;
 };
-const start = async (env: Record<string, string>) => {
-  const server = await startServerProcess(env);
+const start = async (env: Record<string, string>, options?: ServerProcessOptions) => {
+  const server = await startServerProcess(env, options);
   children.push(server);
   return server;
 };
@@ -122,7 +124,7 @@ describe("shutdown", () => {
     push(body.slice(0, 100));
     await new Promise((resolve) => setTimeout(resolve, 300));
     server.child.kill("SIGTERM");
-    await server.waitForOutput("SIGTERM: draining");
+    await server.waitForOutput('"msg":"shutdown: draining","signal":"SIGTERM"');
     push(body.slice(100));
     push(null);
     const response = await pending;
@@ -201,5 +203,249 @@ describe("durability through a real process", () => {
     } finally {
       await sink.close();
     }
+  });
+});
+
+/** A signed ingest request whose body is held back after its first bytes until `finish()`. */
+async function arriving(url: string, secret: string, step: Record<string, unknown>) {
+  const body = JSON.stringify(step);
+  const headers = await (await createWebhookSigner(secret)).sign(
+    `msg_${String(step.id)}`,
+    Date.now() / 1000,
+    body,
+  );
+  let controller: ReadableStreamDefaultController<Uint8Array> | undefined;
+  const stream = new ReadableStream<Uint8Array>({
+    start(c) {
+      controller = c;
+    },
+  });
+  const response = fetch(`${url}/v1/webhooks/run-steps`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: stream,
+    duplex: "half",
+  } as RequestInit);
+  controller?.enqueue(new TextEncoder().encode(body.slice(0, 50)));
+  return {
+    response,
+    finish() {
+      controller?.enqueue(new TextEncoder().encode(body.slice(50)));
+      controller?.close();
+    },
+  };
+}
+
+async function post(url: string, secret: string, step: Record<string, unknown>) {
+  const body = JSON.stringify(step);
+  const headers = await (await createWebhookSigner(secret)).sign(
+    `msg_${String(step.id)}`,
+    Date.now() / 1000,
+    body,
+  );
+  return fetch(`${url}/v1/webhooks/run-steps`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body,
+  });
+}
+
+const refused = (url: string) =>
+  fetch(`${url}/healthz`).then(
+    () => false,
+    () => true,
+  );
+
+const sinkSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+describe("shutdown however it is signalled", () => {
+  // dist/ as `npm run build` writes it, for the cases run as production runs them.
+  beforeAll(() => buildDist(), 60_000);
+
+  it("npm start, SIGTERM to the process group: answers every request received, finishes the attempt in flight, stops the store, exits 0; a second instance on the same .data is refused", async () => {
+    const dataDir = tempDir();
+    const sink = await startSinkServer();
+    sink.fallback = { status: 200, delayMs: 1_500 };
+    try {
+      const server = await start(
+        {
+          STEPWATCH_DATA_DIR: dataDir,
+          NOTIFY_SINKS: JSON.stringify([
+            { name: "hook", type: "webhook", url: sink.url, secret: sinkSecret },
+          ]),
+        },
+        { command: "npm", detached: true },
+      );
+      expect(server.url).not.toBe("");
+      const pid = Number(readFileSync(join(dataDir, "stepwatch.pid"), "utf8"));
+      expect(pid).not.toBe(server.child.pid);
+
+      // The same .data, while this one runs: one line saying so, and the running one unharmed.
+      const second = await start({ STEPWATCH_DATA_DIR: dataDir });
+      expect(await second.exited()).toBe(1);
+      expect(second.stderr().trim().split("\n")).toEqual([
+        `stepwatch could not start: ${dataDir} is in use by another stepwatch (pid ${pid}): stop that one, ` +
+          `or set STEPWATCH_DATA_DIR to another directory (if no stepwatch runs, delete ${join(dataDir, "stepwatch.pid")})`,
+      ]);
+
+      const { WEBHOOK_SECRET } = secretsOf(dataDir);
+      expect(
+        (await post(server.url, WEBHOOK_SECRET, makeStep({ id: "step_grp_done", status: "completed" })))
+          .status,
+      ).toBe(200);
+      await eventually(async () => (sink.inFlight === 1 ? true : undefined));
+      const held = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          arriving(server.url, WEBHOOK_SECRET, makeStep({ id: `step_grp_${i}`, status: "in_progress" })),
+        ),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      process.kill(-(server.child.pid ?? 0), "SIGTERM");
+      await server.waitForOutput('"msg":"shutdown: draining"');
+      await server.waitForOutput('"msg":"shutdown: no longer accepting connections","requests_in_flight":20');
+      for (const request of held) request.finish();
+      const answers = await Promise.all(held.map(async (r) => (await r.response).json()));
+      expect(answers.map((a) => (a as { outcome: string }).outcome)).toEqual(Array(20).fill("created"));
+      expect(await server.exited()).toBe(0);
+      const out = server.stdout();
+      const steps = [
+        "shutdown: draining",
+        "shutdown: no longer accepting connections",
+        "shutdown: every request received was answered",
+        "shutdown: notification attempts finished",
+        "shutdown: embedded store stopped",
+        "shutdown: complete",
+      ].map((msg) => out.indexOf(`"msg":"${msg}"`));
+      expect(steps.every((at, i) => at > (steps[i - 1] ?? -1))).toBe(true);
+      expect(out).toContain('"attempts_waited_for":1');
+      // Answered after the signal, the attempt counts as delivered, not owed.
+      expect(sink.received).toHaveLength(1);
+      expect(out).toMatch(/"msg":"delivery attempt".*"outcome":"delivered"/);
+      expect(await refused(server.url)).toBe(true);
+      expect(existsSync(join(dataDir, "stepwatch.pid"))).toBe(false);
+    } finally {
+      await sink.close();
+    }
+  });
+
+  it("npm start and node dist/, SIGTERM or SIGINT to the main process alone or to the group: each drains and exits 0, leaving no server behind", async () => {
+    const cases = [
+      { command: "npm", signal: "SIGTERM", group: false },
+      { command: "npm", signal: "SIGINT", group: true },
+      { command: "dist", signal: "SIGTERM", group: false },
+      { command: "dist", signal: "SIGINT", group: true },
+    ] as const;
+    const results = await Promise.all(
+      cases.map(async ({ command, signal, group }) => {
+        const server = await start({ STEPWATCH_DATA_DIR: tempDir() }, { command, detached: true });
+        const pid = server.child.pid ?? 0;
+        process.kill(group ? -pid : pid, signal);
+        const code = await server.exited();
+        const out = server.stdout();
+        return {
+          command,
+          signal,
+          group,
+          code,
+          drained: out.includes(`"msg":"shutdown: draining","signal":"${signal}"`),
+          complete: out.includes('"msg":"shutdown: complete"'),
+          gone: await refused(server.url),
+        };
+      }),
+    );
+    expect(results).toEqual(cases.map((c) => ({ ...c, code: 0, drained: true, complete: true, gone: true })));
+  });
+
+  it("a second signal while an attempt hangs exits at once, non-zero, saying how many notifications a sweep will re-send", async () => {
+    const dataDir = tempDir();
+    const sink = await startSinkServer();
+    sink.fallback = { status: 200, hang: true };
+    try {
+      const server = await start(
+        {
+          STEPWATCH_DATA_DIR: dataDir,
+          NOTIFY_SINKS: JSON.stringify([
+            { name: "hook", type: "webhook", url: sink.url, secret: sinkSecret },
+          ]),
+        },
+        { command: "dist" },
+      );
+      const { WEBHOOK_SECRET } = secretsOf(dataDir);
+      expect(
+        (await post(server.url, WEBHOOK_SECRET, makeStep({ id: "step_hang", status: "failed" }))).status,
+      ).toBe(200);
+      await eventually(async () => (sink.inFlight === 1 ? true : undefined));
+      server.child.kill("SIGTERM");
+      await server.waitForOutput('"msg":"shutdown: every request received was answered"');
+      await new Promise((resolve) => setTimeout(resolve, 1_100));
+      expect(server.stdout()).not.toContain('"msg":"shutdown: notification attempts finished"');
+      expect(server.child.exitCode).toBeNull();
+      const second = Date.now();
+      server.child.kill("SIGTERM");
+      expect(await server.exited()).toBe(143);
+      expect(Date.now() - second).toBeLessThan(1_000);
+      expect(server.stdout()).toMatch(
+        /"msg":"shutdown: second signal, exiting without waiting","signal":"SIGTERM","notifications_to_resend":1/,
+      );
+    } finally {
+      await sink.close();
+    }
+  });
+});
+
+describe("start-up problems, one line each, naming the fix", () => {
+  it("a corrupt store, a broken secrets file, a remote store without secrets, region or credentials, an unreachable store", async () => {
+    const corrupt = tempDir();
+    mkdirSync(join(corrupt, "dynamodb"));
+    writeFileSync(join(corrupt, "dynamodb", "CURRENT"), "MANIFEST-000009\n");
+    const broken = tempDir();
+    writeFileSync(join(broken, "local-secrets.json"), '{"WEBHOOK_SECRET": "whsec_');
+    const remote = tempDir();
+    const probe = await startSinkServer();
+    const closedPort = probe.port;
+    await probe.close();
+    const aws = { AWS_REGION: "local", AWS_ACCESS_KEY_ID: "local", AWS_SECRET_ACCESS_KEY: "local" };
+    const [a, b, c, d] = await Promise.all([
+      start({ STEPWATCH_DATA_DIR: corrupt }),
+      start({ STEPWATCH_DATA_DIR: broken }),
+      // No IMDS look-up on this machine: the credential chain ends at once.
+      start({
+        STEPWATCH_DATA_DIR: remote,
+        DYNAMODB_ENDPOINT: `http://127.0.0.1:${closedPort}`,
+        AWS_EC2_METADATA_DISABLED: "true",
+      }),
+      start({
+        STEPWATCH_DATA_DIR: remote,
+        DYNAMODB_ENDPOINT: `http://127.0.0.1:${closedPort}`,
+        WEBHOOK_SECRET: sinkSecret,
+        API_TOKEN: "a-token-of-twenty-chars",
+        ...aws,
+      }),
+    ]);
+    const lines = async (server: ServerProcess | undefined) => {
+      expect(await server?.exited()).toBe(1);
+      expect(server?.stdout()).not.toMatch(/whsec_|swt_/);
+      // The AWS SDK's notice about Node 20 (README, Decisions) is its own, and not a start-up problem.
+      const notice =
+        /\(node:\d+\) Warning: NodeVersionSupportWarning[\s\S]*?show where the warning was created\)\n/;
+      return server?.stderr().replace(notice, "").trim().split("\n");
+    };
+    expect(await lines(a)).toEqual([
+      `stepwatch could not start: ${join(corrupt, "dynamodb")} is corrupt or unreadable: move it away or delete it (the embedded store starts empty)`,
+    ]);
+    expect(await lines(b)).toEqual([
+      `stepwatch could not start: ${join(broken, "local-secrets.json")} is not a JSON object of WEBHOOK_SECRET and API_TOKEN: fix it, or delete it to generate new ones (senders and API clients then need the new ones), or set both variables`,
+    ]);
+    expect(await lines(c)).toEqual([
+      "Invalid configuration: WEBHOOK_SECRET is required: one or more whsec_ secrets",
+      "Invalid configuration: API_TOKEN is required with DYNAMODB_ENDPOINT set (tokens are generated only for the embedded local store): set one or more tokens of 16 or more characters",
+      "Invalid configuration: AWS_REGION is not set: set it to the region of the table (any name, e.g. local, for a DynamoDB-compatible server such as dynalite)",
+      "Invalid configuration: No AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (any values for a local DynamoDB-compatible server), or AWS_PROFILE, or run with an IAM role",
+    ]);
+    // Nothing was generated for a store that is not the embedded one.
+    expect(existsSync(join(remote, "local-secrets.json"))).toBe(false);
+    expect(await lines(d)).toEqual([
+      "stepwatch could not start: Could not reach the store at DYNAMODB_ENDPOINT (ECONNREFUSED): check the URL and that the store is running and reachable from here",
+    ]);
   });
 });

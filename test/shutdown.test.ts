@@ -31,8 +31,11 @@ describe("closing for a shutdown", () => {
       expect((await app.send(makeStep({ id, status: "completed" }))).status).toBe(200);
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
+    // What a process killed now would leave for a later sweep to send again (the one attempt out).
+    expect(app.notifier.attemptsInFlight).toBe(1);
     const started = Date.now();
     await app.close();
+    expect(app.notifier.attemptsInFlight).toBe(0);
     const report = await sweeping;
     // Only the attempt in flight when closing began finished (one 300 ms answer), not the other five.
     expect(Date.now() - started).toBeLessThan(1_000);

@@ -37,6 +37,20 @@ const WebhookSecretsSchema = v.pipe(
   }),
 );
 
+// RFC 6750 §2.1's b64token: a token with any other character could never be sent in an
+// Authorization header as the API expects it, so it is refused here rather than at every request.
+const BEARER_TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
+
+const BearerTokensSchema = v.pipe(
+  v.optional(v.string(), ""),
+  v.transform(list),
+  v.check((tokens) => tokens.every((t) => t.length >= 16), "each token must be at least 16 characters"),
+  v.check(
+    (tokens) => tokens.every((t) => BEARER_TOKEN.test(t)),
+    "each token may only use letters, digits and - . _ ~ + / (then = padding): the bearer token alphabet",
+  ),
+);
+
 // The largest DynamoDB item is 400 KB; the stored snapshot must fit with room for its attributes.
 const MAX_BODY_LIMIT = 358_400;
 
@@ -46,16 +60,8 @@ const MAX_BODY_LIMIT = 358_400;
  */
 export const ConfigSchema = v.object({
   WEBHOOK_SECRET: WebhookSecretsSchema,
-  API_TOKEN: v.pipe(
-    v.optional(v.string(), ""),
-    v.transform(list),
-    v.check((tokens) => tokens.every((t) => t.length >= 16), "each token must be at least 16 characters"),
-  ),
-  METRICS_TOKEN: v.pipe(
-    v.optional(v.string(), ""),
-    v.transform(list),
-    v.check((tokens) => tokens.every((t) => t.length >= 16), "each token must be at least 16 characters"),
-  ),
+  API_TOKEN: BearerTokensSchema,
+  METRICS_TOKEN: BearerTokensSchema,
   DYNAMODB_TABLE: v.pipe(
     v.optional(v.string(), "stepwatch"),
     v.regex(/^[A-Za-z0-9_.-]{3,255}$/, "must be 3–255 letters, digits, _, - or ."),
@@ -121,11 +127,19 @@ export type Config = v.InferOutput<typeof ConfigSchema>;
 /** Bad configuration; the message names the variable and never contains a value. */
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
+  /** One line per problem, each naming the variable (and where inside it) and what to do. */
+  readonly problems: readonly string[];
+
+  constructor(problems: string | readonly string[], options?: ErrorOptions) {
+    const lines = typeof problems === "string" ? [problems] : problems;
+    super(lines.join("\n"), options);
+    this.problems = lines;
+  }
 }
 
 /**
  * Parses configuration from an environment-like record (process.env, Worker bindings).
- * @throws {ConfigError} naming the first bad variable and what is wrong with it.
+ * @throws {ConfigError} listing every bad variable at once, one line each.
  */
 export function parseConfig(env: Readonly<Record<string, unknown>>): Config {
   const input: Record<string, unknown> = {};
@@ -134,18 +148,29 @@ export function parseConfig(env: Readonly<Record<string, unknown>>): Config {
     const value = env[key];
     if (typeof value === "string" && value.trim() !== "") input[key] = value;
   }
+  const problems: string[] = [];
   if ((input.AWS_ACCESS_KEY_ID === undefined) !== (input.AWS_SECRET_ACCESS_KEY === undefined)) {
-    throw new ConfigError(
-      "Invalid configuration: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together",
-    );
+    problems.push("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together");
   }
   const result = v.safeParse(ConfigSchema, input);
-  if (result.success) return result.output;
-  const issue = result.issues[0];
-  const path = issue.path?.map((item) => String(item.key)) ?? [];
-  const variable = path[0] ?? "configuration";
-  const where = path.length > 1 ? ` (at ${path.slice(1).join(".")})` : "";
+  if (!result.success) {
+    for (const issue of result.issues) {
+      const line = describeIssue(issue);
+      if (!problems.includes(line)) problems.push(line);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems.map((p) => `Invalid configuration: ${p}`));
+  return (result as v.SafeParseResult<typeof ConfigSchema> & { success: true }).output;
+}
+
+// "NOTIFY_SINKS[0].url must be an http(s) URL": the variable, where inside it, what is wrong.
+function describeIssue(issue: v.BaseIssue<unknown>): string {
+  const keys = issue.path?.map((item) => item.key) ?? [];
+  // An unknown field's issue points at the field itself; its message names it, so point at its owner.
+  if (issue.type === "strict_object" && issue.expected === "never") keys.pop();
+  const [variable, ...rest] = keys;
+  const where = rest.map((key) => (typeof key === "number" ? `[${key}]` : `.${String(key)}`)).join("");
   // Valibot's generic messages end with what was received, which may be a secret: cut it off.
   const message = issue.message.replace(/ but received .*$/s, "");
-  throw new ConfigError(`Invalid configuration: ${variable}${where} ${message}`);
+  return `${variable === undefined ? "configuration" : String(variable)}${where} ${message}`;
 }

@@ -45,19 +45,72 @@ const SigningKeySchema = v.pipe(
 );
 
 const OnSchema = v.pipe(
-  v.array(v.picklist(TERMINAL_STATUSES, `must list statuses among ${TERMINAL_STATUSES.join(", ")}`)),
+  v.array(
+    v.picklist(TERMINAL_STATUSES, `must list statuses among ${TERMINAL_STATUSES.join(", ")}`),
+    `must be a list of statuses among ${TERMINAL_STATUSES.join(", ")}`,
+  ),
   v.minLength(1, "must list at least one status"),
 );
 
-const FilterSchema = v.strictObject(
-  {
-    assistant_id: v.optional(
-      v.pipe(v.array(v.string()), v.minLength(1, "must list at least one assistant id")),
+/**
+ * A strict object whose issues read as plain words: an unknown field is named (with the closest
+ * known one, as a misspelling usually is), a missing one is "required", never Valibot's
+ * "Invalid key: Expected never".
+ */
+function fields<const E extends v.ObjectEntries>(entries: E) {
+  const known = Object.keys(entries);
+  return v.strictObject(entries, (issue) => {
+    if (issue.expected === "never") {
+      const name = String(issue.input);
+      const near = closest(name, known);
+      return `has an unknown field ${JSON.stringify(name)}${near ? ` (did you mean ${JSON.stringify(near)}?)` : ""}`;
+    }
+    if (issue.expected?.startsWith('"')) return "is required";
+    return "must be an object";
+  });
+}
+
+// Edit distance of two short field names; a library would be heavier than these lines.
+function distance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(
+        (row[j] ?? 0) + 1,
+        (next[j - 1] ?? 0) + 1,
+        (row[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    row = next;
+  }
+  return row[b.length] ?? 0;
+}
+
+// The known field a misspelt `name` most likely meant: case aside, at most two edits (one for
+// short names), or the start of a longer field ("assistant" for "assistant_id").
+function closest(name: string, known: readonly string[]): string | undefined {
+  const lower = name.toLowerCase();
+  let best: { field: string; d: number } | undefined;
+  for (const field of known) {
+    const d = distance(lower, field.toLowerCase());
+    const near = d <= (field.length <= 4 ? 1 : 2) || (lower.length >= 4 && field.startsWith(lower));
+    if (near && (!best || d < best.d)) best = { field, d };
+  }
+  return best?.field;
+}
+
+const FilterSchema = fields({
+  assistant_id: v.optional(
+    v.pipe(
+      v.array(v.string("must be a string"), "must be a list of assistant ids"),
+      v.minLength(1, "must list at least one assistant id"),
     ),
-    metadata: v.optional(v.record(v.string(), v.string("metadata filter values must be strings"))),
-  },
-  "may only have assistant_id and metadata",
-);
+  ),
+  metadata: v.optional(
+    v.record(v.string(), v.string("metadata filter values must be strings"), "must be an object of strings"),
+  ),
+});
 
 const common = {
   name: v.optional(NameSchema),
@@ -74,21 +127,21 @@ export const SinkConfigSchema = v.pipe(
   v.variant(
     "type",
     [
-      v.strictObject({
+      fields({
         ...common,
         type: v.literal("webhook"),
         url: HttpUrlSchema,
         secret: v.optional(SecretSchema),
         signing_key: v.optional(SigningKeySchema),
       }),
-      v.strictObject({ ...common, type: v.literal("slack"), url: HttpUrlSchema }),
-      v.strictObject({
+      fields({ ...common, type: v.literal("slack"), url: HttpUrlSchema }),
+      fields({
         ...common,
         type: v.literal("pagerduty"),
         routing_key: v.pipe(v.string("must be a string"), v.minLength(1, "must not be empty")),
         url: v.optional(HttpUrlSchema, PAGERDUTY_ENQUEUE_URL),
       }),
-      v.strictObject({ ...common, type: v.literal("console") }),
+      fields({ ...common, type: v.literal("console") }),
     ],
     'type must be "webhook", "slack", "pagerduty" or "console"',
   ),

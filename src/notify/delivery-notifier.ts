@@ -86,6 +86,7 @@ export class DeliveryNotifier implements Notifier {
   /** Sinks with a counted failure since this instance last wrote a success. */
   readonly #failedSince = new Set<string>();
   #closing = false;
+  #attempting = 0;
 
   constructor(options: DeliveryNotifierOptions) {
     this.#o = options;
@@ -139,6 +140,14 @@ export class DeliveryNotifier implements Notifier {
   /** Resolves when every prompt delivery and sweep started so far has finished. */
   async drain(): Promise<void> {
     while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+  }
+
+  /**
+   * Notification attempts being sent right now: a process killed now leaves each for a later sweep
+   * to send again (after its lease, or the prompt lease for a first attempt).
+   */
+  get attemptsInFlight(): number {
+    return this.#attempting;
   }
 
   /** The sink's health, at most {@link HEALTH_CACHE_MS} old. */
@@ -421,6 +430,21 @@ export class DeliveryNotifier implements Notifier {
     notification: Notification,
     probe: boolean,
     context: LogFields = {},
+  ): Promise<Delivery> {
+    this.#attempting++;
+    try {
+      return await this.#attemptCounted(sink, delivery, notification, probe, context);
+    } finally {
+      this.#attempting--;
+    }
+  }
+
+  async #attemptCounted(
+    sink: Sink,
+    delivery: Delivery,
+    notification: Notification,
+    probe: boolean,
+    context: LogFields,
   ): Promise<Delivery> {
     const startedMs = this.#nowMs();
     const result = await sendSafely(sink, notification);

@@ -1,6 +1,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { generateWebhookSecret } from "../domain/webhook-secret.js";
+import { StartupError } from "./startup-error.js";
 
 /** File under the data directory holding generated local secrets. */
 export const LOCAL_SECRETS_FILE = "local-secrets.json";
@@ -14,16 +15,22 @@ export interface LocalDefaults {
 }
 
 /**
- * Fills in what a newcomer has not configured, for `npm start` on a fresh clone: a webhook secret
- * and an API token generated once and kept under `dataDir` (so a restart keeps them), and a
- * console sink when no sinks are configured. Variables that are set are never touched.
+ * Fills in what a newcomer has not configured, for `npm start` on a fresh clone: with the embedded
+ * store (`embedded`), a webhook secret and an API token generated once and kept under `dataDir` (so
+ * a restart keeps them); and a console sink when no sinks are configured. Variables that are set
+ * are never touched. Against any other store nothing secret is generated: a server that is meant
+ * to be reached must not invent credentials and print them into its logs.
  */
-export function applyLocalDefaults(env: Record<string, string | undefined>, dataDir: string): LocalDefaults {
+export function applyLocalDefaults(
+  env: Record<string, string | undefined>,
+  dataDir: string,
+  embedded = true,
+): LocalDefaults {
   const secretsFile = join(dataDir, LOCAL_SECRETS_FILE);
   const needSecret = !env.WEBHOOK_SECRET?.trim();
   const needToken = !env.API_TOKEN?.trim();
   const generated: { WEBHOOK_SECRET?: string; API_TOKEN?: string } = {};
-  if (needSecret || needToken) {
+  if (embedded && (needSecret || needToken)) {
     const saved = readSecrets(secretsFile);
     const secrets = {
       WEBHOOK_SECRET: saved.WEBHOOK_SECRET ?? generateWebhookSecret(),
@@ -45,7 +52,19 @@ export function applyLocalDefaults(env: Record<string, string | undefined>, data
 /** Reads the secrets kept by {@link applyLocalDefaults}, if any. */
 export function readSecrets(file: string): { WEBHOOK_SECRET?: string; API_TOKEN?: string } {
   if (!existsSync(file)) return {};
-  const parsed = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+  let parsed: Record<string, unknown>;
+  try {
+    const value: unknown = JSON.parse(readFileSync(file, "utf8"));
+    if (typeof value !== "object" || value === null || Array.isArray(value))
+      throw new TypeError("not an object");
+    parsed = value as Record<string, unknown>;
+  } catch (error) {
+    throw new StartupError(
+      `${file} is not a JSON object of WEBHOOK_SECRET and API_TOKEN: fix it, or delete it to generate new ` +
+        "ones (senders and API clients then need the new ones), or set both variables",
+      { cause: error },
+    );
+  }
   return {
     ...(typeof parsed.WEBHOOK_SECRET === "string" ? { WEBHOOK_SECRET: parsed.WEBHOOK_SECRET } : {}),
     ...(typeof parsed.API_TOKEN === "string" ? { API_TOKEN: parsed.API_TOKEN } : {}),

@@ -1,9 +1,16 @@
 import { ConfigError } from "../config/config-schema.js";
 import { describeError } from "../observability/logger.js";
+import { StartupError } from "./startup-error.js";
 
-/** The one line a runtime prints when stepwatch cannot start: the variable to fix, never a value or a stack. */
+/**
+ * What a runtime prints when stepwatch cannot start: one line per problem, each naming the
+ * variable or file to fix, never a value or a stack.
+ */
 export function startupErrorMessage(error: unknown): string {
-  return error instanceof ConfigError ? error.message : `stepwatch could not start: ${describeError(error)}`;
+  if (error instanceof ConfigError) return error.message;
+  if (error instanceof StartupError)
+    return `stepwatch could not start: ${error.message.replaceAll("\n", "\nstepwatch could not start: ")}`;
+  return `stepwatch could not start: ${describeError(error)}`;
 }
 
 /**

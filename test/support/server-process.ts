@@ -29,12 +29,43 @@ export function runTs(script: string, args: string[], env: Record<string, string
   });
 }
 
-/** Starts `src/runtime/node-main.ts` and waits for its banner (or its failure). */
+/**
+ * How the server is run: `tsx` (node --import tsx, the default), `npm` (`npm start`, as a newcomer
+ * runs it), or `dist` (`node dist/node-main.js`, as production runs it; `npm run build` first).
+ */
+export type ServerCommand = "tsx" | "npm" | "dist";
+
+/** Options of {@link startServerProcess}. */
+export interface ServerProcessOptions {
+  readonly command?: ServerCommand;
+  /** Its own process group (as a service manager or a terminal starts it), to signal it as a whole. */
+  readonly detached?: boolean;
+  readonly timeoutMs?: number;
+}
+
+/** The dist build of the Node server, as `npm run build` writes it. */
+export const DIST_MAIN = "dist/node-main.js";
+
+/** Starts the Node server and waits for its banner (or its failure). */
 export async function startServerProcess(
   env: Record<string, string>,
-  timeoutMs = 30_000,
+  options: ServerProcessOptions = {},
 ): Promise<ServerProcess> {
-  const child = runTs("src/runtime/node-main.ts", [], childEnv({ PORT: "0", ...env }));
+  const { command = "tsx", detached = false, timeoutMs = 30_000 } = options;
+  const childEnvironment = childEnv({ PORT: "0", ...env });
+  const [file, args] =
+    command === "npm"
+      ? ["npm", ["start", "--silent"]]
+      : [
+          process.execPath,
+          command === "dist" ? [DIST_MAIN] : ["--import", "tsx", "src/runtime/node-main.ts"],
+        ];
+  const child = spawn(file, args, {
+    cwd: ROOT,
+    env: childEnvironment,
+    stdio: ["ignore", "pipe", "pipe"],
+    detached,
+  });
   let out = "";
   let err = "";
   const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
@@ -65,7 +96,14 @@ export async function stopProcess(child: ChildProcess, graceMs = 10_000): Promis
   if (child.exitCode !== null || child.signalCode !== null) return;
   const done = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+  const timer = setTimeout(() => {
+    // A child started in its own group (npm start) takes its own children with it.
+    try {
+      process.kill(-(child.pid ?? 0), "SIGKILL");
+    } catch {
+      child.kill("SIGKILL");
+    }
+  }, graceMs);
   await done;
   clearTimeout(timer);
 }
