@@ -103,18 +103,15 @@ export async function startFakeAssistants(options: FakeAssistantsOptions): Promi
         next();
       };
       const parsed = body ? (JSON.parse(body) as { assistant_id?: string }) : {};
-      let m: RegExpExecArray | null;
-      if (req.method === "POST" && (m = /^\/v1\/threads(?:\/([^/]+))?\/runs$/.exec(path))) {
-        return stream(options.runs[m[1] ?? ""] ?? options.runs[parsed.assistant_id ?? ""]);
-      }
-      if (
-        req.method === "POST" &&
-        (m = /^\/v1\/threads\/[^/]+\/runs\/([^/]+)\/submit_tool_outputs$/.exec(path))
-      ) {
-        return stream(options.submit[m[1] ?? ""]);
-      }
-      if (req.method === "GET" && (m = /^\/v1\/threads\/[^/]+\/runs\/([^/]+)\/steps$/.exec(path))) {
-        const data = steps.filter((s) => s.run_id === m?.[1]);
+      const post = req.method === "POST";
+      const get = req.method === "GET";
+      const runStart = post ? /^\/v1\/threads(?:\/([^/]+))?\/runs$/.exec(path) : null;
+      if (runStart) return stream(options.runs[runStart[1] ?? ""] ?? options.runs[parsed.assistant_id ?? ""]);
+      const submit = post ? /^\/v1\/threads\/[^/]+\/runs\/([^/]+)\/submit_tool_outputs$/.exec(path) : null;
+      if (submit) return stream(options.submit[submit[1] ?? ""]);
+      const list = get ? /^\/v1\/threads\/[^/]+\/runs\/([^/]+)\/steps$/.exec(path) : null;
+      if (list) {
+        const data = steps.filter((s) => s.run_id === list[1]);
         return json(200, {
           object: "list",
           data,
@@ -123,8 +120,9 @@ export async function startFakeAssistants(options: FakeAssistantsOptions): Promi
           has_more: false,
         });
       }
-      if (req.method === "GET" && (m = /^\/v1\/threads\/[^/]+\/runs\/[^/]+\/steps\/([^/]+)$/.exec(path))) {
-        const step = steps.find((s) => s.id === m?.[1]);
+      const one = get ? /^\/v1\/threads\/[^/]+\/runs\/[^/]+\/steps\/([^/]+)$/.exec(path) : null;
+      if (one) {
+        const step = steps.find((s) => s.id === one[1]);
         return step
           ? json(200, step)
           : json(404, { error: { message: "No step found", type: "invalid_request_error" } });
