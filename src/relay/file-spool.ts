@@ -44,6 +44,7 @@ export async function openFileSpool(dir: string): Promise<Spool> {
   let durableEnd = size;
   let pending: PendingWrite[] = [];
   let writing: Promise<void> | null = null;
+  let truncating: Promise<void> | null = null;
   let closed = false;
 
   const flush = async () => {
@@ -67,7 +68,7 @@ export async function openFileSpool(dir: string): Promise<Spool> {
     }
   };
   const schedule = () => {
-    if (writing || pending.length === 0) return;
+    if (writing || truncating || pending.length === 0) return;
     writing = flush().finally(() => {
       writing = null;
       schedule();
@@ -83,7 +84,7 @@ export async function openFileSpool(dir: string): Promise<Spool> {
       schedule();
     });
   const settled = async () => {
-    while (writing) await writing;
+    while (writing || truncating) await (writing ?? truncating);
   };
 
   return {
@@ -123,10 +124,19 @@ export async function openFileSpool(dir: string): Promise<Spool> {
     },
     async clear() {
       await settled();
-      if (pending.length > 0 || closed) return;
-      await handle.truncate(0);
-      size = 0;
-      durableEnd = 0;
+      // An append that came in meanwhile keeps the file as it is (the next idle moment clears it).
+      if (pending.length > 0 || writing || truncating || closed) return;
+      truncating = handle
+        .truncate(0)
+        .then(() => {
+          size = 0;
+          durableEnd = 0;
+        })
+        .finally(() => {
+          truncating = null;
+          schedule();
+        });
+      await truncating;
     },
     async close() {
       await settled();
