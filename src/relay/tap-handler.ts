@@ -1,0 +1,228 @@
+import type { Forwarder } from "./forwarder.js";
+import {
+  type ExtractOptions,
+  isRunStepsPath,
+  type RelayEvent,
+  runStepEventOf,
+  runStepEventsOfJson,
+} from "./run-step-events.js";
+import { SseParser } from "./sse-parser.js";
+
+/** How the tap reaches the upstream and where it tees run steps. */
+export interface TapOptions extends ExtractOptions {
+  /** The real Assistants-compatible base URL, e.g. `https://api.openai.com/v1`. */
+  readonly upstream: string;
+  readonly forwarder: Forwarder;
+  /** Told when teeing fails (never with headers or bodies). */
+  readonly onError?: (message: string) => void;
+  /** JSON answers larger than this are passed on but not read for run steps. Default 4 MiB. */
+  readonly maxJsonBytes?: number;
+  readonly fetch?: typeof fetch;
+  /**
+   * Found events of one response waiting for the forwarder at most (it waits only when it has no
+   * spool and its memory is full); more are dropped and counted, never holding up the client.
+   */
+  readonly maxPending?: number;
+}
+
+/** A Web-standard handler; `waitUntil` keeps the teeing alive past the response where the runtime needs it. */
+export type TapHandler = (
+  request: Request,
+  waitUntil?: (promise: Promise<unknown>) => void,
+) => Promise<Response>;
+
+// Hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection, not to the message.
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "host",
+]);
+
+/**
+ * The tap: every request goes to `upstream` + its path and query, and the upstream's answer comes
+ * back unchanged (status, headers but hop-by-hop ones, body bytes), streamed chunk by chunk as it
+ * arrives. While a chunk passes, a copy feeds the SSE parser; run step events found in it (and in
+ * run step list/retrieve JSON answers) are handed to the forwarder off the response's path, so the
+ * client's stream never waits for stepwatch. Request headers (credentials included) are passed on
+ * and never logged or kept. The request body is read whole before sending: Assistants request
+ * bodies are small JSON, and a known length is what every upstream accepts.
+ */
+export function createTapHandler(options: TapOptions): TapHandler {
+  const base = new URL(options.upstream);
+  const basePath = base.pathname.replace(/\/+$/, "");
+  const doFetch = options.fetch ?? fetch;
+  const maxJsonBytes = options.maxJsonBytes ?? 4 * 1024 * 1024;
+  const report = options.onError ?? (() => undefined);
+
+  return async (request, waitUntil) => {
+    const incoming = new URL(request.url);
+    const target = new URL(base);
+    target.pathname = basePath + incoming.pathname;
+    target.search = incoming.search;
+    const headers = new Headers();
+    request.headers.forEach((value, name) => {
+      if (!HOP_BY_HOP.has(name)) headers.set(name, value);
+    });
+    // The tap must read the events: ask for the identity encoding (what the client gets is the same
+    // bytes either way, fetch having decoded them).
+    headers.set("accept-encoding", "identity");
+    const hasBody = request.method !== "GET" && request.method !== "HEAD";
+    let upstream: Response;
+    try {
+      upstream = await doFetch(target, {
+        method: request.method,
+        headers,
+        body: hasBody ? await request.arrayBuffer() : null,
+        redirect: "manual",
+        signal: request.signal,
+      });
+    } catch (error) {
+      report(`upstream unreachable: ${(error as Error).name}`);
+      return new Response(
+        JSON.stringify({ error: { message: "the tap could not reach the upstream", type: "tap_error" } }),
+        {
+          status: 502,
+          headers: { "content-type": "application/json" },
+        },
+      );
+    }
+    const responseHeaders = new Headers();
+    upstream.headers.forEach((value, name) => {
+      if (!HOP_BY_HOP.has(name)) responseHeaders.append(name, value);
+    });
+    if (upstream.headers.has("content-encoding")) {
+      // fetch decoded the body: its encoding and length no longer describe what is passed on.
+      responseHeaders.delete("content-encoding");
+      responseHeaders.delete("content-length");
+    }
+    const type = upstream.headers.get("content-type") ?? "";
+    const tee = !upstream.body
+      ? null
+      : type.includes("text/event-stream")
+        ? sseTee(options)
+        : upstream.ok &&
+            request.method === "GET" &&
+            type.includes("json") &&
+            isRunStepsPath(incoming.pathname)
+          ? jsonTee(maxJsonBytes)
+          : null;
+    if (!tee || !upstream.body) {
+      return new Response(upstream.body, {
+        status: upstream.status,
+        statusText: upstream.statusText,
+        headers: responseHeaders,
+      });
+    }
+    const intake = createIntake(options.forwarder, report, options.maxPending ?? 1000);
+    const body = upstream.body.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, controller) {
+          // The client gets the chunk first; reading it for run steps comes after.
+          controller.enqueue(chunk);
+          tee.push(chunk, intake.add);
+        },
+        flush() {
+          tee.end(intake.add);
+          intake.close();
+        },
+      }),
+    );
+    // A client that goes away mid-stream ends the teeing too (flush never comes then).
+    request.signal.addEventListener("abort", () => intake.close(), { once: true });
+    waitUntil?.(intake.done);
+    return new Response(body, {
+      status: upstream.status,
+      statusText: upstream.statusText,
+      headers: responseHeaders,
+    });
+  };
+}
+
+interface Tee {
+  push(chunk: Uint8Array, add: (work: Promise<RelayEvent[]>) => void): void;
+  end(add: (work: Promise<RelayEvent[]>) => void): void;
+}
+
+function sseTee(options: ExtractOptions): Tee {
+  const parser = new SseParser();
+  const extract = (events: ReturnType<SseParser["push"]>, add: (work: Promise<RelayEvent[]>) => void) => {
+    for (const e of events) {
+      if (!e.event.startsWith("thread.run.step.")) continue;
+      add(runStepEventOf(e.event, e.data, options).then((event) => (event ? [event] : [])));
+    }
+  };
+  return {
+    push: (chunk, add) => extract(parser.push(chunk), add),
+    end: (add) => extract(parser.end(), add),
+  };
+}
+
+function jsonTee(maxBytes: number): Tee {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  return {
+    push(chunk) {
+      size += chunk.byteLength;
+      if (size <= maxBytes) chunks.push(chunk);
+      else chunks.length = 0;
+    },
+    end(add) {
+      if (size > maxBytes) return;
+      const bytes = new Uint8Array(size);
+      let at = 0;
+      for (const c of chunks) {
+        bytes.set(c, at);
+        at += c.byteLength;
+      }
+      try {
+        add(runStepEventsOfJson(JSON.parse(new TextDecoder().decode(bytes))));
+      } catch {
+        // Not JSON after all: passed on as it was, nothing to tee.
+      }
+    },
+  };
+}
+
+/** Hands found events to the forwarder in order, one accept at a time, off the response's path. */
+function createIntake(forwarder: Forwarder, report: (message: string) => void, maxPending: number) {
+  let chain: Promise<void> = Promise.resolve();
+  let failed = false;
+  let pending = 0;
+  let closeIntake: () => void = () => undefined;
+  const closed = new Promise<void>((resolve) => {
+    closeIntake = resolve;
+  });
+  return {
+    add(work: Promise<RelayEvent[]>) {
+      if (pending >= maxPending) {
+        forwarder.noteDropped();
+        return;
+      }
+      pending++;
+      chain = chain.then(async () => {
+        const events = await work.catch(() => []);
+        pending--;
+        for (const event of events) {
+          if (failed) return;
+          try {
+            await forwarder.accept(event);
+          } catch (error) {
+            failed = true;
+            report(`run step events not teed: ${(error as Error).message}`);
+          }
+        }
+      });
+    },
+    close: () => closeIntake(),
+    get done(): Promise<void> {
+      return closed.then(() => chain).then(() => forwarder.idle().catch(() => undefined));
+    },
+  };
+}
