@@ -5,9 +5,11 @@ import { type ServerType, serve } from "@hono/node-server";
 import chromium from "@sparticuz/chromium";
 import { type Browser, type BrowserContext, type Page, chromium as playwright } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { quarantineId } from "../src/domain/quarantined-request.js";
 import { generateWebhookSecret } from "../src/domain/webhook-secret.js";
 import { consoleRoutes } from "../src/http/routes/console-routes.js";
 import { consoleFilesIn } from "../src/runtime/console-files.js";
+import { DynamoQuarantineStore } from "../src/store/dynamo-quarantine-store.js";
 import { deliveryOf, seedDead, sinkOf, stepIdOf, webhookSink } from "./support/deliveries.js";
 import { makeStep } from "./support/run-steps.js";
 import { type SinkServer, startSinkServer } from "./support/sink-server.js";
@@ -44,6 +46,30 @@ const heading = () => page.locator("main h2");
 const shows = (hash: string) =>
   page.waitForFunction((h) => document.querySelector("main")?.dataset.shows === h, hash);
 const rowOf = (text: string) => page.locator("main tbody tr", { hasText: text });
+
+// Keeps a quarantined request as an older release would have: a body today's rules accept.
+async function seedQuarantined(step: Record<string, unknown>): Promise<string> {
+  const body = JSON.stringify(step);
+  const webhookId = `msg_seed_${String(step.id)}`;
+  const id = await quarantineId(webhookId);
+  const now = Date.now();
+  await new DynamoQuarantineStore({ client: store.client, tableName: store.tableName }).keep(
+    {
+      id,
+      receivedAtMs: now,
+      expiresAt: Math.floor(now / 1000) + 86_400,
+      webhookId,
+      webhookTimestamp: Math.floor(now / 1000),
+      headers: { "webhook-id": webhookId, "content-type": "application/json" },
+      bodyBytes: Buffer.byteLength(body),
+      refusal: { status: 422, code: "invalid_payload", message: "refused by an older release", issues: [] },
+      replay: null,
+      version: 1,
+    },
+    new TextEncoder().encode(body),
+  );
+  return id;
+}
 
 // One step as a relay would send it, with its notifications settled.
 async function sendStep(overrides: Record<string, unknown>) {
@@ -304,13 +330,41 @@ describe("operator console in headless Chromium", () => {
     expect(await page.evaluate(() => location.hash)).toBe("#/steps?limit=2&since=4070908800");
   });
 
-  it("shows the quarantine, or that it is not available", async () => {
+  it("shows a quarantined event, why it is still refused, and replays one today's rules accept", async () => {
+    // A real refusal: correctly signed, but a completed step without completed_at.
+    const refused = await app.send(
+      makeStep({ id: "step_console_q1", run_id: RUN_B, status: "completed", completed_at: null }),
+    );
+    expect(refused.status).toBe(422);
+    const refusedId = ((await refused.json()) as { error: { quarantine_id: string } }).error.quarantine_id;
+    // One an older release refused and today's rules accept, kept as that release kept it.
+    const acceptedId = await seedQuarantined(
+      makeStep({ id: "step_console_q2", run_id: RUN_B, status: "completed" }),
+    );
+
     await page.getByRole("link", { name: "Quarantine" }).click();
-    await heading().filter({ hasText: "Quarantine" }).waitFor();
-    // QUARANTINE REPLAY (lead, once GET/POST /v1/quarantine land): quarantine an event (a signed
-    // body that fails validation), open it here, check its headers and body, press Replay and see
-    // "Replayed …" and the step in Recent steps; replace the next line.
-    await page.locator("#quarantine-unavailable", { hasText: "Quarantine not available" }).waitFor();
+    await shows("#/quarantine");
+    await rowOf(refusedId).waitFor();
+    await rowOf(acceptedId).waitFor();
+    await page.getByRole("link", { name: refusedId }).click();
+    await shows(`#/quarantine/${refusedId}`);
+    await page
+      .locator("main li", { hasText: 'completed_at is required when status is "completed"' })
+      .waitFor();
+    await page.locator("main", { hasText: "webhook-signature" }).waitFor();
+    expect(await page.getByLabel("Quarantined body").textContent()).toContain('"id":"step_console_q1"');
+    await page.getByRole("button", { name: "Replay" }).click();
+    await notice().filter({ hasText: "still refused: not a valid run step event" }).waitFor();
+
+    await page.goto(`${base}/console/#/quarantine/${acceptedId}`);
+    await shows(`#/quarantine/${acceptedId}`);
+    await page.getByRole("button", { name: "Replay" }).click();
+    await notice()
+      .filter({ hasText: `Replayed ${acceptedId}: step step_console_q2 created` })
+      .waitFor();
+    await shot("5-quarantine-replayed");
+    expect((await app.get("/v1/run-steps/step_console_q2")).status).toBe(200);
+    expect(await page.getByRole("button", { name: "Replay" }).count()).toBe(0);
   });
 
   it("forgets the token on request, set no cookie, and logged no browser error", async () => {

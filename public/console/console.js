@@ -285,7 +285,7 @@ async function route() {
       ? await view()
       : [el("h2", { tabindex: "-1" }, "Not found"), el("p", {}, "No such page.")];
     if (!isCurrent()) return;
-    main.replaceChildren(...content);
+    main.replaceChildren(...content.flat(Number.POSITIVE_INFINITY).filter((node) => node != null));
   } catch (error) {
     if (!isCurrent() || (error instanceof ApiError && error.status === 401)) return;
     main.replaceChildren(
