@@ -85,6 +85,17 @@ describe("GET /metrics", () => {
     expect(sample(families, "stepwatch_sink_state", { sink: "hook", state: "healthy" })).toBe(1);
     expect(sample(families, "stepwatch_sink_state", { sink: "hook", state: "failing" })).toBe(0);
     expect(families.some((f) => f.name.startsWith("stepwatch_process_"))).toBe(true);
+    expect(sample(families, "stepwatch_quarantined_requests", {})).toBe(0);
+  });
+
+  it("counts the quarantine: signed requests refused for their body", async () => {
+    await app.send("{not json");
+    await app.send(makeStep({ id: "step_mq", status: "completed", completed_at: null }));
+    const { families } = await scrape(app);
+    expect(sample(families, "stepwatch_quarantined_requests", {})).toBe(2);
+    const ingest = "stepwatch_ingest_events_total";
+    expect(sample(families, ingest, { outcome: "invalid_json", step_status: "none" })).toBe(1);
+    expect(sample(families, ingest, { outcome: "invalid_payload", step_status: "none" })).toBe(1);
   });
 
   it("counts sweeps and shows a backlog's size and age", async () => {

@@ -118,7 +118,7 @@ export function createApp(deps: AppDeps): Hono {
     if (metrics) {
       const tokens = deps.metricsTokens?.length ? deps.metricsTokens : deps.apiTokens;
       app.use("/metrics", bearer(tokens));
-      app.route("/metrics", metricsRoutes(operations, metrics));
+      app.route("/metrics", metricsRoutes(operations, ingest, metrics));
     }
   }
 

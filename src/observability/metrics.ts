@@ -1,3 +1,6 @@
+/** The most quarantined requests a scrape counts: the gauge must stay cheap however many there are. */
+export const QUARANTINE_COUNT_LIMIT = 10_000;
+
 /** A sink's gauges, read from the store when metrics are scraped. */
 export interface SinkGauges {
   readonly name: string;
@@ -22,6 +25,9 @@ export interface Metrics {
   deliveryAttempt(sink: string, outcome: string, seconds: number): void;
   /** One sweep: how long, how many attempts, how many deliveries the outbox recovery wrote. */
   sweep(seconds: number, attempts: number, recovered: number): void;
-  /** The exposition in the Prometheus text format, with the store's gauges as given. */
-  render(sinks: readonly SinkGauges[]): Promise<{ contentType: string; body: string }>;
+  /**
+   * The exposition in the Prometheus text format, with the store's gauges as given: each sink's,
+   * and how many requests the quarantine holds.
+   */
+  render(sinks: readonly SinkGauges[], quarantined: number): Promise<{ contentType: string; body: string }>;
 }

@@ -1,5 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import type { Metrics, SinkGauges } from "../observability/metrics.js";
+import { type Metrics, QUARANTINE_COUNT_LIMIT, type SinkGauges } from "../observability/metrics.js";
 
 const SINK_STATES = ["healthy", "failing", "disabled"] as const;
 
@@ -85,6 +85,11 @@ export function createPromMetrics(): Metrics {
     labelNames: ["sink", "state"],
     registers,
   });
+  const quarantine = new Gauge({
+    name: "stepwatch_quarantined_requests",
+    help: `Signed requests kept in the quarantine (replayed ones included until they expire), counted up to ${QUARANTINE_COUNT_LIMIT} at scrape time.`,
+    registers,
+  });
   return {
     httpRequest(method, route, status, seconds) {
       http.inc({ method, route, status: String(status) });
@@ -103,7 +108,8 @@ export function createPromMetrics(): Metrics {
       sweepAttempts.inc(made);
       recovered.inc(wrote);
     },
-    async render(sinks: readonly SinkGauges[]) {
+    async render(sinks: readonly SinkGauges[], quarantined: number) {
+      quarantine.set(quarantined);
       for (const sink of sinks) {
         pending.set({ sink: sink.name }, sink.pending);
         dead.set({ sink: sink.name }, sink.dead);

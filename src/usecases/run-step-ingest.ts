@@ -115,6 +115,11 @@ export class RunStepIngest {
     return record && body ? { record, body } : null;
   }
 
+  /** How many requests the quarantine holds, counting at most `max`. */
+  countQuarantined(max: number): Promise<number> {
+    return this.#deps.quarantine.count(max);
+  }
+
   /** Deletes a quarantined request; false when there was none. */
   discard(id: string): Promise<boolean> {
     return isQuarantineId(id) ? this.#deps.quarantine.delete(id) : Promise.resolve(false);

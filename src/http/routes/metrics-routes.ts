@@ -1,16 +1,20 @@
 import { Hono } from "hono";
-import type { Metrics } from "../../observability/metrics.js";
+import { type Metrics, QUARANTINE_COUNT_LIMIT } from "../../observability/metrics.js";
 import type { DeliveryOperations } from "../../usecases/delivery-operations.js";
+import type { RunStepIngest } from "../../usecases/run-step-ingest.js";
 
 /**
  * `GET /metrics`: the Prometheus text format, with each sink's gauges (pending, dead, oldest pending
- * age, state) read from the store at scrape time: a few queries per sink, bounded. Mounted behind
+ * age, state) and the quarantine's size read from the store at scrape time: a few queries per sink, bounded. Mounted behind
  * bearer auth (METRICS_TOKEN, else the API's tokens).
  */
-export function metricsRoutes(ops: DeliveryOperations, metrics: Metrics): Hono {
+export function metricsRoutes(ops: DeliveryOperations, ingest: RunStepIngest, metrics: Metrics): Hono {
   const routes = new Hono();
   routes.get("/", async (c) => {
-    const sinks = await ops.sinks();
+    const [sinks, quarantined] = await Promise.all([
+      ops.sinks(),
+      ingest.countQuarantined(QUARANTINE_COUNT_LIMIT),
+    ]);
     const nowMs = ops.nowMs();
     const { contentType, body } = await metrics.render(
       sinks.map(({ config, health, backlog }) => ({
@@ -23,6 +27,7 @@ export function metricsRoutes(ops: DeliveryOperations, metrics: Metrics): Hono {
             ? null
             : Math.max(0, (nowMs - backlog.oldestPendingCreatedMs) / 1000),
       })),
+      quarantined,
     );
     return c.body(body, 200, { "content-type": contentType });
   });
