@@ -277,10 +277,15 @@ describe("npm run build:worker", () => {
       const build = buildWorker(outDir);
       expect(build.gzipBytes).toBeGreaterThan(10 * 1024);
       expect(build.gzipBytes).toBeLessThanOrEqual(GZIP_BUDGET_BYTES);
-      // Only the DynamoDB client is in, not the whole SDK or a Node polyfill layer.
+      // The Worker's own DynamoDB client (wrangler.toml [alias]) instead of the AWS SDK, and no Node
+      // polyfill layer.
       const names = build.contributors.map((c) => c.name);
-      expect(names).toContain("@aws-sdk/client-dynamodb");
-      expect(names.filter((n) => n.startsWith("@aws-sdk/client-"))).toEqual(["@aws-sdk/client-dynamodb"]);
+      expect(names).toContain("aws4fetch");
+      expect(names.filter((n) => n.startsWith("@aws-sdk/") || n.startsWith("@smithy/"))).toEqual([]);
+      const meta = JSON.parse(readFileSync(join(outDir, "meta.json"), "utf8")) as { inputs: object };
+      const inputs = Object.keys(meta.inputs);
+      expect(inputs).toContain("src/runtime/worker-dynamodb.ts");
+      expect(inputs.filter((path) => /@aws-sdk\/|@smithy\//.test(path))).toEqual([]);
       expect(names.some((n) => n === "unenv" || n.startsWith("@cloudflare/unenv"))).toBe(false);
     } finally {
       rmSync(outDir, { recursive: true, force: true });

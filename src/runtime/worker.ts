@@ -1,21 +1,23 @@
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type {
   ExecutionContext,
   ExportedHandler,
   ScheduledController,
   Response as WorkerResponse,
 } from "@cloudflare/workers-types/latest/index";
-import { FetchHttpHandler } from "@smithy/fetch-http-handler";
 import { type Config, ConfigError, parseConfig } from "../config/config-schema.js";
 import { createLogger } from "../observability/logger.js";
-import { createDynamoClient } from "../store/dynamo-client.js";
 import { createStepwatch, type Stepwatch } from "./create-stepwatch.js";
 import { startOnce, startupErrorMessage } from "./startup.js";
+import type { WorkerDynamoConfig } from "./worker-dynamodb.js";
 
 /** The Worker's bindings: vars and secrets (all strings); other bindings are ignored. */
 export type WorkerEnv = Readonly<Record<string, unknown>>;
 
 // A DynamoDB call that has not answered within this is reported as a 503, not left to hang the request.
 const DYNAMO_REQUEST_TIMEOUT_MS = 3_000;
+// Attempts per DynamoDB call, as on Node (src/store/dynamo-client.ts): a prompt 503 beats long backoff.
+const DYNAMO_MAX_ATTEMPTS = 2;
 
 // Workers Paid limits one invocation to 10,000 subrequests and 6 connections open at once; a cron
 // invocation may run 15 minutes but the next one comes a minute later. A sweep drains for 50 s,
@@ -29,25 +31,37 @@ const REQUIRED_ON_WORKERS = ["AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCE
 const isAsset = (path: string) =>
   path === "/openapi.json" || path === "/console" || path.startsWith("/console/");
 
+type WorkerConfig = Config & { readonly [name in (typeof REQUIRED_ON_WORKERS)[number]]: string };
+
 // Parses the bindings, insisting on what the SDK cannot find by itself here.
-function parseWorkerConfig(env: WorkerEnv): Config {
+function parseWorkerConfig(env: WorkerEnv): WorkerConfig {
   const config = parseConfig(env);
   for (const name of REQUIRED_ON_WORKERS) {
     if (config[name] === undefined) {
       throw new ConfigError(`Invalid configuration: ${name} is required on Workers (a secret or var)`);
     }
   }
-  return config;
+  return config as WorkerConfig;
 }
 
 // One stepwatch per isolate: bindings do not change within an isolate (a new deployment or secret
 // starts new isolates), so configuration is parsed and keys imported once, not per request.
 const stepwatchFor = startOnce(async (env: WorkerEnv): Promise<Stepwatch> => {
   const config = parseWorkerConfig(env);
-  const client = createDynamoClient(
-    config,
-    new FetchHttpHandler({ requestTimeout: DYNAMO_REQUEST_TIMEOUT_MS }),
-  );
+  // wrangler.toml aliases the SDK to src/runtime/worker-dynamodb.ts in the bundle: this config is
+  // checked against both (the SDK reads it as well when tests import this file under Node).
+  const clientConfig = {
+    region: config.AWS_REGION,
+    ...(config.DYNAMODB_ENDPOINT ? { endpoint: config.DYNAMODB_ENDPOINT } : {}),
+    credentials: {
+      accessKeyId: config.AWS_ACCESS_KEY_ID,
+      secretAccessKey: config.AWS_SECRET_ACCESS_KEY,
+      ...(config.AWS_SESSION_TOKEN ? { sessionToken: config.AWS_SESSION_TOKEN } : {}),
+    },
+    maxAttempts: DYNAMO_MAX_ATTEMPTS,
+    requestHandler: { requestTimeout: DYNAMO_REQUEST_TIMEOUT_MS },
+  } satisfies WorkerDynamoConfig;
+  const client = new DynamoDBClient(clientConfig);
   return createStepwatch(config, client, createLogger(config.LOG_LEVEL), WORKER_SWEEP);
 });
 
