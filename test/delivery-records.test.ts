@@ -91,15 +91,15 @@ describe("RETENTION_DAYS", () => {
 });
 
 describe("webhook-id for odd step ids (stable per step, status and sink; a valid header)", () => {
-  it("non-Latin-1, control characters, header injection and 1000 characters: delivered, verifiable, stable on resend", async () => {
+  it("non-Latin-1, control characters, header injection and the longest id (512 bytes): delivered, verifiable, stable on resend", async () => {
     const app = await appWith("hook", {});
     const odd = [
       "step_ünïcødé_✓_🚀",
       "step_ctl_\u0001\u001f\u007f",
       "step_crlf\r\nX-Injected: yes",
-      `step_${"x".repeat(995)}`,
+      `step_${"x".repeat(507)}`,
     ];
-    expect(odd.at(-1)).toHaveLength(1_000);
+    expect(odd.at(-1)).toHaveLength(512);
     const verifier = new Webhook(secret);
     const seen = new Set<string>();
     for (const id of odd) {

@@ -437,7 +437,7 @@ describe("start-up problems, one line each, naming the fix", () => {
       `stepwatch could not start: ${join(broken, "local-secrets.json")} is not a JSON object of WEBHOOK_SECRET and API_TOKEN: fix it, or delete it to generate new ones (senders and API clients then need the new ones), or set both variables`,
     ]);
     expect(await lines(c)).toEqual([
-      "Invalid configuration: WEBHOOK_SECRET is required: one or more whsec_ secrets",
+      "Invalid configuration: WEBHOOK_SECRET is required: one or more whsec_ secrets or whpk_ public keys",
       "Invalid configuration: API_TOKEN is required with DYNAMODB_ENDPOINT set (tokens are generated only for the embedded local store): set one or more tokens of 16 or more characters",
       "Invalid configuration: AWS_REGION is not set: set it to the region of the table (any name, e.g. local, for a DynamoDB-compatible server such as dynalite)",
       "Invalid configuration: No AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (any values for a local DynamoDB-compatible server), or AWS_PROFILE, or run with an IAM role",
