@@ -3,12 +3,15 @@
 //
 //   dist/node-main.js        the Node server (`node dist/node-main.js`)
 //   dist/send-sample.js      the sample sender (`node dist/send-sample.js --url … --status completed`)
+//   dist/relay.js            the relay CLI (`node dist/relay.js --file transcript.sse --url … --secret …`)
+//   dist/tap.js              the tap proxy (`node dist/tap.js --upstream … --port … --url … --secret …`)
+//   dist/console/            the operator console's files, served by the Node server
 //   dist/lambda/index.mjs    the Lambda handlers, as infra/ deploys them (`index.handler`, `index.scheduled`)
 //
 // Everything is bundled except dynalite (the embedded store): it loads its actions by computed
 // require() paths and opens LevelDB through a native addon, which a bundle cannot carry. So
 // `dependencies` in package.json lists dynalite alone; the rest is bundled at build time.
-import { rmSync, statSync } from "node:fs";
+import { cpSync, rmSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { build } from "esbuild";
 import { bundleLambda, REPO_ROOT } from "../infra/lambda-bundle.js";
@@ -22,9 +25,11 @@ export interface DistFile {
 /** Packages that stay in node_modules, loaded at run time: `dependencies` in package.json. */
 export const EXTERNAL_PACKAGES = ["dynalite"] as const;
 
+const ENTRIES = ["node-main", "send-sample", "relay", "tap"] as const;
+
 /** Builds dist/ (or `outDir`) afresh; returns the files written. */
 export async function buildDist(outDir = join(REPO_ROOT, "dist")): Promise<DistFile[]> {
-  for (const name of ["node-main.js", "send-sample.js", "lambda"]) {
+  for (const name of [...ENTRIES.map((e) => `${e}.js`), "console", "lambda"]) {
     rmSync(join(outDir, name), { recursive: true, force: true });
   }
   await build({
@@ -32,6 +37,8 @@ export async function buildDist(outDir = join(REPO_ROOT, "dist")): Promise<DistF
     entryPoints: {
       "node-main": "src/runtime/node-main.ts",
       "send-sample": "scripts/send-sample.ts",
+      relay: "scripts/relay.ts",
+      tap: "scripts/tap.ts",
     },
     outdir: outDir,
     bundle: true,
@@ -52,8 +59,9 @@ export async function buildDist(outDir = join(REPO_ROOT, "dist")): Promise<DistF
     legalComments: "none",
     logLevel: "error",
   });
+  cpSync(join(REPO_ROOT, "public/console"), join(outDir, "console"), { recursive: true });
   bundleLambda(join(outDir, "lambda"));
-  return ["node-main.js", "send-sample.js", "lambda/index.mjs"].map((name) => ({
+  return [...ENTRIES.map((e) => `${e}.js`), "lambda/index.mjs"].map((name) => ({
     file: join(outDir, name),
     bytes: statSync(join(outDir, name)).size,
   }));

@@ -44,7 +44,7 @@ describe("npm start on a fresh clone (no configuration)", () => {
     const dataDir = tempDir();
     const first = await start({ STEPWATCH_DATA_DIR: dataDir });
     expect(first.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-    const banner = first.stdout();
+    const banner = first.stderr();
     const secret = /WEBHOOK_SECRET=(whsec_\S+)/.exec(banner)?.[1];
     expect(secret).toBe(secretsOf(dataDir).WEBHOOK_SECRET);
     expect(banner).toContain(`npm run send-sample -- --url ${first.url} --status completed`);
@@ -72,9 +72,24 @@ describe("npm start on a fresh clone (no configuration)", () => {
 
     first.child.kill("SIGTERM");
     expect(await first.exited()).toBe(0);
+    // stdout is the JSON log stream alone; the banner and console notifications are human lines on
+    // stderr, none of which a log shipper could take for a record.
+    const records = first.stdout().split("\n").filter(Boolean);
+    expect(records.length).toBeGreaterThan(3);
+    for (const line of records) {
+      expect(JSON.parse(line)).toMatchObject({ time: expect.any(String), level: expect.any(String) });
+    }
+    expect(records.some((line) => line.includes('"route":"/v1/webhooks/run-steps"'))).toBe(true);
+    expect(first.stderr()).toContain("[notify] run_step.completed step=step_sample_1");
+    expect(
+      first
+        .stderr()
+        .split("\n")
+        .filter((line) => line.trimStart().startsWith("{")),
+    ).toEqual([]);
 
     const second = await start({ STEPWATCH_DATA_DIR: dataDir });
-    expect(/WEBHOOK_SECRET=(whsec_\S+)/.exec(second.stdout())?.[1]).toBe(secret);
+    expect(/WEBHOOK_SECRET=(whsec_\S+)/.exec(second.stderr())?.[1]).toBe(secret);
     const token = secretsOf(dataDir).API_TOKEN;
     const stored = await fetch(`${second.url}/v1/run-steps/step_sample_1`, {
       headers: { authorization: `Bearer ${token}` },
@@ -338,6 +353,8 @@ describe("shutdown however it is signalled", () => {
     const results = await Promise.all(
       cases.map(async ({ command, signal, group }) => {
         const server = await start({ STEPWATCH_DATA_DIR: tempDir() }, { command, detached: true });
+        // The console's files are found from the repository and from dist/ alike.
+        const consolePage = (await fetch(`${server.url}/console/`)).status;
         const pid = server.child.pid ?? 0;
         process.kill(group ? -pid : pid, signal);
         const code = await server.exited();
@@ -347,13 +364,16 @@ describe("shutdown however it is signalled", () => {
           signal,
           group,
           code,
+          consolePage,
           drained: out.includes(`"msg":"shutdown: draining","signal":"${signal}"`),
           complete: out.includes('"msg":"shutdown: complete"'),
           gone: await refused(server.url),
         };
       }),
     );
-    expect(results).toEqual(cases.map((c) => ({ ...c, code: 0, drained: true, complete: true, gone: true })));
+    expect(results).toEqual(
+      cases.map((c) => ({ ...c, code: 0, consolePage: 200, drained: true, complete: true, gone: true })),
+    );
   });
 
   it("a second signal while an attempt hangs exits at once, non-zero, saying how many notifications a sweep will re-send", async () => {

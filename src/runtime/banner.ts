@@ -1,7 +1,11 @@
 import { dirname, join, relative } from "node:path";
 import type { NodeServer } from "./node-server.js";
 
-/** Prints what a newcomer needs after `npm start`: where it listens, the secrets, a command to try. */
+/**
+ * Prints what a newcomer needs after `npm start`: where it listens, the secrets, a command to try.
+ * On stderr, with the console sink's lines: stdout carries only JSON log records, so a log shipper
+ * reading it never mistakes human text for a record (or a record for human text).
+ */
 export function printBanner(server: NodeServer): void {
   const { url, local, embedded } = server;
   const where = (file: string) => relative(process.cwd(), file) || file;
@@ -31,5 +35,5 @@ export function printBanner(server: NodeServer): void {
     `  ${url}/console/#/runs/run_sample_1`,
     "",
   );
-  console.log(lines.join("\n"));
+  process.stderr.write(`${lines.join("\n")}\n`);
 }

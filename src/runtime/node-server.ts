@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import type { Server } from "node:http";
 import { isAbsolute, join, relative, resolve } from "node:path";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
@@ -106,8 +106,9 @@ async function serveNode(
   const stepwatch = await createStepwatch(config, client, logger, {
     hmac: nodeHmacSha256,
     openApiDocument,
-    // Next to this module in the repository, wherever the process was started from.
-    consoleRoutes: consoleRoutes(consoleFilesIn(new URL("../../public/console/", import.meta.url))),
+    consoleRoutes: consoleRoutes(consoleFilesIn(consoleDirectory())),
+    // Human lines on stderr: stdout carries only JSON log records (see banner.ts).
+    writeLine: (line) => process.stderr.write(`${line}\n`),
     metrics: createPromMetrics(),
     sweepBudgetMs: config.SWEEP_INTERVAL_S * 1000,
   });
@@ -244,4 +245,11 @@ function unreachable(error: unknown, table: string): StartupError {
 function shown(dir: string): string {
   const rel = relative(process.cwd(), dir);
   return rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel : dir;
+}
+
+// The console's files: public/console in the repository (src/runtime/ is two levels below), or
+// console/ beside the bundle that `npm run build` writes (dist/node-main.js).
+function consoleDirectory(): URL {
+  const inRepository = new URL("../../public/console/", import.meta.url);
+  return existsSync(inRepository) ? inRepository : new URL("./console/", import.meta.url);
 }

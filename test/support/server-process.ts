@@ -11,7 +11,7 @@ export interface ServerProcess {
   stderr(): string;
   /** Resolves with the exit code once the process has ended. */
   exited(): Promise<number | null>;
-  /** Resolves when stdout contains `text`, or rejects after `timeoutMs`. */
+  /** Resolves when stdout or stderr contains `text`, or rejects after `timeoutMs`. */
   waitForOutput(text: string, timeoutMs?: number): Promise<void>;
 }
 
@@ -77,7 +77,7 @@ export async function startServerProcess(
   });
   const waitForOutput = async (text: string, limit = 15_000) => {
     const deadline = Date.now() + limit;
-    while (!out.includes(text)) {
+    while (!out.includes(text) && !err.includes(text)) {
       if (child.exitCode !== null) throw new Error(`server exited (${child.exitCode}): ${err}`);
       if (Date.now() > deadline) throw new Error(`no "${text}" in output:\n${out}\n${err}`);
       await new Promise((resolve) => setTimeout(resolve, 50));
@@ -87,7 +87,8 @@ export async function startServerProcess(
     waitForOutput("stepwatch is listening on", timeoutMs).then(() => true),
     exit.then(() => false),
   ]);
-  const url = started ? (/stepwatch is listening on (\S+)/.exec(out)?.[1] ?? "") : "";
+  // The banner is human output: on stderr, beside the JSON log records on stdout.
+  const url = started ? (/stepwatch is listening on (\S+)/.exec(err)?.[1] ?? "") : "";
   return { child, url, stdout: () => out, stderr: () => err, exited: () => exit, waitForOutput };
 }
 
