@@ -138,7 +138,7 @@ export async function seedBacklog(options: {
   const worker = async () => {
     for (let i = next++; i < count; i = next++) {
       const snapshot = make(i, nowS());
-      const outcome = await steps.apply({ ...snapshot, intents });
+      const { outcome } = await steps.apply({ ...snapshot, intents });
       if (outcome !== "created") throw new Error(`seeding: step ${snapshot.step.id} was ${outcome}`);
       for (const sink of sinks) {
         const delivery = options.delivery(snapshot.step.id, snapshot.step.run_id, sink, Date.now());

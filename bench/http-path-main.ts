@@ -19,7 +19,7 @@ const { values } = parseArgs({ options: { mode: { type: "string", default: "nost
 // Every call but apply is outside the ingest path; they fail loudly if the bench ever reaches them.
 const unused = () => Promise.reject(new Error("not used by the bench"));
 const noStore: StepStore = {
-  apply: async () => "created",
+  apply: async () => ({ outcome: "created", stalledAtMs: null }),
   getStep: unused,
   listRunSteps: unused,
   getRunRollup: unused,

@@ -53,7 +53,7 @@ async function drive(seconds: number) {
   const worker = async () => {
     while (performance.now() < deadline) {
       try {
-        const outcome = await store.apply(snapshot(next++, now));
+        const { outcome } = await store.apply(snapshot(next++, now));
         outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
       } catch (error) {
         failed++;

@@ -57,10 +57,10 @@ const deliveries = history.chain((events) =>
 let counter = 0;
 
 async function applyAll(stepId: string, events: readonly HistoryEvent[], concurrently: boolean) {
-  const apply = (e: HistoryEvent) => {
+  const apply = async (e: HistoryEvent) => {
     const document = makeStep({ id: stepId, status: e.status, metadata: { marker: String(e.marker) } });
     const step = v.parse(RunStepSchema, document);
-    return steps.apply({ step, document, sentAt: e.sentAt, receivedAt: 1, intents: [] });
+    return (await steps.apply({ step, document, sentAt: e.sentAt, receivedAt: 1, intents: [] })).outcome;
   };
   if (concurrently) return Promise.all(events.map(apply));
   const outcomes = [];

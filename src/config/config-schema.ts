@@ -88,6 +88,11 @@ export const ConfigSchema = v.object({
   SIGNATURE_TOLERANCE_S: integer(300, 1, 86_400),
   MAX_BODY_BYTES: integer(262_144, 1_024, MAX_BODY_LIMIT),
   RETENTION_DAYS: integer(0, 0, 36_500),
+  /**
+   * Seconds an in-progress step may go without a terminal event before the watchdog notifies
+   * `stalled` subscribers (600, the Assistants run expiry); 0 turns the watchdog off.
+   */
+  STALL_AFTER_S: integer(600, 0, 604_800),
   /** Days a signed request whose body was refused is kept for replay (README, "Quarantine"). */
   QUARANTINE_DAYS: integer(14, 1, 3_650),
   NOTIFY_RETRY_SCHEDULE: v.pipe(

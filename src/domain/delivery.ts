@@ -1,7 +1,16 @@
 import type { TerminalStatus } from "./run-step-schema.js";
 
-/** Name of the notification a terminal status produces. */
-export type NotificationEvent = `run_step.${TerminalStatus}`;
+/** The notification a step that stayed in progress too long produces (the stalled-step watchdog). */
+export const STALLED_EVENT = "run_step.stalled";
+
+/** Name of a notification: one per terminal status, and the watchdog's `run_step.stalled`. */
+export type NotificationEvent = `run_step.${TerminalStatus}` | typeof STALLED_EVENT;
+
+/**
+ * How a stall notification is told apart in keys and ids: appended to the sink's name, which
+ * cannot contain `~`, so it can never be mistaken for a sink or a step id.
+ */
+export const STALLED_MARK = "~stalled";
 
 /**
  * Where one notification stands as stored. An attempt in flight is still `pending`; a pending
@@ -74,16 +83,29 @@ export function newDelivery(intent: DeliveryIntent, stepId: string, runId: strin
   };
 }
 
-/** The public id of a delivery: sink names cannot contain `:`, so it splits at the last one. */
-export function deliveryId(stepId: string, sink: string): string {
-  return `${stepId}:${sink}`;
+/** Which of a step's notifications to a sink: the terminal one, or the watchdog's stall notice. */
+export interface DeliveryRef {
+  readonly stepId: string;
+  readonly sink: string;
+  readonly stalled?: boolean;
 }
 
-/** Splits a delivery id into its step and sink, or null when it is not one. */
-export function parseDeliveryId(id: string): { stepId: string; sink: string } | null {
+/**
+ * The public id of a delivery: `<step>:<sink>`, or `<step>:<sink>~stalled` for a stall notice.
+ * Sink names cannot contain `:`, so it splits at the last one.
+ */
+export function deliveryId(stepId: string, sink: string, event?: NotificationEvent): string {
+  return `${stepId}:${sink}${event === STALLED_EVENT ? STALLED_MARK : ""}`;
+}
+
+/** Splits a delivery id into its step, sink and kind, or null when it is not one. */
+export function parseDeliveryId(id: string): Required<DeliveryRef> | null {
   const at = id.lastIndexOf(":");
   if (at <= 0 || at === id.length - 1) return null;
-  return { stepId: id.slice(0, at), sink: id.slice(at + 1) };
+  const tail = id.slice(at + 1);
+  const stalled = tail.endsWith(STALLED_MARK);
+  const sink = stalled ? tail.slice(0, -STALLED_MARK.length) : tail;
+  return sink ? { stepId: id.slice(0, at), sink, stalled } : null;
 }
 
 /** The state an operator sees: a pending delivery to a disabled sink is parked, not due. */

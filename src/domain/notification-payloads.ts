@@ -1,4 +1,4 @@
-import type { NotificationEvent } from "./delivery.js";
+import { type NotificationEvent, STALLED_EVENT } from "./delivery.js";
 import { type RunStep, TERMINAL_TIMESTAMP, type TerminalStatus } from "./run-step-schema.js";
 
 /** A notification ready to be rendered for any sink. */
@@ -9,17 +9,30 @@ export interface Notification {
   readonly document: Record<string, unknown>;
   /** A test an operator asked for (`POST /v1/sinks/{name}/test`): every rendering says so. */
   readonly test?: boolean;
+  /**
+   * Unix ms the watchdog found the step stalled: set on its `run_step.stalled` notice, and on the
+   * terminal notification that came after it, which says the step had stalled.
+   */
+  readonly stalledAtMs?: number | null;
 }
+
+/** Whether this is the watchdog's stall notice. */
+const isStall = (n: Notification) => n.event === STALLED_EVENT;
+const stalledAt = (n: Notification) =>
+  n.stalledAtMs === undefined || n.stalledAtMs === null ? null : new Date(n.stalledAtMs).toISOString();
 
 const testMark = (n: Notification) => (n.test ? "[test] " : "");
 
-function terminalStatus(n: Notification): TerminalStatus {
-  return n.event.slice("run_step.".length) as TerminalStatus;
+// The word a notification is about: a terminal status, or "stalled".
+function statusWord(n: Notification): TerminalStatus | "stalled" {
+  return n.event.slice("run_step.".length) as TerminalStatus | "stalled";
 }
 
-/** When the step reached its terminal status (falls back to creation), as ISO 8601. */
+/** When the step reached its terminal status, or was found stalled (falls back to creation), as ISO 8601. */
 export function occurredAt(n: Notification): string {
-  const seconds = n.step[TERMINAL_TIMESTAMP[terminalStatus(n)]] ?? n.step.created_at;
+  const word = statusWord(n);
+  if (word === "stalled") return stalledAt(n) ?? new Date(n.step.created_at * 1000).toISOString();
+  const seconds = n.step[TERMINAL_TIMESTAMP[word]] ?? n.step.created_at;
   return new Date(seconds * 1000).toISOString();
 }
 
@@ -54,12 +67,15 @@ export function buildWebhookPayload(n: Notification): {
   type: NotificationEvent;
   timestamp: string;
   data: unknown;
+  /** When the watchdog found the step stalled (its stall notice, and the terminal one after it). */
+  stalled_at?: string;
   test?: true;
 } {
   return {
     type: n.event,
     timestamp: occurredAt(n),
     data: n.document,
+    ...(stalledAt(n) ? { stalled_at: stalledAt(n) as string } : {}),
     ...(n.test ? { test: true as const } : {}),
   };
 }
@@ -69,22 +85,27 @@ export function escapeSlack(text: string): string {
   return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
 }
 
-const SLACK_ICON: Record<TerminalStatus, string> = {
+const SLACK_ICON: Record<TerminalStatus | "stalled", string> = {
   completed: ":white_check_mark:",
   failed: ":x:",
   cancelled: ":no_entry_sign:",
   expired: ":hourglass:",
+  stalled: ":warning:",
 };
+
+// Said of a terminal notification whose step the watchdog had found stalled before it ended.
+const afterStall = (n: Notification) =>
+  !isStall(n) && stalledAt(n) ? ` (had stalled at ${stalledAt(n)})` : "";
 
 // Slack caps a section's text at 3000 characters; long error messages are cut, not rejected.
 const clip = (text: string, max: number) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
 
 /** An incoming-webhook message: a `text` fallback plus `blocks` with what a person needs to act. */
 export function buildSlackMessage(n: Notification): { text: string; blocks: unknown[] } {
-  const status = terminalStatus(n);
+  const status = statusWord(n);
   const { step } = n;
   const code = (value: string) => `\`${escapeSlack(value)}\``;
-  const text = `${testMark(n)}${SLACK_ICON[status]} Run step ${status}: ${escapeSlack(step.id)} (run ${escapeSlack(step.run_id)})`;
+  const text = `${testMark(n)}${SLACK_ICON[status]} Run step ${status}: ${escapeSlack(step.id)} (run ${escapeSlack(step.run_id)})${afterStall(n)}`;
   const fields = [
     `*Status*\n${status}`,
     `*Step*\n${code(step.id)}`,
@@ -110,16 +131,17 @@ export function buildSlackMessage(n: Notification): { text: string; blocks: unkn
   return { text, blocks };
 }
 
-const SEVERITY: Record<TerminalStatus, "info" | "warning" | "error" | "critical"> = {
+const SEVERITY: Record<TerminalStatus | "stalled", "info" | "warning" | "error" | "critical"> = {
   completed: "info",
   failed: "error",
   cancelled: "warning",
   expired: "warning",
+  stalled: "warning",
 };
 
 /** A PagerDuty Events API v2 `trigger`, de-duplicated per step. */
 export function buildPagerDutyEvent(n: Notification, routingKey: string): Record<string, unknown> {
-  const status = terminalStatus(n);
+  const status = statusWord(n);
   const { step } = n;
   const reason = step.last_error ? `: ${step.last_error.code}: ${step.last_error.message}` : "";
   return {
@@ -128,7 +150,10 @@ export function buildPagerDutyEvent(n: Notification, routingKey: string): Record
     dedup_key: n.test ? `test_${step.id}` : step.id,
     client: "stepwatch",
     payload: {
-      summary: clip(`${testMark(n)}Run step ${status}${reason} (step ${step.id}, run ${step.run_id})`, 1024),
+      summary: clip(
+        `${testMark(n)}Run step ${status}${reason} (step ${step.id}, run ${step.run_id})${afterStall(n)}`,
+        1024,
+      ),
       source: `assistant ${step.assistant_id}`,
       severity: n.test ? "info" : SEVERITY[status],
       timestamp: occurredAt(n),
@@ -157,7 +182,8 @@ export function formatConsoleLine(n: Notification): string {
   const error = step.last_error
     ? ` error=${step.last_error.code}: ${JSON.stringify(step.last_error.message)}`
     : "";
-  const line = `[notify] ${testMark(n)}${n.event} step=${step.id} run=${step.run_id} thread=${step.thread_id} assistant=${step.assistant_id}${tokens}${error}`;
+  const stall = stalledAt(n) ? ` stalled_at=${stalledAt(n)}` : "";
+  const line = `[notify] ${testMark(n)}${n.event} step=${step.id} run=${step.run_id} thread=${step.thread_id} assistant=${step.assistant_id}${tokens}${error}${stall}`;
   return escapeControls(line);
 }
 

@@ -1,4 +1,4 @@
-import type { DeliveryIntent, NotificationEvent } from "./delivery.js";
+import { type DeliveryIntent, type NotificationEvent, STALLED_EVENT } from "./delivery.js";
 import type { RunStep, TerminalStatus } from "./run-step-schema.js";
 import type { SinkConfig } from "./sink-config-schema.js";
 
@@ -13,10 +13,23 @@ export function notificationEvent(status: TerminalStatus): NotificationEvent {
  */
 export function selectIntents(step: RunStep, sinks: readonly SinkConfig[]): DeliveryIntent[] {
   if (step.status === "in_progress") return [];
-  const status = step.status;
+  return select(step, sinks, step.status, notificationEvent(step.status));
+}
+
+/** The sinks that must hear that a step stalled: subscribed to `stalled`, and matching every filter. */
+export function selectStallIntents(step: RunStep, sinks: readonly SinkConfig[]): DeliveryIntent[] {
+  return select(step, sinks, "stalled", STALLED_EVENT);
+}
+
+function select(
+  step: RunStep,
+  sinks: readonly SinkConfig[],
+  subscription: SinkConfig["on"][number],
+  event: NotificationEvent,
+): DeliveryIntent[] {
   const intents: DeliveryIntent[] = [];
   for (const sink of sinks) {
-    if (!sink.on.includes(status)) continue;
+    if (!sink.on.includes(subscription)) continue;
     const filter = sink.filter;
     if (filter?.assistant_id && !filter.assistant_id.includes(step.assistant_id)) continue;
     if (filter?.metadata) {
@@ -26,7 +39,7 @@ export function selectIntents(step: RunStep, sinks: readonly SinkConfig[]): Deli
       );
       if (!matches) continue;
     }
-    intents.push({ sink: sink.name, event: notificationEvent(status) });
+    intents.push({ sink: sink.name, event });
   }
   return intents;
 }

@@ -44,10 +44,13 @@ const SigningKeySchema = v.pipe(
   }, "must be whsk_ followed by base64 of 32 or 64 bytes"),
 );
 
+// What a sink can subscribe to: each terminal status, and `stalled` (the watchdog's notice).
+const SUBSCRIPTIONS = [...TERMINAL_STATUSES, "stalled"] as const;
+
 const OnSchema = v.pipe(
   v.array(
-    v.picklist(TERMINAL_STATUSES, `must list statuses among ${TERMINAL_STATUSES.join(", ")}`),
-    `must be a list of statuses among ${TERMINAL_STATUSES.join(", ")}`,
+    v.picklist(SUBSCRIPTIONS, `must list statuses among ${SUBSCRIPTIONS.join(", ")}`),
+    `must be a list of statuses among ${SUBSCRIPTIONS.join(", ")}`,
   ),
   v.minLength(1, "must list at least one status"),
 );
@@ -161,7 +164,7 @@ export type SinkConfig = WithDefaults<SinkConfigInput>;
 type WithDefaults<T> = T extends unknown
   ? Omit<T, "name" | "on"> & {
       readonly name: string;
-      readonly on: readonly (typeof TERMINAL_STATUSES)[number][];
+      readonly on: readonly (typeof SUBSCRIPTIONS)[number][];
     }
   : never;
 

@@ -61,7 +61,7 @@ export const DeliveryResponseSchema = v.object({
   step_id: v.string(),
   run_id: v.string(),
   sink: v.string(),
-  event: v.picklist(TERMINAL_STATUSES.map((s) => `run_step.${s}` as const)),
+  event: v.picklist([...TERMINAL_STATUSES.map((s) => `run_step.${s}` as const), "run_step.stalled"]),
   state: v.picklist(["pending", "parked", "delivered", "dead"]),
   attempts: v.pipe(v.number(), v.integer()),
   last_error: v.nullable(v.string()),

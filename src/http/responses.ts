@@ -30,7 +30,7 @@ const secondsUp = (ms: number) => Math.ceil(ms / 1000);
 export function toDeliveryResponse(view: DeliveryView): DeliveryResponse {
   const d = view.delivery;
   return {
-    id: deliveryId(d.stepId, d.sink),
+    id: deliveryId(d.stepId, d.sink, d.event),
     step_id: d.stepId,
     run_id: d.runId,
     sink: d.sink,

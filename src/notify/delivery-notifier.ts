@@ -10,7 +10,7 @@ import type { SinkConfig } from "../domain/sink-config-schema.js";
 import { FAILING_AFTER, probeDelayMs, type SinkHealth } from "../domain/sink-health.js";
 import { describeError, type LogFields, type Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
-import type { DeliveryStore, DueDelivery, SinkHealthStore } from "../store/delivery-store.js";
+import type { DeliveryStore, DueDelivery, SinkHealthStore, StepDocument } from "../store/delivery-store.js";
 import { probeLeaseKey, shardLeaseKey } from "../store/item-codec.js";
 import { TABLE_SCHEMA } from "../store/table-schema.js";
 import type { AppliedTransition, Notifier, SweepReport } from "./notifier.js";
@@ -174,20 +174,16 @@ export class DeliveryNotifier implements Notifier {
    * Attempts one stored delivery now (an operator's retry or resend), within its sink's lane, and
    * returns it as it stands after the attempt (not yet written back: the caller records it).
    */
-  async attemptNow(
-    delivery: Delivery,
-    document: Record<string, unknown>,
-    context: LogFields = {},
-  ): Promise<Delivery> {
+  async attemptNow(delivery: Delivery, stored: StepDocument, context: LogFields = {}): Promise<Delivery> {
     const sink = this.#o.sinks.get(delivery.sink);
+    const { document, stalledAtMs } = stored;
     const step = v.safeParse(RunStepSchema, document);
     if (!sink || !step.success) {
       const error = sink ? "stored step is unreadable" : "sink is no longer configured";
       return { ...delivery, state: "dead", lastError: error, nextAttemptMs: null };
     }
-    return this.#lane(delivery.sink)(() =>
-      this.#attempt(sink, delivery, { event: delivery.event, step: step.output, document }, false, context),
-    );
+    const notification = { event: delivery.event, step: step.output, document, stalledAtMs };
+    return this.#lane(delivery.sink)(() => this.#attempt(sink, delivery, notification, false, context));
   }
 
   /** Sends a test notification to a sink now and reports what came of it. */
@@ -226,7 +222,13 @@ export class DeliveryNotifier implements Notifier {
           await this.#o.deliveries.create(fresh);
           return;
         }
-        const after = await this.#attempt(sink, fresh, { event: intent.event, step, document }, false, {
+        const notification = {
+          event: intent.event,
+          step,
+          document,
+          stalledAtMs: transition.stalledAtMs ?? null,
+        };
+        const after = await this.#attempt(sink, fresh, notification, false, {
           request_id: transition.requestId,
         });
         if (!(await this.#o.deliveries.create(after))) {
@@ -412,16 +414,22 @@ export class DeliveryNotifier implements Notifier {
   async #attemptStored(
     sink: Sink,
     delivery: Delivery,
-    document: Record<string, unknown> | undefined,
+    stored: StepDocument | undefined,
     probe = false,
   ): Promise<Delivery> {
-    const step = document === undefined ? undefined : v.safeParse(RunStepSchema, document);
-    if (!document || !step?.success) {
+    const step = stored === undefined ? undefined : v.safeParse(RunStepSchema, stored.document);
+    if (!stored || !step?.success) {
       // Cannot happen for steps this service stored; dead rather than retried forever.
-      const error = document ? "stored step is unreadable" : "stored step is missing";
+      const error = stored ? "stored step is unreadable" : "stored step is missing";
       return { ...delivery, state: "dead", lastError: error, nextAttemptMs: null };
     }
-    return this.#attempt(sink, delivery, { event: delivery.event, step: step.output, document }, probe);
+    const { document, stalledAtMs } = stored;
+    return this.#attempt(
+      sink,
+      delivery,
+      { event: delivery.event, step: step.output, document, stalledAtMs },
+      probe,
+    );
   }
 
   async #attempt(

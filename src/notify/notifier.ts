@@ -8,6 +8,8 @@ export interface AppliedTransition {
   readonly intents: readonly DeliveryIntent[];
   /** The request that applied it: its attempts' log lines carry the same id. */
   readonly requestId?: string;
+  /** Unix ms the watchdog had found the step stalled before it ended; its notifications say so. */
+  readonly stalledAtMs?: number | null;
 }
 
 /** What one sweep did. Every attempt counts once, under exactly one outcome. */

@@ -8,6 +8,7 @@ import { createApp } from "../http/create-app.js";
 import { createSinks } from "../notify/create-sinks.js";
 import { DeliveryNotifier } from "../notify/delivery-notifier.js";
 import type { SweepReport } from "../notify/notifier.js";
+import { StallWatchdog } from "../notify/stall-watchdog.js";
 import { describeError, type Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import { DynamoDeliveryStore } from "../store/dynamo-delivery-store.js";
@@ -78,7 +79,13 @@ export async function createStepwatch(
   const tableName = config.DYNAMODB_TABLE;
   const nowMs = options.nowMs ?? Date.now;
   const clock = options.nowMs ? { nowMs } : {};
-  const store = new DynamoStepStore({ client, tableName, retentionDays: config.RETENTION_DAYS, ...clock });
+  const store = new DynamoStepStore({
+    client,
+    tableName,
+    retentionDays: config.RETENTION_DAYS,
+    stallAfterS: config.STALL_AFTER_S,
+    ...clock,
+  });
   const deliveries = new DynamoDeliveryStore({
     client,
     tableName,
@@ -99,6 +106,7 @@ export async function createStepwatch(
     }
     throw error;
   });
+  const sweepBudgetMs = config.SWEEP_BUDGET_MS ?? options.sweepBudgetMs ?? DEFAULT_SWEEP_BUDGET_MS;
   const notifier = new DeliveryNotifier({
     sinkConfigs: config.NOTIFY_SINKS,
     sinks,
@@ -107,7 +115,7 @@ export async function createStepwatch(
     logger,
     retryScheduleS: config.NOTIFY_RETRY_SCHEDULE,
     timeoutMs: config.NOTIFY_TIMEOUT_MS,
-    sweepBudgetMs: config.SWEEP_BUDGET_MS ?? options.sweepBudgetMs ?? DEFAULT_SWEEP_BUDGET_MS,
+    sweepBudgetMs,
     sinkConcurrency: Math.min(
       config.NOTIFY_CONCURRENCY,
       options.maxSinkConcurrency ?? Number.POSITIVE_INFINITY,
@@ -116,6 +124,14 @@ export async function createStepwatch(
     ...clock,
     ...(options.random ? { random: options.random } : {}),
     ...(options.metrics ? { metrics: options.metrics } : {}),
+  });
+  const watchdog = new StallWatchdog({
+    steps: store,
+    deliveries,
+    sinkConfigs: config.NOTIFY_SINKS,
+    stallAfterS: config.STALL_AFTER_S,
+    logger,
+    ...clock,
   });
   const operations = new DeliveryOperations({
     deliveries,
@@ -152,6 +168,10 @@ export async function createStepwatch(
   });
 
   const sweep = async (): Promise<SweepReport> => {
+    // Stall notices first, so that this sweep delivers them too.
+    await watchdog.run(
+      nowMs() + (config.SWEEP_BUDGET_MS ?? options.sweepBudgetMs ?? DEFAULT_SWEEP_BUDGET_MS),
+    );
     const report = await notifier.sweep();
     recordSweep(report);
     return report;
@@ -202,6 +222,10 @@ export async function createStepwatch(
         lane("outbox", async () => {
           const recovered = await notifier.recover();
           if (recovered > 0) logger.info("outbox recovery", { recovered });
+          return false;
+        }),
+        lane("watchdog", async () => {
+          await watchdog.run(nowMs() + intervalMs);
           return false;
         }),
         ...notifier.sinkNames.map((sink) =>

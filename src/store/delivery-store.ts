@@ -1,12 +1,17 @@
-import type { Delivery, DeliveryState } from "../domain/delivery.js";
+import type { Delivery, DeliveryRef, DeliveryState } from "../domain/delivery.js";
 import type { SinkHealth } from "../domain/sink-health.js";
 import type { Page } from "./step-store.js";
 
 /** A delivery the queue index shows as due. */
-export interface DueDelivery {
-  readonly stepId: string;
-  readonly sink: string;
+export interface DueDelivery extends DeliveryRef {
   readonly dueMs: number;
+}
+
+/** A step's stored document, as a notification is rendered from it. */
+export interface StepDocument {
+  readonly document: Record<string, unknown>;
+  /** Unix ms the watchdog found the step stalled; null when it never did. */
+  readonly stalledAtMs: number | null;
 }
 
 /** A terminal transition whose deliveries the outbox recovery wrote because nobody else had. */
@@ -37,11 +42,11 @@ export interface DeliveryStore {
    * writer read); false when someone changed it since.
    */
   replace(next: Delivery): Promise<boolean>;
-  get(stepId: string, sink: string): Promise<Delivery | null>;
-  /** Reads deliveries by (step, sink), consistently; missing ones are left out. */
-  getMany(keys: readonly { readonly stepId: string; readonly sink: string }[]): Promise<Delivery[]>;
+  get(ref: DeliveryRef): Promise<Delivery | null>;
+  /** Reads deliveries by (step, sink, kind), consistently; missing ones are left out. */
+  getMany(refs: readonly DeliveryRef[]): Promise<Delivery[]>;
   /** The stored documents of these steps, consistently read. */
-  documents(stepIds: readonly string[]): Promise<Map<string, Record<string, unknown>>>;
+  documents(stepIds: readonly string[]): Promise<Map<string, StepDocument>>;
   /**
    * A sink's deliveries due at `nowMs` in one queue shard, oldest due first; `after` continues
    * from the last one of the previous page.

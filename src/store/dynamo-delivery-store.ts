@@ -6,15 +6,22 @@ import {
   QueryCommand,
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
-import { type Delivery, type NotificationEvent, newDelivery } from "../domain/delivery.js";
+import { type Delivery, type DeliveryRef, type NotificationEvent, newDelivery } from "../domain/delivery.js";
 import { TERMINAL_STATUSES, type TerminalStatus } from "../domain/run-step-schema.js";
 import { shuffled } from "../domain/shuffled.js";
 import { batchGet } from "./batch-get.js";
-import type { DeliveryStore, DueDelivery, RecoveryReport, SinkBacklog } from "./delivery-store.js";
+import type {
+  DeliveryStore,
+  DueDelivery,
+  RecoveryReport,
+  SinkBacklog,
+  StepDocument,
+} from "./delivery-store.js";
 import {
   deadPartition,
   decodeCursor,
   decodeDelivery,
+  decodeDocument,
   deliveryKey,
   encodeCursor,
   encodeDelivery,
@@ -25,6 +32,7 @@ import {
   alias as n,
   namesFor,
   num,
+  numOrNull,
   outboxPartition,
   outboxSortKey,
   pendingPartition,
@@ -97,23 +105,20 @@ export class DynamoDeliveryStore implements DeliveryStore {
     return this.#put(next, AT_VERSION, { ":version": { N: String(next.version - 1) } });
   }
 
-  async get(stepId: string, sink: string): Promise<Delivery | null> {
-    if (!fitsKey(deliveryKey(sink, stepId))) return null;
+  async get(ref: DeliveryRef): Promise<Delivery | null> {
+    const key = deliveryKey(ref.sink, ref.stepId, ref.stalled);
+    if (!fitsKey(key)) return null;
     const { Item: item } = await guardStore(
       "getDelivery",
       this.#client.send(
-        new GetItemCommand({
-          TableName: this.#table,
-          Key: keyOf(deliveryKey(sink, stepId)),
-          ConsistentRead: true,
-        }),
+        new GetItemCommand({ TableName: this.#table, Key: keyOf(key), ConsistentRead: true }),
       ),
     );
     return item ? decodeDelivery(item) : null;
   }
 
-  async getMany(keys: readonly { stepId: string; sink: string }[]): Promise<Delivery[]> {
-    const wanted = keys.map((k) => deliveryKey(k.sink, k.stepId)).filter((key) => fitsKey(key));
+  async getMany(refs: readonly DeliveryRef[]): Promise<Delivery[]> {
+    const wanted = refs.map((r) => deliveryKey(r.sink, r.stepId, r.stalled)).filter((key) => fitsKey(key));
     const found = await batchGet(this.#client, this.#table, wanted, {
       operation: "getDeliveries",
       consistent: true,
@@ -124,16 +129,17 @@ export class DynamoDeliveryStore implements DeliveryStore {
     });
   }
 
-  async documents(stepIds: readonly string[]): Promise<Map<string, Record<string, unknown>>> {
+  async documents(stepIds: readonly string[]): Promise<Map<string, StepDocument>> {
     const found = await batchGet(this.#client, this.#table, stepIds.map(stepKey), {
       operation: "readDocuments",
       consistent: true,
-      attributes: [A.document],
+      attributes: [A.document, A.stalledAt],
     });
-    const documents = new Map<string, Record<string, unknown>>();
+    const documents = new Map<string, StepDocument>();
     for (const stepId of stepIds) {
-      const text = found.get(stepKey(stepId))?.[A.document]?.S;
-      if (text !== undefined) documents.set(stepId, JSON.parse(text) as Record<string, unknown>);
+      const item = found.get(stepKey(stepId));
+      if (item?.[A.document] === undefined) continue;
+      documents.set(stepId, { document: decodeDocument(item), stalledAtMs: numOrNull(item[A.stalledAt]) });
     }
     return documents;
   }
@@ -158,18 +164,25 @@ export class DynamoDeliveryStore implements DeliveryStore {
               start: {
                 [A.queue]: { S: partition },
                 [A.queueAt]: { N: String(after.dueMs) },
-                [A.key]: { S: deliveryKey(after.sink, after.stepId) },
+                [A.key]: { S: deliveryKey(after.sink, after.stepId, after.stalled) },
               },
             }
           : {}),
       },
     );
-    const prefix = deliveryKey(sink, "").length;
-    return (result.Items ?? []).map((item) => ({
-      stepId: (item[A.key]?.S ?? "").slice(prefix),
-      sink,
-      dueMs: num(item[A.queueAt]),
-    }));
+    // The sink's partition holds its terminal notifications and its stall notices.
+    const terminal = deliveryKey(sink, "");
+    const stall = deliveryKey(sink, "", true);
+    return (result.Items ?? []).map((item) => {
+      const key = item[A.key]?.S ?? "";
+      const stalled = key.startsWith(stall);
+      return {
+        stepId: key.slice((stalled ? stall : terminal).length),
+        sink,
+        stalled,
+        dueMs: num(item[A.queueAt]),
+      };
+    });
   }
 
   async acquireLease(key: string, untilMs: number, nowMs: number): Promise<number | null> {

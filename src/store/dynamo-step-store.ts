@@ -8,32 +8,39 @@ import {
   type UpdateItemCommandInput,
 } from "@aws-sdk/client-dynamodb";
 import { isTerminalStatus, RUN_STEP_STATUSES, type RunStepStatus } from "../domain/run-step-schema.js";
-import { type ApplyOutcome, outcomeOfRefusal } from "../domain/state-rules.js";
+import { outcomeOfRefusal } from "../domain/state-rules.js";
 import { batchGet } from "./batch-get.js";
 import {
   alias,
   decodeCursor,
   encodeCursor,
+  encodeDocument,
   fitsKey,
   type Item,
   keyOf,
   namesFor,
   num,
+  numOrNull,
   outboxPartition,
   outboxSortKey,
   runSortKey,
   shardOf,
   stepKey,
   toStoredStep,
+  watchPartition,
+  watchWatermarkKey,
 } from "./item-codec.js";
 import { MAX_ITEM_BYTES, utf8Length, valueSize } from "./item-size.js";
 import type {
+  AppliedSnapshot,
   Page,
   RunRollup,
   SnapshotToApply,
+  StallStore,
   StepStore,
   StoredStep,
   TerminalStepQuery,
+  WatchedStep,
 } from "./step-store.js";
 import {
   guardStore,
@@ -59,6 +66,8 @@ export interface DynamoStepStoreOptions {
   readonly retentionDays: number;
   /** Clock in Unix ms; injectable for tests. */
   readonly nowMs?: () => number;
+  /** STALL_AFTER_S: in-progress steps are watched for this long; 0 (the default) watches none. */
+  readonly stallAfterS?: number;
 }
 
 const n = alias;
@@ -82,6 +91,9 @@ const SET_TTL = `${n(A.ttl)} = :ttl`;
 // terminal steps are listed across runs. The sinks owed, when there are any (a set cannot be empty).
 const SET_OUTBOX = `${n(A.outboxShard)} = :ob, ${n(A.appliedAtMs)} = :obt`;
 const SET_OWED = `${n(A.owedSinks)} = :snk`;
+const SET_WATCH = `${n(A.queue)} = if_not_exists(${n(A.queue)}, :wq), ${n(A.queueAt)} = if_not_exists(${n(A.queueAt)}, :wdue)`;
+const WATCH_RANGE = `${n(A.queue)} = :q AND ${n(A.queueAt)} BETWEEN :lo AND :hi`;
+const QUEUE = TABLE_SCHEMA.indexes.queue;
 
 // SPEC §4 as conditions. Non-terminal status is exactly "in_progress".
 const APPLY_TERMINAL_IF = `attribute_not_exists(${n(A.key)}) OR ${n(A.status)} = :in_progress`;
@@ -124,24 +136,26 @@ function assertFits(stepId: string, values: Record<string, AttributeValue>): voi
 }
 
 /** DynamoDB-backed {@link StepStore}: one conditional UpdateItem per event, no read before it. */
-export class DynamoStepStore implements StepStore {
+export class DynamoStepStore implements StepStore, StallStore {
   readonly #client: DynamoDBClient;
   readonly #table: string;
   readonly #retentionS: number;
   readonly #nowMs: () => number;
+  readonly #stallAfterMs: number;
 
   constructor(options: DynamoStepStoreOptions) {
     this.#client = options.client;
     this.#table = options.tableName;
     this.#retentionS = options.retentionDays * 86_400;
     this.#nowMs = options.nowMs ?? Date.now;
+    this.#stallAfterMs = (options.stallAfterS ?? 0) * 1000;
   }
 
-  async apply(snapshot: SnapshotToApply): Promise<ApplyOutcome> {
+  async apply(snapshot: SnapshotToApply): Promise<AppliedSnapshot> {
     const { step } = snapshot;
     const terminal = isTerminalStatus(step.status);
     const values: Record<string, AttributeValue> = {
-      ":doc": { S: JSON.stringify(snapshot.document) },
+      ":doc": encodeDocument(snapshot.document),
       ":st": { S: step.status },
       ":sent": { N: String(snapshot.sentAt) },
       ":run": { S: step.run_id },
@@ -166,6 +180,13 @@ export class DynamoStepStore implements StepStore {
       set.push(SET_TTL);
       values[":ttl"] = { N: String(snapshot.receivedAt + this.#retentionS) };
     }
+    if (!terminal && this.#stallAfterMs > 0) {
+      // Watched from its first in_progress apply, in this same write: later snapshots and the
+      // terminal apply leave these as they are, so they cost the index nothing more.
+      set.push(SET_WATCH);
+      values[":wq"] = { S: watchPartition(shardOf(step.id, TABLE_SCHEMA.watchShards)) };
+      values[":wdue"] = { N: String(this.#nowMs() + this.#stallAfterMs) };
+    }
     if (terminal) {
       set.push(SET_OUTBOX);
       values[":ob"] = { S: outboxPartition(step.status, shardOf(step.id, TABLE_SCHEMA.outboxShards)) };
@@ -185,24 +206,110 @@ export class DynamoStepStore implements StepStore {
       ConditionExpression: condition,
       ExpressionAttributeNames: namesFor(update, condition),
       ExpressionAttributeValues: values,
-      // Old values come back only when the item existed: created vs updated without a read.
-      ReturnValues: "UPDATED_OLD",
+      // Old values come back only when the item existed: created vs updated without a read. A
+      // terminal apply reads the whole old item: whether the watchdog had marked the step stalled.
+      ReturnValues: terminal ? "ALL_OLD" : "UPDATED_OLD",
       ReturnValuesOnConditionCheckFailure: "ALL_OLD",
     };
     try {
       const result = await this.#client.send(new UpdateItemCommand(input));
-      return result.Attributes?.[A.status] ? "updated" : "created";
+      return {
+        outcome: result.Attributes?.[A.status] ? "updated" : "created",
+        stalledAtMs: numOrNull(result.Attributes?.[A.stalledAt]),
+      };
     } catch (error) {
       if (!isConditionalFailure(error)) throw toStoreError(error, "apply");
       // An in_progress snapshot can only be refused as stale; a terminal one needs the stored status.
-      if (!terminal) return "stale";
+      if (!terminal) return { outcome: "stale", stalledAtMs: null };
       const stored = (error as { Item?: Record<string, AttributeValue> }).Item?.[A.status]?.S as
         | RunStepStatus
         | undefined;
       const storedStatus = stored ?? (await this.#readStatus(step.id));
       const outcome = outcomeOfRefusal(storedStatus, step.status);
       if (outcome === "conflict") await this.#countConflict(step.id);
-      return outcome;
+      return { outcome, stalledAtMs: null };
+    }
+  }
+
+  async dueForWatch(shard: number, watermark: number, upToMs: number, limit: number): Promise<WatchedStep[]> {
+    if (upToMs <= watermark) return [];
+    const result = await guardStore(
+      "dueForWatch",
+      this.#client.send(
+        new QueryCommand({
+          TableName: this.#table,
+          IndexName: QUEUE.name,
+          KeyConditionExpression: WATCH_RANGE,
+          ExpressionAttributeNames: namesFor(WATCH_RANGE),
+          ExpressionAttributeValues: {
+            ":q": { S: watchPartition(shard) },
+            ":lo": { N: String(watermark + 1) },
+            ":hi": { N: String(upToMs) },
+          },
+          Limit: limit,
+        }),
+      ),
+    );
+    return (result.Items ?? []).map((item) => ({
+      stepId: (item[A.key]?.S ?? "").slice(TABLE_SCHEMA.prefixes.step.length),
+      dueMs: num(item[A.queueAt]),
+    }));
+  }
+
+  async watermark(shard: number): Promise<number> {
+    const { Item: item } = await guardStore(
+      "readWatchWatermark",
+      this.#client.send(
+        new GetItemCommand({
+          TableName: this.#table,
+          Key: keyOf(watchWatermarkKey(shard)),
+          ConsistentRead: true,
+        }),
+      ),
+    );
+    return num(item?.[A.watermark]);
+  }
+
+  async advanceWatermark(shard: number, from: number, to: number): Promise<boolean> {
+    const update = `SET ${n(A.watermark)} = :to`;
+    const condition = `attribute_not_exists(${n(A.watermark)}) OR ${n(A.watermark)} = :from`;
+    try {
+      await this.#client.send(
+        new UpdateItemCommand({
+          TableName: this.#table,
+          Key: keyOf(watchWatermarkKey(shard)),
+          UpdateExpression: update,
+          ConditionExpression: condition,
+          ExpressionAttributeNames: namesFor(update, condition),
+          ExpressionAttributeValues: { ":to": { N: String(to) }, ":from": { N: String(from) } },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionalFailure(error)) return false;
+      throw toStoreError(error, "advanceWatchWatermark");
+    }
+  }
+
+  async markStalled(stepId: string, atMs: number): Promise<boolean> {
+    if (!fitsKey(stepKey(stepId))) return false;
+    const update = `SET ${n(A.stalledAt)} = :at`;
+    const condition = `${n(A.status)} = :in_progress AND attribute_not_exists(${n(A.stalledAt)})`;
+    try {
+      await this.#client.send(
+        new UpdateItemCommand({
+          TableName: this.#table,
+          Key: keyOf(stepKey(stepId)),
+          UpdateExpression: update,
+          ConditionExpression: condition,
+          ExpressionAttributeNames: namesFor(update, condition),
+          ExpressionAttributeValues: { ":at": { N: String(atMs) }, ":in_progress": IN_PROGRESS },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionalFailure(error)) return false;
+      throw toStoreError(error, "markStalled");
     }
   }
 

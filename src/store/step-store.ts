@@ -24,6 +24,8 @@ export interface StoredStep {
   readonly conflicts: number;
   /** The sinks its terminal transition owes a notification, by name. */
   readonly owedSinks: readonly string[];
+  /** Unix ms the stalled-step watchdog found it stalled; null when it never did. */
+  readonly stalledAtMs: number | null;
 }
 
 /** A page of a list, with an opaque cursor for the next one. */
@@ -58,10 +60,24 @@ export interface TerminalStepQuery {
   readonly cursor: string | null;
 }
 
+/** What applying a snapshot did. */
+export interface AppliedSnapshot {
+  readonly outcome: ApplyOutcome;
+  /** Unix ms the watchdog had found the step stalled, when a terminal snapshot ends a stalled step. */
+  readonly stalledAtMs: number | null;
+}
+
+/** An in-progress step the watchdog is due to look at. */
+export interface WatchedStep {
+  readonly stepId: string;
+  /** Unix ms it is due (first seen in progress + STALL_AFTER_S): its position in its partition. */
+  readonly dueMs: number;
+}
+
 /** Where steps are kept. Implementations enforce the state rules with conditional writes. */
 export interface StepStore {
   /** Applies one snapshot with a single conditional write and names what it did. */
-  apply(snapshot: SnapshotToApply): Promise<ApplyOutcome>;
+  apply(snapshot: SnapshotToApply): Promise<AppliedSnapshot>;
   getStep(stepId: string): Promise<StoredStep | null>;
   listRunSteps(runId: string, limit: number, cursor: string | null): Promise<Page<StoredStep>>;
   getRunRollup(runId: string): Promise<RunRollup | null>;
@@ -69,4 +85,22 @@ export interface StepStore {
   listTerminal(query: TerminalStepQuery): Promise<Page<StoredStep>>;
   /** Resolves when the table is reachable. */
   ping(): Promise<void>;
+}
+
+/** What the stalled-step watchdog needs of the store (SPEC-silent: README, "Stalled steps"). */
+export interface StallStore {
+  /**
+   * Watched steps of one partition due in `(watermark, upToMs]`, oldest first, at most `limit`;
+   * `watermark` is the partition's, as {@link watermark} read it.
+   */
+  dueForWatch(shard: number, watermark: number, upToMs: number, limit: number): Promise<WatchedStep[]>;
+  /** The partition's watermark: every watched step due at or before it has been looked at. */
+  watermark(shard: number): Promise<number>;
+  /** Moves the watermark from `from` to `to`; false when another sweeper moved it first. */
+  advanceWatermark(shard: number, from: number, to: number): Promise<boolean>;
+  /**
+   * Marks a step stalled at `atMs` if it is still in progress and not marked yet; true only for
+   * the one caller that marked it, however many race.
+   */
+  markStalled(stepId: string, atMs: number): Promise<boolean>;
 }

@@ -41,6 +41,8 @@ export const TABLE_SCHEMA = {
     outbox: "O#",
     /** Quarantined requests `Q#<id>` (and their bodies `Q#<id>#body`); also their `queue` partition. */
     quarantine: "Q#",
+    /** Watched steps' `queue` partitions `W#<shard>` (the stalled-step watchdog). */
+    watch: "W#",
   },
   attributes: {
     /** Partition key of every item. */
@@ -49,7 +51,10 @@ export const TABLE_SCHEMA = {
     /** Item version: every fenced write of a delivery or lease is conditional on it. */
     version: "ver",
     // --- step items ---
-    /** The RunStepObject as last applied, as JSON text: exact round trip, no 32-level nesting limit. */
+    /**
+     * The RunStepObject as last applied: its JSON, raw-deflated (B) when that is smaller, else as
+     * text (S). Exact round trip, no 32-level nesting limit, and half the write units of text.
+     */
     document: "doc",
     status: "st",
     /** `webhook-timestamp` of the applied snapshot: orders non-terminal snapshots. */
@@ -72,6 +77,13 @@ export const TABLE_SCHEMA = {
     outboxShard: "ob",
     /** Outbox sort key: `<Unix ms of the terminal apply, 13 digits>#<step id>`, unique and in time order. */
     appliedAtMs: "obt",
+    /**
+     * Unix ms the stalled-step watchdog found the step still in progress past STALL_AFTER_S. While
+     * a step is watched, its `q` is `W#<shard>` and its `qt` when it is due to be looked at: set by
+     * its first in_progress apply, in the same write, and never changed after (so later snapshots
+     * and the terminal apply cost the `queue` index nothing).
+     */
+    stalledAt: "stl",
     // --- delivery items ---
     stepId: "sid",
     sink: "sink",
@@ -153,6 +165,8 @@ export const TABLE_SCHEMA = {
   outboxShards: 16,
   /** Each sink's pending and dead deliveries are spread over this many queue partitions. */
   queueShards: 8,
+  /** Watched in-progress steps are spread over this many `queue` partitions. */
+  watchShards: 16,
   /** Every DynamoDB action the application calls at run time; IAM grants exactly these. */
   runtimeActions: [
     "dynamodb:UpdateItem",

@@ -234,7 +234,8 @@ export class DeliveryOperations {
     context: LogFields,
   ): Promise<DeliveryActionResult> {
     const documents = await this.#d.deliveries.documents([delivery.stepId]);
-    const after = await this.#d.notifier.attemptNow(delivery, documents.get(delivery.stepId) ?? {}, context);
+    const stored = documents.get(delivery.stepId) ?? { document: {}, stalledAtMs: null };
+    const after = await this.#d.notifier.attemptNow(delivery, stored, context);
     const recorded = { ...settle(after), version: delivery.version + 1 };
     if (!(await this.#d.deliveries.replace(recorded))) {
       return { kind: "invalid_state", message: "delivery changed while it was attempted; read it again" };
@@ -246,7 +247,7 @@ export class DeliveryOperations {
   async #find(id: string): Promise<Delivery | null> {
     const parts = parseDeliveryId(id);
     if (!parts || !this.hasSink(parts.sink)) return null;
-    return this.#d.deliveries.get(parts.stepId, parts.sink);
+    return this.#d.deliveries.get(parts);
   }
 
   async #views(deliveries: readonly Delivery[]): Promise<DeliveryView[]> {

@@ -11,7 +11,7 @@ import type { ApplyOutcome } from "../domain/state-rules.js";
 import type { Notifier } from "../notify/notifier.js";
 import type { Logger } from "../observability/logger.js";
 import type { QuarantineStore } from "../store/quarantine-store.js";
-import type { Page, StepStore } from "../store/step-store.js";
+import type { AppliedSnapshot, Page, StepStore } from "../store/step-store.js";
 import { ItemTooLargeError } from "../store/store-errors.js";
 
 /** A request whose Standard Webhooks signature was verified, as the HTTP edge hands it over. */
@@ -165,9 +165,9 @@ export class RunStepIngest {
     const { step, document } = event;
     const { notifier, store, logger } = this.#deps;
     const intents = notifier && isTerminalStatus(step.status) ? notifier.intentsFor(step) : [];
-    let outcome: ApplyOutcome;
+    let applied: AppliedSnapshot;
     try {
-      outcome = await store.apply({
+      applied = await store.apply({
         step,
         document,
         sentAt,
@@ -179,6 +179,7 @@ export class RunStepIngest {
       // Numbers are stored in canonical form, so a body under MAX_BODY_BYTES can still be too large.
       return refused(413, "payload_too_large", `${error.message} (numbers are stored in canonical form)`);
     }
+    const { outcome, stalledAtMs } = applied;
     if (outcome === "conflict") {
       logger.warn("conflicting terminal status ignored", {
         request_id: requestId,
@@ -193,7 +194,9 @@ export class RunStepIngest {
       runId: step.run_id,
       status: step.status,
       outcome,
-      notifications: notifies ? notifier.deliverPrompt({ step, document, intents, requestId }) : null,
+      notifications: notifies
+        ? notifier.deliverPrompt({ step, document, intents, requestId, stalledAtMs })
+        : null,
     };
   }
 }

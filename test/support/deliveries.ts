@@ -128,7 +128,7 @@ export async function applyWithoutNotifier(
   const intents: DeliveryIntent[] = sinks.map((sink) => ({ sink, event: "run_step.completed" }));
   await mapConcurrent(ids, 16, async (id) => {
     const document = makeStep({ id, status: "completed" });
-    const outcome = await app.store.apply({
+    const { outcome } = await app.store.apply({
       step: v.parse(RunStepSchema, document),
       document,
       sentAt: receivedAtS,

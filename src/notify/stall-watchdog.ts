@@ -1,0 +1,116 @@
+import * as v from "valibot";
+import { newDelivery } from "../domain/delivery.js";
+import { selectStallIntents } from "../domain/notification-routing.js";
+import { RunStepSchema } from "../domain/run-step-schema.js";
+import { shuffled } from "../domain/shuffled.js";
+import type { SinkConfig } from "../domain/sink-config-schema.js";
+import type { Logger } from "../observability/logger.js";
+import type { DeliveryStore } from "../store/delivery-store.js";
+import type { StallStore, StepStore, StoredStep } from "../store/step-store.js";
+import { TABLE_SCHEMA } from "../store/table-schema.js";
+
+/** What the watchdog needs. */
+export interface StallWatchdogOptions {
+  readonly steps: StallStore & Pick<StepStore, "getStep">;
+  readonly deliveries: DeliveryStore;
+  readonly sinkConfigs: readonly SinkConfig[];
+  /** STALL_AFTER_S; 0 turns the watchdog off. */
+  readonly stallAfterS: number;
+  readonly logger: Logger;
+  readonly nowMs?: () => number;
+}
+
+/** What one watchdog run did. */
+export interface WatchReport {
+  /** Watched steps looked at (due, whatever they turned out to be). */
+  readonly checked: number;
+  /** Steps this run found stalled and marked. */
+  readonly stalled: number;
+  /** Stall notices it recorded (pending, for the sinks' sweeps to deliver). */
+  readonly notices: number;
+}
+
+const PAGE = 100;
+const SHARDS = Array.from({ length: TABLE_SCHEMA.watchShards }, (_, i) => i);
+
+/**
+ * The stalled-step watchdog. A step's first in_progress apply puts it in a watch partition, due
+ * STALL_AFTER_S later (in the same write: nothing more per event). A run reads each partition from
+ * its watermark up to now: a step still in progress is marked stalled by a conditional write, so
+ * exactly one sweeper wins however many race, and a `run_step.stalled` notice is recorded for each
+ * subscribed sink, keyed so that it exists once. Recording is idempotent and the watermark moves
+ * only after it, so a sweeper that dies midway leaves the rest to the next run.
+ */
+export class StallWatchdog {
+  readonly #o: StallWatchdogOptions;
+  readonly #nowMs: () => number;
+
+  constructor(options: StallWatchdogOptions) {
+    this.#o = options;
+    this.#nowMs = options.nowMs ?? Date.now;
+  }
+
+  /** Looks at every watched step now due, until done or `deadlineMs`. */
+  async run(deadlineMs = Number.POSITIVE_INFINITY): Promise<WatchReport> {
+    const report = { checked: 0, stalled: 0, notices: 0 };
+    if (this.#o.stallAfterS === 0) return report;
+    for (const shard of shuffled(SHARDS)) {
+      if (this.#nowMs() >= deadlineMs) break;
+      await this.#watchShard(shard, deadlineMs, report);
+    }
+    if (report.stalled > 0 || report.notices > 0) this.#o.logger.info("stalled steps", { ...report });
+    return report;
+  }
+
+  async #watchShard(
+    shard: number,
+    deadlineMs: number,
+    report: { -readonly [K in keyof WatchReport]: number },
+  ) {
+    const { steps } = this.#o;
+    let mark = await steps.watermark(shard);
+    const upTo = this.#nowMs();
+    while (this.#nowMs() < deadlineMs) {
+      const due = await steps.dueForWatch(shard, mark, upTo, PAGE);
+      const last = due.at(-1);
+      if (!last) return;
+      const stored = await Promise.all(due.map((watched) => steps.getStep(watched.stepId)));
+      for (const step of stored) {
+        if (!step) continue;
+        report.checked++;
+        const outcome = await this.#decide(step);
+        report.stalled += outcome.marked ? 1 : 0;
+        report.notices += outcome.notices;
+      }
+      // Another sweeper moved the watermark meanwhile: it is working here, so this one stops.
+      if (!(await steps.advanceWatermark(shard, mark, last.dueMs))) return;
+      mark = last.dueMs;
+      if (due.length < PAGE) return;
+    }
+  }
+
+  async #decide(stored: StoredStep): Promise<{ marked: boolean; notices: number }> {
+    const now = this.#nowMs();
+    let stalledAtMs = stored.stalledAtMs;
+    let marked = false;
+    if (stored.status === "in_progress" && stalledAtMs === null) {
+      marked = await this.#o.steps.markStalled(String(stored.document.id), now);
+      stalledAtMs = marked
+        ? now
+        : ((await this.#o.steps.getStep(String(stored.document.id)))?.stalledAtMs ?? null);
+    }
+    // Ended in time: nothing to say. Stalled (by this run or an earlier one that may have died
+    // before recording its notices): the notices must exist, and creating them twice is a no-op.
+    if (stalledAtMs === null) return { marked, notices: 0 };
+    const step = v.safeParse(RunStepSchema, stored.document);
+    if (!step.success) return { marked, notices: 0 };
+    let notices = 0;
+    for (const intent of selectStallIntents(step.output, this.#o.sinkConfigs)) {
+      const created = await this.#o.deliveries.create(
+        newDelivery(intent, step.output.id, step.output.run_id, now),
+      );
+      if (created) notices++;
+    }
+    return { marked, notices };
+  }
+}
