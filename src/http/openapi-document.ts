@@ -1,6 +1,5 @@
 import { findTargetHandler } from "hono/utils/handler";
 import { type DescribeRouteOptions, generateSpecs, resolver, uniqueSymbol } from "hono-openapi";
-import type { OpenAPIV3_1 } from "openapi-types";
 import type * as v from "valibot";
 import {
   RunStepDeltaSchema,
@@ -54,12 +53,19 @@ const CONVERSION = {
   },
 };
 
+// hono-openapi's own types (from openapi-types, which it depends on and this project does not).
+type Operation = DescribeRouteOptions;
+type Responses = NonNullable<Operation["responses"]>;
+type ResponseObject = Exclude<Responses[string], { $ref: string }>;
+/** The generated document. */
+export type OpenApiDocument = Awaited<ReturnType<typeof generateSpecs>>;
+
 const schemaOf = (schema: v.GenericSchema) => resolver(schema, CONVERSION);
 
 const errorBody = { "application/json": { schema: { $ref: "#/components/schemas/Error" } } };
 
 // One reusable response per error status, each with the API's error body.
-const ERROR_RESPONSES: Record<DocumentedErrorStatus, [string, OpenAPIV3_1.ResponseObject]> = {
+const ERROR_RESPONSES: Record<DocumentedErrorStatus, [string, ResponseObject]> = {
   400: ["BadRequest", { description: "A bad request (invalid_json or invalid_request)", content: errorBody }],
   401: ["Unauthorized", { description: "Missing or bad credentials", content: errorBody }],
   404: ["NotFound", { description: "Not found", content: errorBody }],
@@ -79,7 +85,7 @@ const ERROR_RESPONSES: Record<DocumentedErrorStatus, [string, OpenAPIV3_1.Respon
   ],
 };
 
-const SECURITY: Record<RouteDoc["security"], OpenAPIV3_1.SecurityRequirementObject[]> = {
+const SECURITY: Record<RouteDoc["security"], NonNullable<Operation["security"]>> = {
   bearer: [{ bearer: [] }],
   webhook: [{ standardWebhooks: [] }],
   public: [],
@@ -103,7 +109,7 @@ function operation(doc: RouteDoc): DescribeRouteOptions {
     ...(doc.security === "bearer" ? { 401: "Missing or bad bearer token" } : {}),
     ...doc.errors,
   };
-  const responses: NonNullable<DescribeRouteOptions["responses"]> = {};
+  const responses: Responses = {};
   for (const [status, answer] of Object.entries(doc.responses)) responses[status] = response(answer);
   for (const [status, text] of Object.entries(errors)) {
     const [name] = ERROR_RESPONSES[Number(status) as DocumentedErrorStatus];
@@ -118,7 +124,7 @@ function operation(doc: RouteDoc): DescribeRouteOptions {
     ...(doc.description === undefined ? {} : { description: doc.description }),
     tags: [...doc.tags],
     security: SECURITY[doc.security],
-    ...(doc.parameters ? { parameters: doc.parameters as OpenAPIV3_1.ParameterObject[] } : {}),
+    ...(doc.parameters ? { parameters: doc.parameters as NonNullable<Operation["parameters"]> } : {}),
     ...(doc.body
       ? {
           requestBody: {
@@ -168,7 +174,7 @@ function documentedApp() {
 }
 
 /** The OpenAPI 3.1 document of the API, generated from the routes and their Valibot schemas. */
-export async function buildOpenApiDocument(): Promise<OpenAPIV3_1.Document> {
+export async function buildOpenApiDocument(): Promise<OpenApiDocument> {
   const used = new Set<string>();
   const spec = await generateSpecs(documentedApp(), {
     excludeStaticFile: false,
@@ -214,7 +220,7 @@ export async function buildOpenApiDocument(): Promise<OpenAPIV3_1.Document> {
   const text = JSON.stringify(spec.paths);
   for (const [, [name]] of Object.entries(ERROR_RESPONSES))
     if (text.includes(`"#/components/responses/${name}"`)) used.add(name);
-  const responses: Record<string, OpenAPIV3_1.ResponseObject> = {};
+  const responses: Record<string, ResponseObject> = {};
   for (const [name, answer] of Object.values(ERROR_RESPONSES)) if (used.has(name)) responses[name] = answer;
-  return { ...spec, components: { ...spec.components, responses } } as OpenAPIV3_1.Document;
+  return { ...spec, components: { ...spec.components, responses } } as OpenApiDocument;
 }
