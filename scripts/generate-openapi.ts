@@ -6,5 +6,5 @@ import { buildOpenApiDocument } from "../src/http/openapi-document.js";
 // static asset (outside its bundle, which has a size budget), Node and Lambda from the app; none
 // carries a JSON Schema converter. A test fails when the file and the schemas disagree.
 const file = fileURLToPath(new URL("../public/openapi.json", import.meta.url));
-writeFileSync(file, `${JSON.stringify(buildOpenApiDocument(), null, 2)}\n`);
+writeFileSync(file, `${JSON.stringify(await buildOpenApiDocument(), null, 2)}\n`);
 console.log(`wrote ${file}`);

@@ -369,7 +369,7 @@ describe("read API (SPEC §5)", () => {
     );
     expect(Object.keys(runStep?.properties ?? {})).toHaveLength(16);
     // The served file is what the schemas generate: `npm run openapi` after changing either.
-    expect(doc).toEqual(JSON.parse(JSON.stringify(buildOpenApiDocument())));
+    expect(doc).toEqual(JSON.parse(JSON.stringify(await buildOpenApiDocument())));
   });
 });
 

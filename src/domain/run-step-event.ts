@@ -81,7 +81,7 @@ const WebhookEventShape = v.looseObject({
 });
 
 /** A delta in the OpenAI-webhook envelope: ignored, but only once the envelope itself is valid. */
-const WebhookDeltaEventSchema = v.looseObject({
+export const WebhookDeltaEventSchema = v.looseObject({
   ...webhookEnvelope,
   type: v.literal(DELTA_EVENT_NAME),
   data: RunStepDeltaSchema,

@@ -95,6 +95,13 @@ const METADATA_MAX_VALUE_LENGTH = 512;
  */
 export const MetadataSchema = v.pipe(
   v.custom<Record<string, string>>(isPlainObject, "must be an object of string values"),
+  // The same bounds in JSON Schema terms, for the OpenAPI document (rawCheck has no such form).
+  v.metadata({
+    type: "object",
+    maxProperties: METADATA_MAX_KEYS,
+    propertyNames: { maxLength: METADATA_MAX_KEY_LENGTH },
+    additionalProperties: { type: "string", maxLength: METADATA_MAX_VALUE_LENGTH },
+  }),
   v.rawCheck(({ dataset, addIssue }) => {
     if (!dataset.typed) return;
     const metadata = dataset.value;

@@ -33,17 +33,14 @@ export type ErrorResponse = v.InferOutput<typeof ErrorResponseSchema>;
 /** Error codes the API answers with. */
 export type ErrorCode = ErrorResponse["error"]["code"];
 
-/** Answer to an accepted webhook. */
-export const IngestResponseSchema = v.object({
-  step_id: v.string(),
-  status: v.nullable(v.picklist(RUN_STEP_STATUSES)),
-  outcome: v.picklist(["created", "updated", "unchanged", "stale", "conflict", "ignored"]),
-});
+/** What applying an event did to its step. */
+export const OutcomeSchema = v.picklist(["created", "updated", "unchanged", "stale", "conflict", "ignored"]);
 
-/** An accepted webhook's answer. */
-export type IngestResponse = v.InferOutput<typeof IngestResponseSchema>;
+/** Unix seconds. */
+export const unixSeconds = v.pipe(v.number(), v.integer());
 
-const unixSeconds = v.pipe(v.number(), v.integer());
+/** A whole number of things. */
+export const count = v.pipe(v.number(), v.integer(), v.minValue(0));
 
 /** One attempt of a delivery, as its attempt log keeps it. */
 export const DeliveryAttemptResponseSchema = v.object({
@@ -111,157 +108,58 @@ export const SinkTestResponseSchema = v.object({
 /** A sink test's answer. */
 export type SinkTestResponse = v.InferOutput<typeof SinkTestResponseSchema>;
 
-const timeBound = (name: string) =>
-  v.optional(
-    v.pipe(
-      v.number(`${name} must be Unix seconds`),
-      v.integer(`${name} must be Unix seconds`),
-      v.minValue(0, `${name} must be Unix seconds`),
-      v.maxValue(10_000_000_000, `${name} must be Unix seconds`),
-    ),
-  );
-
-/** Body of `POST /v1/deliveries/retry`: dead deliveries of one sink, by when they died. */
-export const BulkRetryRequestSchema = v.strictObject({
-  sink: v.pipe(
-    v.string("sink is required"),
-    v.regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, "sink must be a sink name"),
-  ),
-  since: timeBound("since"),
-  until: timeBound("until"),
-  limit: v.optional(
-    v.pipe(
-      v.number("limit must be a whole number from 1 to 1000"),
-      v.integer("limit must be a whole number from 1 to 1000"),
-      v.minValue(1, "limit must be a whole number from 1 to 1000"),
-      v.maxValue(1000, "limit must be a whole number from 1 to 1000"),
-    ),
-    1000,
-  ),
-});
-
-/** Answer to a bulk retry. */
-export const BulkRetryResponseSchema = v.object({
-  /** Dead deliveries made pending again. */
-  queued: v.pipe(v.number(), v.integer()),
-  /** Whether more dead deliveries match: call again to queue them. */
-  more: v.boolean(),
-});
-
 /** A stored step: the RunStepObject as last applied plus what stepwatch knows of it. */
 export const StoredStepResponseSchema = v.looseObject({
   id: v.string(),
   object: v.literal("thread.run.step"),
   status: v.picklist(RUN_STEP_STATUSES),
-  received_at: v.number(),
-  updated_at: v.number(),
-  conflicts: v.number(),
+  /** When stepwatch first received it (Unix seconds). */
+  received_at: unixSeconds,
+  /** When stepwatch last applied it (Unix seconds). */
+  updated_at: unixSeconds,
+  /** Events that contradicted a terminal status already applied. */
+  conflicts: count,
   deliveries: v.array(DeliveryResponseSchema),
 });
 
 /** A stored step in the API. */
 export type StoredStepResponse = v.InferOutput<typeof StoredStepResponseSchema>;
 
-const TokenSums = v.object({
-  prompt_tokens: v.number(),
-  completion_tokens: v.number(),
-  total_tokens: v.number(),
-});
-
-/** A run's rollup: step counts by status and summed usage, each step counted once. */
-export const RunRollupResponseSchema = v.object({
-  run_id: v.string(),
-  thread_id: v.string(),
-  assistant_id: v.string(),
-  steps: v.object({
-    total: v.number(),
-    in_progress: v.number(),
-    completed: v.number(),
-    failed: v.number(),
-    cancelled: v.number(),
-    expired: v.number(),
-  }),
-  usage: TokenSums,
-  first_created_at: v.number(),
-  last_updated_at: v.number(),
-});
-
-/** A run rollup in the API. */
-export type RunRollupResponse = v.InferOutput<typeof RunRollupResponseSchema>;
-
 /** A page of a list. */
 export const pageSchema = <T extends v.GenericSchema>(item: T) =>
   v.object({ data: v.array(item), next_cursor: v.nullable(v.string()) });
 
-/** `limit` and `cursor` of a list request. */
+/** Page size of a list request when `limit` is absent. */
+export const DEFAULT_PAGE_SIZE = 20;
+
+const LIMIT_MESSAGE = "limit must be a whole number from 1 to 100";
+
+/**
+ * `limit` and `cursor` of a list request. A query value is a string: digits only, then a number
+ * (documented as the integer it stands for; the validator sees the string's pipeline).
+ */
 export const ListQuerySchema = v.object({
   limit: v.optional(
     v.pipe(
-      v.string(),
-      v.regex(/^\d+$/, "limit must be a whole number from 1 to 100"),
+      v.string(LIMIT_MESSAGE),
+      v.regex(/^\d+$/, LIMIT_MESSAGE),
       v.transform(Number),
-      v.minValue(1, "limit must be a whole number from 1 to 100"),
-      v.maxValue(100, "limit must be a whole number from 1 to 100"),
+      v.number(),
+      v.integer(),
+      v.minValue(1, LIMIT_MESSAGE),
+      v.maxValue(100, LIMIT_MESSAGE),
+      v.metadata({ default: DEFAULT_PAGE_SIZE }),
+      v.description("page size"),
     ),
-    "20",
   ),
-  cursor: v.optional(v.pipe(v.string(), v.minLength(1, "cursor must not be empty"))),
-});
-
-/** Parsed list parameters. */
-export type ListQuery = v.InferOutput<typeof ListQuerySchema>;
-
-/** `state`, `sink`, `limit` and `cursor` of the deliveries list. */
-export const DeliveryListQuerySchema = v.object({
-  ...ListQuerySchema.entries,
-  state: v.picklist(["pending", "dead"], "state must be pending or dead"),
-  sink: v.optional(
-    v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, "sink must be a sink name")),
-  ),
-});
-
-const unixSecondsParam = (name: string) =>
-  v.optional(
+  cursor: v.optional(
     v.pipe(
-      v.string(),
-      v.regex(/^\d{1,11}$/, `${name} must be Unix seconds`),
-      v.transform(Number),
-      v.maxValue(10_000_000_000, `${name} must be Unix seconds`),
+      v.string("cursor must be a string"),
+      v.minLength(1, "cursor must not be empty"),
+      v.description("next_cursor of the previous page"),
     ),
-  );
-
-/** Query of `GET /v1/run-steps`: terminal steps across runs, newest first. */
-export const StepListQuerySchema = v.pipe(
-  v.object({
-    ...ListQuerySchema.entries,
-    status: v.optional(
-      v.pipe(
-        v.string(),
-        v.transform((value) => value.split(",").map((item) => item.trim())),
-        v.array(
-          v.picklist(
-            TERMINAL_STATUSES,
-            `status must be among ${TERMINAL_STATUSES.join(", ")} (comma-separated)`,
-          ),
-        ),
-        v.minLength(1, "status must not be empty"),
-      ),
-    ),
-    since: unixSecondsParam("since"),
-    until: unixSecondsParam("until"),
-    assistant_id: v.optional(
-      v.pipe(
-        v.string(),
-        v.minLength(1, "assistant_id must not be empty"),
-        v.maxLength(512, "assistant_id is too long"),
-      ),
-    ),
-  }),
-  v.check(
-    (query) => query.since === undefined || query.until === undefined || query.since <= query.until,
-    "since must not be after until",
   ),
-);
+});
 
 /** A quarantined request: a signed one whose body was refused, kept for replay. */
 export const QuarantineResponseSchema = v.object({
@@ -272,7 +170,7 @@ export const QuarantineResponseSchema = v.object({
   webhook_id: v.string(),
   webhook_timestamp: unixSeconds,
   /** The status its sender was answered. */
-  status: v.picklist([400, 413, 422]),
+  status: v.pipe(v.picklist([400, 413, 422]), v.metadata({ type: "integer" })),
   error: v.object({
     code: v.picklist(["invalid_json", "invalid_payload", "payload_too_large"]),
     message: v.string(),
@@ -286,19 +184,3 @@ export const QuarantineResponseSchema = v.object({
 
 /** The API's view of a quarantined request. */
 export type QuarantineResponse = v.InferOutput<typeof QuarantineResponseSchema>;
-
-/** One quarantined request with its headers and raw body (text, or base64 when not UTF-8). */
-export const QuarantineDetailResponseSchema = v.object({
-  ...QuarantineResponseSchema.entries,
-  headers: v.record(v.string(), v.string()),
-  body: v.optional(v.string()),
-  body_base64: v.optional(v.string()),
-});
-
-/** What a replay did. */
-export const ReplayResponseSchema = v.object({
-  quarantine_id: v.string(),
-  step_id: v.nullable(v.string()),
-  status: v.nullable(v.picklist(RUN_STEP_STATUSES)),
-  outcome: v.picklist(["created", "updated", "unchanged", "stale", "conflict", "ignored"]),
-});

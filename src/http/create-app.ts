@@ -16,6 +16,7 @@ import { ingestRoutes } from "./routes/ingest-routes.js";
 import { metricsRoutes } from "./routes/metrics-routes.js";
 import { quarantineRoutes } from "./routes/quarantine-routes.js";
 import { runRoutes } from "./routes/run-routes.js";
+import { serviceRoutes } from "./routes/service-routes.js";
 import { sinkRoutes } from "./routes/sink-routes.js";
 import { stepRoutes } from "./routes/step-routes.js";
 
@@ -92,14 +93,8 @@ export function createApp(deps: AppDeps): Hono {
   });
   app.notFound((c) => fail(c, 404, "not_found", `no route for ${c.req.method} ${c.req.path}`));
 
-  app.get("/healthz", (c) => c.json({ status: "ok" }));
-  app.get("/readyz", async (c) => {
-    await store.ping();
-    return c.json({ status: "ready" });
-  });
   // The Worker serves /openapi.json as a static asset; other runtimes hand the same file in.
-  const openApi = deps.openApiDocument;
-  if (openApi) app.get("/openapi.json", (c) => c.json(openApi));
+  app.route("/", serviceRoutes(store, deps.openApiDocument));
   if (deps.consoleRoutes) app.route("/", deps.consoleRoutes);
 
   app.route(INGEST_ROUTE, ingestRoutes({ ingest, verifier, maxBodyBytes: deps.maxBodyBytes, nowMs }));

@@ -8,6 +8,7 @@ import {
   type Stepwatch,
   type StepwatchOptions,
 } from "../../src/runtime/create-stepwatch.js";
+import { enforceConformance } from "./openapi-conformance.js";
 import { TEST_AWS, type TestStore } from "./test-store.js";
 
 /** A bearer token accepted by test apps. */
@@ -47,6 +48,8 @@ export async function createTestApp(
     openApiDocument,
     ...stepwatchOptions,
   });
+  // Every answer a test receives through app.request is held to its route's documentation.
+  enforceConformance(stepwatch.app);
   return {
     ...stepwatch,
     config,

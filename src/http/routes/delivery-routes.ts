@@ -3,14 +3,78 @@ import { Hono } from "hono";
 import * as v from "valibot";
 import type { DeliveryActionResult, DeliveryOperations } from "../../usecases/delivery-operations.js";
 import {
-  BulkRetryRequestSchema,
-  type BulkRetryResponseSchema,
-  DeliveryListQuerySchema,
+  count,
+  DEFAULT_PAGE_SIZE,
   type DeliveryResponse,
+  DeliveryResponseSchema,
+  ListQuerySchema,
+  pageSchema,
 } from "../api-schemas.js";
 import { fail, toDeliveryResponse } from "../responses.js";
+import { describe, validate } from "../route-docs.js";
+
+const SINK_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json$/i;
+
+/** `state`, `sink`, `limit` and `cursor` of the deliveries list. */
+const DeliveryListQuerySchema = v.object({
+  ...ListQuerySchema.entries,
+  state: v.pipe(
+    v.picklist(["pending", "dead"], "state must be pending or dead"),
+    v.description("pending includes parked deliveries (pending ones of a disabled sink)"),
+  ),
+  sink: v.optional(
+    v.pipe(
+      v.string("sink must be a sink name"),
+      v.regex(SINK_NAME, "sink must be a sink name"),
+      v.description("Only this sink's"),
+    ),
+  ),
+});
+
+const timeBound = (name: string) =>
+  v.optional(
+    v.pipe(
+      v.number(`${name} must be Unix seconds`),
+      v.integer(`${name} must be Unix seconds`),
+      v.minValue(0, `${name} must be Unix seconds`),
+      v.maxValue(10_000_000_000, `${name} must be Unix seconds`),
+    ),
+  );
+
+const BULK_LIMIT_MESSAGE = "limit must be a whole number from 1 to 1000";
+
+/** Body of `POST /v1/deliveries/retry`: dead deliveries of one sink, by when they died. */
+const BulkRetryRequestSchema = v.strictObject({
+  sink: v.pipe(v.string("sink is required"), v.regex(SINK_NAME, "sink must be a sink name")),
+  since: timeBound("since"),
+  until: timeBound("until"),
+  limit: v.optional(
+    v.pipe(
+      v.number(BULK_LIMIT_MESSAGE),
+      v.integer(BULK_LIMIT_MESSAGE),
+      v.minValue(1, BULK_LIMIT_MESSAGE),
+      v.maxValue(1000, BULK_LIMIT_MESSAGE),
+    ),
+    1000,
+  ),
+});
+
+/** Answer to a bulk retry. */
+const BulkRetryResponseSchema = v.object({
+  /** Dead deliveries made pending again. */
+  queued: count,
+  /** Whether more dead deliveries match: call again to queue them. */
+  more: v.boolean(),
+});
 
 type BulkRetryResponse = v.InferOutput<typeof BulkRetryResponseSchema>;
+
+const actionErrors = {
+  404: "No such delivery",
+  409: "Not in a state this action applies to",
+  503: true,
+} as const;
 
 /**
  * `/v1/deliveries`: list pending (parked included) and dead deliveries; retry a dead one now;
@@ -19,37 +83,98 @@ type BulkRetryResponse = v.InferOutput<typeof BulkRetryResponseSchema>;
 export function deliveryRoutes(ops: DeliveryOperations): Hono {
   const routes = new Hono();
 
-  routes.get("/", async (c) => {
-    const query = v.safeParse(DeliveryListQuerySchema, c.req.query());
-    if (!query.success) return fail(c, 400, "invalid_request", query.issues[0].message);
-    const { state, sink, limit, cursor } = query.output;
-    if (sink !== undefined && !ops.hasSink(sink)) return fail(c, 404, "not_found", `no sink ${sink}`);
-    const page = await ops.list(state, sink, limit, cursor ?? null);
-    return c.json({ data: page.items.map(toDeliveryResponse), next_cursor: page.nextCursor });
-  });
-
-  routes.post("/retry", async (c) => {
-    let body: unknown;
-    try {
-      body = await c.req.json();
-    } catch {
-      return fail(c, 400, "invalid_json", "body must be a JSON object: { sink, since?, until?, limit? }");
-    }
-    const parsed = v.safeParse(BulkRetryRequestSchema, body);
-    if (!parsed.success) return fail(c, 400, "invalid_request", parsed.issues[0].message);
-    const { sink, since, until, limit } = parsed.output;
-    if (!ops.hasSink(sink)) return fail(c, 404, "not_found", `no sink ${sink}`);
-    const sinceMs = (since ?? 0) * 1000;
-    const untilMs = until === undefined ? Number.MAX_SAFE_INTEGER : until * 1000 + 999;
-    if (sinceMs > untilMs) return fail(c, 400, "invalid_request", "since must not be after until");
-    return c.json<BulkRetryResponse>(await ops.bulkRetry(sink, sinceMs, untilMs, limit));
-  });
-
-  routes.post("/:delivery_id/retry", async (c) =>
-    answer(c, await ops.retry(c.req.param("delivery_id"), { request_id: c.get("requestId") })),
+  routes.get(
+    "/",
+    describe({
+      operationId: "listDeliveries",
+      summary: "Notification deliveries by state",
+      tags: ["Deliveries"],
+      security: "bearer",
+      responses: {
+        200: { description: "A page of deliveries", schema: pageSchema(DeliveryResponseSchema) },
+      },
+      errors: { 400: "A bad query parameter or cursor", 404: "No such sink", 503: true },
+    }),
+    validate("query", DeliveryListQuerySchema),
+    async (c) => {
+      const { state, sink, limit, cursor } = c.req.valid("query");
+      if (sink !== undefined && !ops.hasSink(sink)) return fail(c, 404, "not_found", `no sink ${sink}`);
+      const page = await ops.list(state, sink, limit ?? DEFAULT_PAGE_SIZE, cursor ?? null);
+      return c.json({ data: page.items.map(toDeliveryResponse), next_cursor: page.nextCursor });
+    },
   );
-  routes.post("/:delivery_id/resend", async (c) =>
-    answer(c, await ops.resend(c.req.param("delivery_id"), { request_id: c.get("requestId") })),
+
+  routes.post(
+    "/retry",
+    describe({
+      operationId: "retryDeadDeliveries",
+      summary: "Retry a sink's dead deliveries in bulk",
+      description:
+        "Dead deliveries of one sink that died between since and until (Unix seconds, both optional) become " +
+        "pending again, paced at 100 a second; at most limit (default and maximum 1000) per call, more says " +
+        "whether to call again.",
+      tags: ["Deliveries"],
+      security: "bearer",
+      responses: { 200: { description: "How many were queued", schema: BulkRetryResponseSchema } },
+      errors: {
+        400: "Body is not JSON (invalid_json) or not a valid request (invalid_request)",
+        404: "No such sink",
+        415: "Content type is not JSON",
+        503: true,
+      },
+    }),
+    // Hono's JSON validator would read a non-JSON body as {} and answer a malformed one outside
+    // the API's error shape: both are decided here first (the parsed body is cached for it).
+    async (c, next) => {
+      const type = c.req.header("content-type")?.split(";")[0]?.trim() ?? "";
+      if (!JSON_MEDIA_TYPE.test(type))
+        return fail(c, 415, "unsupported_media_type", "content-type must be application/json");
+      try {
+        await c.req.json();
+      } catch {
+        return fail(c, 400, "invalid_json", "body must be a JSON object: { sink, since?, until?, limit? }");
+      }
+      await next();
+    },
+    validate("json", BulkRetryRequestSchema),
+    async (c) => {
+      const { sink, since, until, limit } = c.req.valid("json");
+      if (!ops.hasSink(sink)) return fail(c, 404, "not_found", `no sink ${sink}`);
+      const sinceMs = (since ?? 0) * 1000;
+      const untilMs = until === undefined ? Number.MAX_SAFE_INTEGER : until * 1000 + 999;
+      if (sinceMs > untilMs) return fail(c, 400, "invalid_request", "since must not be after until");
+      return c.json<BulkRetryResponse>(await ops.bulkRetry(sink, sinceMs, untilMs, limit));
+    },
+  );
+
+  routes.post(
+    "/:delivery_id/retry",
+    describe({
+      operationId: "retryDelivery",
+      summary: "Retry a dead delivery now",
+      description: "Attempted at once, with a fresh retry schedule; answers the delivery after the attempt.",
+      tags: ["Deliveries"],
+      security: "bearer",
+      responses: { 200: { description: "The delivery after the attempt", schema: DeliveryResponseSchema } },
+      errors: actionErrors,
+    }),
+    async (c) => answer(c, await ops.retry(c.req.param("delivery_id"), { request_id: c.get("requestId") })),
+  );
+
+  routes.post(
+    "/:delivery_id/resend",
+    describe({
+      operationId: "resendDelivery",
+      summary: "Send a delivered notification again",
+      description:
+        "One attempt with the same webhook-id (receivers that have it drop it); the delivery stays delivered " +
+        "and the attempt joins its recent_attempts.",
+      tags: ["Deliveries"],
+      security: "bearer",
+      responses: { 200: { description: "The delivery after the attempt", schema: DeliveryResponseSchema } },
+      errors: actionErrors,
+    }),
+    async (c) => answer(c, await ops.resend(c.req.param("delivery_id"), { request_id: c.get("requestId") })),
   );
 
   return routes;

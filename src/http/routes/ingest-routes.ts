@@ -1,10 +1,20 @@
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import * as v from "valibot";
+import {
+  DELTA_EVENT_NAME,
+  RunStepDeltaSchema,
+  RunStepStreamEventSchema,
+  RunStepWebhookEventSchema,
+  WebhookDeltaEventSchema,
+} from "../../domain/run-step-event.js";
+import { RUN_STEP_STATUSES, RunStepSchema } from "../../domain/run-step-schema.js";
 import type { SignatureVerifier } from "../../domain/signature-verifier.js";
 import type { IngestAnswer, RunStepIngest } from "../../usecases/run-step-ingest.js";
-import type { ErrorResponse, IngestResponse } from "../api-schemas.js";
+import { type ErrorResponse, OutcomeSchema } from "../api-schemas.js";
 import { logFields } from "../request-log.js";
 import { fail } from "../responses.js";
+import { describe } from "../route-docs.js";
 import { runAfterResponse } from "../run-after-response.js";
 
 /** What the ingest route needs. */
@@ -15,6 +25,37 @@ export interface IngestRouteDeps {
   /** Clock in Unix ms. */
   readonly nowMs: () => number;
 }
+
+/** Answer to an accepted webhook. */
+const IngestResponseSchema = v.object({
+  step_id: v.string(),
+  /** null when the event was a delta, acknowledged and ignored. */
+  status: v.nullable(v.picklist(RUN_STEP_STATUSES)),
+  outcome: OutcomeSchema,
+});
+
+type IngestResponse = v.InferOutput<typeof IngestResponseSchema>;
+
+/**
+ * What a sender may post, for the document only: the body is verified over its raw bytes first and
+ * then read by `parseRunStepEvent`, which picks the shape by its discriminating key.
+ */
+const RunStepEventBodySchema = v.union([
+  RunStepSchema,
+  RunStepStreamEventSchema,
+  RunStepWebhookEventSchema,
+  RunStepDeltaSchema,
+  v.looseObject({ event: v.literal(DELTA_EVENT_NAME), data: RunStepDeltaSchema }),
+  WebhookDeltaEventSchema,
+]);
+
+const signatureHeader = (name: string, svix: string, description: string, example: string) => ({
+  name,
+  in: "header",
+  description: `${description} (${svix} is accepted in its place)`,
+  schema: { type: "string" },
+  example,
+});
 
 const JSON_MEDIA_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;\s*charset\s*=\s*"?utf-8"?\s*)?$/i;
 // Headers kept with a quarantined request: what proves who signed it, and what it said it was.
@@ -50,6 +91,48 @@ export function ingestRoutes(deps: IngestRouteDeps): Hono {
 
   routes.post(
     "/",
+    describe({
+      operationId: "ingestRunStepEvent",
+      summary: "Receive a run step event",
+      description:
+        "A bare RunStepObject, a stream-style {event, data} or an OpenAI-webhook-style {object: event, type, data}. " +
+        "Rules across fields: step_details.type must equal type; a terminal step needs the timestamp of its " +
+        "status, a failed one last_error; an event name must agree with data.status. thread.run.step.delta " +
+        "(bare or in either envelope) is acknowledged and ignored. A refused body with a valid signature is " +
+        "quarantined: its error carries quarantine_id.",
+      tags: ["Ingest"],
+      security: "webhook",
+      parameters: [
+        signatureHeader(
+          "webhook-id",
+          "svix-id",
+          "The message id; a sender's retries repeat it",
+          "msg_2Lk...",
+        ),
+        signatureHeader(
+          "webhook-timestamp",
+          "svix-timestamp",
+          "Unix seconds of signing, within SIGNATURE_TOLERANCE_S (default 300) of now",
+          "1714000000",
+        ),
+        signatureHeader(
+          "webhook-signature",
+          "svix-signature",
+          "Space-separated v1,<base64 HMAC-SHA256> and/or v1a,<base64 Ed25519> signatures",
+          "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=",
+        ),
+      ],
+      body: { schema: RunStepEventBodySchema, description: "A run step event, signed" },
+      responses: { 200: { description: "Applied or safely ignored", schema: IngestResponseSchema } },
+      errors: {
+        400: "Body is not JSON or not UTF-8 (invalid_json)",
+        401: "Missing, stale or wrong signature (invalid_signature)",
+        413: "Body over MAX_BODY_BYTES, or its stored form over DynamoDB's 400 KB item limit",
+        415: "Content type is not JSON",
+        422: "JSON, but not a valid run step event (issues lists each problem with its path)",
+        503: true,
+      },
+    }),
     async (c, next) => {
       const type = c.req.header("content-type");
       if (!type || !JSON_MEDIA_TYPE.test(type)) {
