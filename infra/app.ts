@@ -4,7 +4,7 @@ import { AwsSolutionsChecks } from "cdk-nag";
 import { bundleLambda, REPO_ROOT } from "./lambda-bundle.js";
 import { StepwatchStack } from "./stepwatch-stack.js";
 
-// `cdk synth` / `cdk deploy` from infra/ (see "Deploying" in README.md). Context:
+// `cdk synth` / `cdk deploy` from infra/ (see "Deploying to production" in README.md). Context:
 //   -c tableName=stepwatch   -c lambda=false (table and Worker user only)   -c workerUser=false
 //   -c httpReservedConcurrency=25   -c alarmEmail=ops@example.com   -c oldestPendingAlarmMinutes=60
 //   -c logLevel=info
