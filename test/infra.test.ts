@@ -2,11 +2,13 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { App, aws_lambda as lambda } from "aws-cdk-lib";
+import { App, Duration, aws_lambda as lambda, aws_sns as sns, Validations } from "aws-cdk-lib";
 import { Match, Template } from "aws-cdk-lib/assertions";
+import { AwsSolutionsChecks } from "cdk-nag";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bundleLambda, REPO_ROOT } from "../infra/lambda-bundle.js";
-import { StepwatchStack } from "../infra/stepwatch-stack.js";
+import { DEFAULT_HTTP_RESERVED_CONCURRENCY, StepwatchStack } from "../infra/stepwatch-stack.js";
+import { BACKLOG_METRICS } from "../src/observability/backlog-metrics.js";
 import { createTableInput } from "../src/store/ensure-table.js";
 import { TABLE_SCHEMA } from "../src/store/table-schema.js";
 
@@ -19,10 +21,15 @@ interface Statement {
 let bundleDir: string;
 let template: Template;
 
-const synth = (props: Partial<ConstructorParameters<typeof StepwatchStack>[2]> = {}) =>
-  Template.fromStack(
-    new StepwatchStack(new App(), "Stepwatch", { lambdaCode: lambda.Code.fromAsset(bundleDir), ...props }),
-  );
+// The feature flags `cdk synth` runs with (infra/cdk.json), so tests synthesise what deploys.
+const cdkContext = JSON.parse(readFileSync(join(REPO_ROOT, "infra/cdk.json"), "utf8")).context as Record<
+  string,
+  unknown
+>;
+type Props = Partial<ConstructorParameters<typeof StepwatchStack>[2]>;
+const stackOf = (props: Props = {}, app = new App({ context: cdkContext })) =>
+  new StepwatchStack(app, "Stepwatch", { lambdaCode: lambda.Code.fromAsset(bundleDir), ...props });
+const synth = (props: Props = {}) => Template.fromStack(stackOf(props));
 
 beforeAll(() => {
   bundleDir = bundleLambda(mkdtempSync(join(tmpdir(), "stepwatch-infra-")));
@@ -81,6 +88,7 @@ describe("infra/: the table", () => {
       DeletionPolicy: "Retain",
       UpdateReplacePolicy: "Retain",
       Properties: Match.objectLike({
+        DeletionProtectionEnabled: true,
         BillingMode: "PAY_PER_REQUEST",
         PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
         TimeToLiveSpecification: { AttributeName: TABLE_SCHEMA.ttlAttribute, Enabled: true },
@@ -119,22 +127,29 @@ describe("infra/: least-privilege IAM", () => {
     // The table statement covers every action; the index statement only what can read an index.
     const onIndexes = dynamo.filter((s) => JSON.stringify(s.Resource).includes("/index/"));
     expect(onIndexes.flatMap((s) => asList(s.Action))).toEqual(["dynamodb:Query"]);
-    // No action outside DynamoDB reaches any resource but the functions' own log groups.
+    // No action outside DynamoDB reaches any resource but the functions' own log groups and secrets.
     const others = statementsOf(template).filter((s) => !dynamo.includes(s));
     expect(new Set(others.flatMap((s) => asList(s.Action)))).toEqual(
-      new Set(["logs:CreateLogStream", "logs:PutLogEvents"]),
+      new Set([
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:DescribeSecret",
+      ]),
     );
     expect(JSON.stringify(others.map((s) => s.Resource))).not.toContain('"*"');
   });
 
   it("gives the one runtime policy to the Lambda role and to the Worker's user, and nothing else", () => {
     const policyId = logicalIdOf(template, "AWS::IAM::ManagedPolicy");
-    template.hasResourceProperties("AWS::IAM::Role", {
-      AssumeRolePolicyDocument: Match.objectLike({
-        Statement: [Match.objectLike({ Principal: { Service: "lambda.amazonaws.com" } })],
-      }),
-      ManagedPolicyArns: [{ Ref: policyId }],
-    });
+    const roles = Object.values(template.findResources("AWS::IAM::Role"));
+    expect(roles).toHaveLength(2);
+    for (const role of roles) {
+      expect(role.Properties.AssumeRolePolicyDocument.Statement).toMatchObject([
+        { Principal: { Service: "lambda.amazonaws.com" } },
+      ]);
+      expect(role.Properties.ManagedPolicyArns).toEqual([{ Ref: policyId }]);
+    }
     template.hasResourceProperties("AWS::IAM::User", { ManagedPolicyArns: [{ Ref: policyId }] });
     // No AWS-managed policy (e.g. AWSLambdaBasicExecutionRole, logs on every group) is attached.
     expect(JSON.stringify(template.toJSON())).not.toContain("arn:aws:iam::aws:policy");
@@ -162,11 +177,6 @@ describe("infra/: the Lambda function, its URL and the sweep schedule", () => {
       State: "ENABLED",
       Targets: [Match.objectLike({ Arn: { "Fn::GetAtt": [idOf("index.scheduled"), "Arn"] } })],
     });
-    // Secrets are NoEcho parameters, not literals in the template.
-    const parameters = template.toJSON().Parameters as Record<string, { NoEcho?: boolean }>;
-    expect(parameters.WebhookSecret?.NoEcho).toBe(true);
-    expect(parameters.ApiToken?.NoEcho).toBe(true);
-    expect(parameters.NotifySinks?.NoEcho).toBe(true);
   });
 
   it("can leave the Lambda side out (Workers only) and keep the table and access", () => {
@@ -178,6 +188,209 @@ describe("infra/: the Lambda function, its URL and the sweep schedule", () => {
     expect(new Set(statementsOf(workersOnly).flatMap((s) => asList(s.Action)))).toEqual(
       new Set(TABLE_SCHEMA.runtimeActions),
     );
+  });
+});
+
+// biome-ignore lint/suspicious/noExplicitAny: CloudFormation properties, read by the assertions below
+type Resource = { Type: string; Properties: Record<string, any> };
+const functionsOf = (t: Template) => t.findResources("AWS::Lambda::Function") as Record<string, Resource>;
+const functionWith = (t: Template, handler: string) => {
+  const found = Object.entries(functionsOf(t)).find(([, f]) => f.Properties.Handler === handler);
+  if (!found) throw new Error(`no function with handler ${handler}`);
+  return { id: found[0], ...found[1] };
+};
+const secretIdOf = (t: Template, description: RegExp) => {
+  const found = Object.entries(t.findResources("AWS::SecretsManager::Secret")).find(([, r]) =>
+    description.test(r.Properties.Description),
+  );
+  if (!found) throw new Error(`no secret matching ${description}`);
+  return found[0];
+};
+// Every secretsmanager resource a function's role may read.
+const secretsReadBy = (t: Template, fn: Resource) => {
+  const roleId = fn.Properties.Role["Fn::GetAtt"][0];
+  return Object.values(t.findResources("AWS::IAM::Policy"))
+    .filter((p) => p.Properties.Roles.some((r: { Ref: string }) => r.Ref === roleId))
+    .flatMap((p) => p.Properties.PolicyDocument.Statement as Statement[])
+    .filter((s) => asList(s.Action).some((a) => a.startsWith("secretsmanager:")))
+    .flatMap((s) => (Array.isArray(s.Resource) ? s.Resource : [s.Resource]));
+};
+
+describe("infra/: secrets", () => {
+  it("keeps them in Secrets Manager: the functions get ARNs, never values, and read them through the extension", () => {
+    for (const handler of ["index.handler", "index.scheduled"]) {
+      const fn = functionWith(template, handler);
+      const variables = fn.Properties.Environment.Variables as Record<string, unknown>;
+      for (const name of ["WEBHOOK_SECRET", "API_TOKEN", "NOTIFY_SINKS"])
+        expect(variables).not.toHaveProperty(name);
+      expect(variables.PARAMETERS_SECRETS_EXTENSION_HTTP_PORT).toBe("2773");
+      expect(JSON.stringify(fn.Properties.Layers)).toContain("ParamsandsecretslayerMap");
+    }
+    expect(template.toJSON().Parameters ?? {}).toEqual({
+      BootstrapVersion: expect.anything(),
+    });
+    // The API token is generated usable (letters and digits); the sinks default to none.
+    template.hasResourceProperties("AWS::SecretsManager::Secret", {
+      Description: Match.stringLikeRegexp("API_TOKEN"),
+      GenerateSecretString: { ExcludePunctuation: true, PasswordLength: 48 },
+    });
+    template.hasResourceProperties("AWS::SecretsManager::Secret", {
+      Description: Match.stringLikeRegexp("NOTIFY_SINKS"),
+      SecretString: "[]",
+    });
+  });
+
+  it("gives each function only the secrets it uses: the sweeper never sees WEBHOOK_SECRET or API_TOKEN", () => {
+    const ids = {
+      WEBHOOK_SECRET: secretIdOf(template, /WEBHOOK_SECRET/),
+      API_TOKEN: secretIdOf(template, /API_TOKEN/),
+      NOTIFY_SINKS: secretIdOf(template, /NOTIFY_SINKS/),
+    };
+    const http = functionWith(template, "index.handler");
+    const sweeper = functionWith(template, "index.scheduled");
+    expect(http.Properties.Environment.Variables).toMatchObject({
+      WEBHOOK_SECRET_SECRET_ARN: { Ref: ids.WEBHOOK_SECRET },
+      API_TOKEN_SECRET_ARN: { Ref: ids.API_TOKEN },
+      NOTIFY_SINKS_SECRET_ARN: { Ref: ids.NOTIFY_SINKS },
+    });
+    expect(new Set(secretsReadBy(template, http))).toEqual(
+      new Set(Object.values(ids).map((id) => ({ Ref: id }))),
+    );
+    const sweeperVariables = Object.keys(sweeper.Properties.Environment.Variables);
+    expect(sweeperVariables.filter((name) => name.endsWith("_SECRET_ARN"))).toEqual([
+      "NOTIFY_SINKS_SECRET_ARN",
+    ]);
+    expect(secretsReadBy(template, sweeper)).toEqual([{ Ref: ids.NOTIFY_SINKS }]);
+    expect(sweeper.Properties.Role).not.toEqual(http.Properties.Role);
+  });
+});
+
+describe("infra/: the functions' limits and logs", () => {
+  it("reserves (and so caps) the public HTTP function's concurrency, by default and when given", () => {
+    expect(functionWith(template, "index.handler").Properties.ReservedConcurrentExecutions).toBe(
+      DEFAULT_HTTP_RESERVED_CONCURRENCY,
+    );
+    expect(functionWith(template, "index.scheduled").Properties.ReservedConcurrentExecutions).toBeUndefined();
+    const custom = synth({ httpReservedConcurrency: 7 });
+    expect(functionWith(custom, "index.handler").Properties.ReservedConcurrentExecutions).toBe(7);
+  });
+
+  it("logs JSON at the configured level to each function's own log group", () => {
+    for (const handler of ["index.handler", "index.scheduled"]) {
+      const fn = functionWith(template, handler);
+      expect(fn.Properties.LoggingConfig).toMatchObject({
+        LogFormat: "JSON",
+        ApplicationLogLevel: "INFO",
+        LogGroup: { Ref: expect.stringMatching(/Logs/) },
+      });
+      expect(fn.Properties.Environment.Variables.LOG_LEVEL).toBe("info");
+    }
+    const quiet = functionWith(synth({ logLevel: "warn" }), "index.handler");
+    expect(quiet.Properties.LoggingConfig.ApplicationLogLevel).toBe("WARN");
+    expect(quiet.Properties.Environment.Variables.LOG_LEVEL).toBe("warn");
+  });
+});
+
+describe("infra/: alarms", () => {
+  const alarms = () => Object.values(template.findResources("AWS::CloudWatch::Alarm")) as Resource[];
+  const topicId = () => logicalIdOf(template, "AWS::SNS::Topic");
+
+  it("alarms on errors and throttles of each function", () => {
+    for (const handler of ["index.handler", "index.scheduled"]) {
+      const { id } = functionWith(template, handler);
+      for (const metric of ["Errors", "Throttles"]) {
+        const found = alarms().filter(
+          (a) =>
+            a.Properties.MetricName === metric &&
+            a.Properties.Namespace === "AWS/Lambda" &&
+            JSON.stringify(a.Properties.Dimensions) ===
+              JSON.stringify([{ Name: "FunctionName", Value: { Ref: id } }]),
+        );
+        expect(found, `${handler} ${metric}`).toHaveLength(1);
+        expect(found[0]?.Properties).toMatchObject({ Threshold: 1, Statistic: "Sum" });
+      }
+    }
+  });
+
+  it("alarms on DynamoDB throttles and system errors for every operation the code calls", () => {
+    const tableId = logicalIdOf(template, "AWS::DynamoDB::Table");
+    for (const metric of ["ThrottledRequests", "SystemErrors"]) {
+      const alarm = alarms().find((a) => JSON.stringify(a.Properties.Metrics ?? []).includes(`"${metric}"`));
+      expect(alarm, metric).toBeDefined();
+      const operations = (
+        (alarm?.Properties.Metrics ?? []) as Array<{
+          MetricStat?: { Metric: { Dimensions: Array<{ Name: string; Value: unknown }> } };
+        }>
+      )
+        .flatMap((m) => m.MetricStat?.Metric.Dimensions ?? [])
+        .filter((d) => d.Name === "Operation")
+        .map((d) => `dynamodb:${d.Value}`);
+      const called = TABLE_SCHEMA.runtimeActions.filter((a) => a !== "dynamodb:DescribeTable");
+      expect(new Set(operations)).toEqual(new Set(called));
+      expect(JSON.stringify(alarm?.Properties.Metrics)).toContain(tableId);
+    }
+  });
+
+  it("alarms on the oldest pending delivery's age and on dead deliveries, from the sweeper's EMF gauges", () => {
+    const tableId = logicalIdOf(template, "AWS::DynamoDB::Table");
+    const backlog = (name: string) =>
+      alarms().find(
+        (a) => a.Properties.Namespace === BACKLOG_METRICS.namespace && a.Properties.MetricName === name,
+      );
+    const age = backlog(BACKLOG_METRICS.oldestPendingAge);
+    expect(age?.Properties).toMatchObject({
+      Threshold: 3600,
+      ComparisonOperator: "GreaterThanThreshold",
+      Statistic: "Maximum",
+      Dimensions: [{ Name: BACKLOG_METRICS.tableDimension, Value: { Ref: tableId } }],
+    });
+    expect(backlog(BACKLOG_METRICS.dead)?.Properties).toMatchObject({
+      Threshold: 1,
+      ComparisonOperator: "GreaterThanOrEqualToThreshold",
+    });
+    const custom = synth({ oldestPendingAlarmAge: Duration.minutes(15) });
+    const customAge = Object.values(custom.findResources("AWS::CloudWatch::Alarm")).find(
+      (a) => a.Properties.MetricName === BACKLOG_METRICS.oldestPendingAge,
+    );
+    expect(customAge?.Properties.Threshold).toBe(900);
+  });
+
+  it("notifies one SNS topic of every alarm and its all-clear, e-mailed when an address is given", () => {
+    expect(alarms()).toHaveLength(8);
+    for (const alarm of alarms()) {
+      expect(alarm.Properties.AlarmActions).toEqual([{ Ref: topicId() }]);
+      expect(alarm.Properties.OKActions).toEqual([{ Ref: topicId() }]);
+    }
+    template.resourceCountIs("AWS::SNS::Subscription", 0);
+    synth({ alarmEmail: "ops@example.com" }).hasResourceProperties("AWS::SNS::Subscription", {
+      Protocol: "email",
+      Endpoint: "ops@example.com",
+    });
+    // The Workers-only stack keeps the table's alarms.
+    expect(Object.keys(synth({ lambda: false }).findResources("AWS::CloudWatch::Alarm"))).toHaveLength(2);
+  });
+});
+
+describe("infra/: cdk-nag AwsSolutions", () => {
+  const synthChecked = (props: Props) => {
+    const app = new App({ context: cdkContext });
+    Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+    stackOf(props, app);
+    return () => app.synth();
+  };
+
+  it("reports no unacknowledged finding, with or without the Lambda side", () => {
+    expect(synthChecked({})).not.toThrow();
+    expect(synthChecked({ lambda: false })).not.toThrow();
+  });
+
+  it("fails synthesis on a finding nobody acknowledged (the check is live)", () => {
+    const app = new App({ context: cdkContext });
+    Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+    const stack = stackOf({}, app);
+    // A topic that takes plain HTTP publishes (AwsSolutions-SNS3), with no reason given for it.
+    new sns.Topic(stack, "Unchecked");
+    expect(() => app.synth()).toThrow();
   });
 });
 
@@ -201,6 +414,8 @@ describe("npm run synth", () => {
         },
       );
       expect(run.status, run.stderr).toBe(0);
+      // infra/cdk.json sets the recommended feature flags, so synth has nothing to warn about.
+      expect(run.stderr).not.toMatch(/feature flags/i);
       const synthesised = JSON.parse(readFileSync(join(out, "Stepwatch.template.json"), "utf8"));
       expect(Object.values(synthesised.Resources).map((r) => (r as { Type: string }).Type)).toContain(
         "AWS::DynamoDB::Table",

@@ -1,4 +1,6 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -8,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { bundleLambda, LAMBDA_BUNDLE_FILE, REPO_ROOT } from "../infra/lambda-bundle.js";
 import { generateWebhookSecret } from "../src/domain/webhook-secret.js";
 import { CONSOLE_FILES, CONSOLE_HEADERS } from "../src/http/routes/console-routes.js";
+import { BACKLOG_METRICS } from "../src/observability/backlog-metrics.js";
 import type * as LambdaEntry from "../src/runtime/lambda.js";
 import { makeStep } from "./support/run-steps.js";
 import { eventually, type SinkServer, startSinkServer } from "./support/sink-server.js";
@@ -97,6 +100,9 @@ const stepOf = async (id: string) =>
   };
 const requestsFor = (stepId: string) => sink.received.filter((r) => r.body.includes(`"${stepId}"`));
 
+// The environment every handler here runs with (without the secrets, for the extension's tests).
+let baseEnv: Record<string, string>;
+
 beforeAll(async () => {
   bundleDir = mkdtempSync(join(tmpdir(), "stepwatch-lambda-"));
   bundleLambda(bundleDir);
@@ -116,6 +122,7 @@ beforeAll(async () => {
     NOTIFY_TIMEOUT_MS: "2000",
     LOG_LEVEL: "error",
   };
+  baseEnv = env;
   for (const [name, value] of Object.entries(env)) vi.stubEnv(name, value);
   entry = (await import(pathToFileURL(join(bundleDir, LAMBDA_BUNDLE_FILE)).href)) as typeof LambdaEntry;
 });
@@ -170,6 +177,26 @@ describe("the Lambda handler behind a Function URL", () => {
     expect((await read(`/v1/run-steps/${step.id}`)).statusCode).toBe(404);
   });
 
+  it("uses Lambda's request id as the request's id, in the answer and the JSON request line", async () => {
+    const lines: string[] = [];
+    const handlers = entry.createLambdaHandlers(
+      { ...baseEnv, LOG_LEVEL: "info" },
+      { writeLine: (l) => lines.push(l) },
+    );
+    const step = makeStep({ id: uid("step_rid") });
+    const answer = await handlers.handler(signedEvent(step), context);
+    expect(answer.statusCode).toBe(200);
+    expect(answer.headers?.["x-request-id"]).toBe(context.awsRequestId);
+    const request = lines.map((l) => JSON.parse(l)).find((l) => l.msg === "request");
+    expect(request).toMatchObject({ level: "info", request_id: context.awsRequestId, status: 200 });
+    // A caller's own X-Request-Id still wins.
+    const own = await handlers.handler(
+      functionUrlEvent("GET", "/healthz", { "x-request-id": "caller-chosen-1" }),
+      context,
+    );
+    expect(own.headers?.["x-request-id"]).toBe("caller-chosen-1");
+  });
+
   it("has attempted the notification before returning, since Lambda freezes after that", async () => {
     const step = makeStep({ id: uid("step_done"), status: "completed" });
     const response = await invoke(signedEvent(step));
@@ -199,6 +226,163 @@ describe("the Lambda sweep handler (EventBridge schedule)", () => {
     expect(report).toMatchObject({ attempts: 1, delivered: 1, retrying: 0, dead: 0 });
     expect(requestsFor(step.id as string)).toHaveLength(2);
     expect((await stepOf(step.id as string)).deliveries).toMatchObject([{ state: "delivered", attempts: 2 }]);
+  });
+});
+
+describe("the Lambda sweeper's backlog gauges (Embedded Metric Format)", () => {
+  it("logs the table's and each sink's pending, dead and oldest pending age after each sweep", async () => {
+    const lines: string[] = [];
+    const handlers = entry.createLambdaHandlers(baseEnv, { writeLine: (l) => lines.push(l) });
+    // A step whose notification dies: the sink fails both the attempt and the one retry.
+    sink.script({ status: 500, body: "down" }, { status: 500, body: "down" });
+    const step = makeStep({ id: uid("step_dead"), status: "failed" });
+    expect((await handlers.handler(signedEvent(step), context)).statusCode).toBe(200);
+    await eventually(async () => {
+      const [delivery] = (await stepOf(step.id as string)).deliveries;
+      return delivery?.next_attempt_at != null && delivery.next_attempt_at <= Date.now() / 1000
+        ? delivery
+        : undefined;
+    });
+    await handlers.scheduled();
+    expect((await stepOf(step.id as string)).deliveries).toMatchObject([{ state: "dead" }]);
+
+    const emf = lines.map((l) => JSON.parse(l)).filter((l) => l._aws !== undefined);
+    expect(emf).toHaveLength(2);
+    const [total, perSink] = emf;
+    for (const doc of emf) {
+      // What CloudWatch needs to extract the metrics: a directive naming them, values at the top.
+      const [directive] = doc._aws.CloudWatchMetrics;
+      expect(directive.Namespace).toBe(BACKLOG_METRICS.namespace);
+      expect(directive.Metrics.map((m: { Name: string }) => m.Name)).toEqual([
+        BACKLOG_METRICS.pending,
+        BACKLOG_METRICS.dead,
+        BACKLOG_METRICS.oldestPendingAge,
+      ]);
+      for (const name of directive.Dimensions[0]) expect(typeof doc[name]).toBe("string");
+      expect(Math.abs(doc._aws.Timestamp - Date.now())).toBeLessThan(60_000);
+    }
+    expect(total._aws.CloudWatchMetrics[0].Dimensions).toEqual([[BACKLOG_METRICS.tableDimension]]);
+    expect(total[BACKLOG_METRICS.tableDimension]).toBe(store.tableName);
+    expect(perSink._aws.CloudWatchMetrics[0].Dimensions).toEqual([
+      [BACKLOG_METRICS.tableDimension, BACKLOG_METRICS.sinkDimension],
+    ]);
+    expect(perSink[BACKLOG_METRICS.sinkDimension]).toBe("hook");
+    expect(total[BACKLOG_METRICS.dead]).toBeGreaterThanOrEqual(1);
+    expect(perSink[BACKLOG_METRICS.dead]).toBe(total[BACKLOG_METRICS.dead]);
+    expect(total[BACKLOG_METRICS.pending]).toBe(perSink[BACKLOG_METRICS.pending]);
+    expect(total[BACKLOG_METRICS.oldestPendingAge]).toBeGreaterThanOrEqual(0);
+  });
+});
+
+// The Parameters and Secrets extension's HTTP interface, on loopback: what infra/ attaches as a layer.
+async function startSecretsExtension(secrets: Record<string, string>, token: string) {
+  const requests: string[] = [];
+  const server: Server = createServer((req, res) => {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    requests.push(url.searchParams.get("secretId") ?? "");
+    if (req.headers["x-aws-parameters-secrets-token"] !== token) {
+      res.writeHead(401).end("not authorized");
+      return;
+    }
+    const id = url.searchParams.get("secretId") ?? "";
+    const value = secrets[id];
+    if (url.pathname !== "/secretsmanager/get" || value === undefined) {
+      res.writeHead(400).end("ResourceNotFoundException: Secrets Manager can't find the specified secret.");
+      return;
+    }
+    res
+      .writeHead(200, { "content-type": "application/json" })
+      .end(JSON.stringify({ ARN: id, SecretString: value }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: String((server.address() as AddressInfo).port),
+    requests,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+describe("the Lambda entry's secrets, from Secrets Manager through the extension", () => {
+  const arn = (name: string) =>
+    `arn:aws:secretsmanager:us-east-1:123456789012:secret:stepwatch-${name}-AbCdEf`;
+  const withoutSecrets = () => {
+    const { WEBHOOK_SECRET: _w, API_TOKEN: _a, NOTIFY_SINKS: _n, ...rest } = baseEnv;
+    return rest;
+  };
+
+  it("reads the variables it is given ARNs for, once per environment, and serves with them", async () => {
+    const extension = await startSecretsExtension(
+      {
+        [arn("webhook")]: secret,
+        [arn("token")]: TEST_TOKEN,
+        [arn("sinks")]: baseEnv.NOTIFY_SINKS as string,
+      },
+      "session-token",
+    );
+    try {
+      const handlers = entry.createLambdaHandlers({
+        ...withoutSecrets(),
+        PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: extension.port,
+        WEBHOOK_SECRET_SECRET_ARN: arn("webhook"),
+        API_TOKEN_SECRET_ARN: arn("token"),
+        NOTIFY_SINKS_SECRET_ARN: arn("sinks"),
+      });
+      const step = makeStep({ id: uid("step_sm") });
+      expect((await handlers.handler(signedEvent(step), context)).statusCode).toBe(200);
+      const read = await handlers.handler(
+        functionUrlEvent("GET", `/v1/run-steps/${step.id}`, { authorization: `Bearer ${TEST_TOKEN}` }),
+        context,
+      );
+      expect(read.statusCode).toBe(200);
+      expect(new Set(extension.requests)).toEqual(new Set([arn("webhook"), arn("token"), arn("sinks")]));
+      // Cold start only: the second invocation asked nothing more.
+      expect(extension.requests).toHaveLength(3);
+    } finally {
+      await extension.close();
+    }
+  });
+
+  it("fails start-up naming the variable and the secret, never a value, when a secret cannot be read", async () => {
+    const extension = await startSecretsExtension({ [arn("token")]: TEST_TOKEN }, "session-token");
+    const errors: unknown[] = [];
+    const spy = vi.spyOn(console, "error").mockImplementation((...args: unknown[]) => {
+      errors.push(...args);
+    });
+    try {
+      const handlers = entry.createLambdaHandlers({
+        ...withoutSecrets(),
+        PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: extension.port,
+        WEBHOOK_SECRET_SECRET_ARN: arn("missing"),
+        API_TOKEN_SECRET_ARN: arn("token"),
+      });
+      const response = await handlers.handler(functionUrlEvent("GET", "/healthz", {}), context);
+      expect(response.statusCode).toBe(500);
+      expect(errors).toHaveLength(1);
+      const message = String(errors[0]);
+      expect(message).toContain("WEBHOOK_SECRET");
+      expect(message).toContain(arn("missing"));
+      expect(message).toContain("HTTP 400");
+      expect(message).not.toContain(TEST_TOKEN);
+      // The sweeper's start-up fails the same way (a failed invocation: the errors alarm).
+      await expect(handlers.scheduled()).rejects.toThrow(/WEBHOOK_SECRET/);
+    } finally {
+      spy.mockRestore();
+      await extension.close();
+    }
+  });
+
+  it("refuses when the session token is not the extension's", async () => {
+    const extension = await startSecretsExtension({ [arn("webhook")]: secret }, "another-token");
+    try {
+      const handlers = entry.createLambdaHandlers({
+        ...withoutSecrets(),
+        PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: extension.port,
+        WEBHOOK_SECRET_SECRET_ARN: arn("webhook"),
+      });
+      await expect(handlers.scheduled()).rejects.toThrow(/WEBHOOK_SECRET from Secrets Manager .*HTTP 401/);
+    } finally {
+      await extension.close();
+    }
   });
 });
 

@@ -3,10 +3,12 @@ import openApiDocument from "../../public/openapi.json" with { type: "json" };
 import { parseConfig } from "../config/config-schema.js";
 import { consoleRoutes } from "../http/routes/console-routes.js";
 import type { SweepReport } from "../notify/notifier.js";
-import { createLogger } from "../observability/logger.js";
+import { backlogMetricLines } from "../observability/backlog-metrics.js";
+import { createLogger, describeError } from "../observability/logger.js";
 import { createDynamoClient } from "../store/dynamo-client.js";
 import { consoleFilesIn } from "./console-files.js";
 import { createStepwatch, type Stepwatch } from "./create-stepwatch.js";
+import { withSecrets } from "./lambda-secrets.js";
 import { createNodeDynamoHandler } from "./node-dynamo-handler.js";
 import { nodeHmacSha256 } from "./node-hmac.js";
 import { startOnce, startupErrorMessage } from "./startup.js";
@@ -22,18 +24,42 @@ export interface LambdaHandlers {
 interface Instance {
   readonly stepwatch: Stepwatch;
   readonly serve: ReturnType<typeof handle>;
+  readonly tableName: string;
 }
+
+/** What the Lambda entry writes to and reads from, injectable for tests. */
+export interface LambdaHandlerOptions {
+  /** Where JSON log lines go: stdout, unwrapped (see `writeStdout`). */
+  readonly writeLine?: (line: string) => void;
+  /** For reading secrets through the Parameters and Secrets extension. */
+  readonly fetch?: typeof fetch;
+}
+
+// Lambda's JSON log format wraps what goes through console.* into its own record, our JSON line
+// becoming an escaped string in `message`. Lines written to stdout directly are passed on as they
+// are: one JSON object per line, which CloudWatch Logs Insights reads field by field and from which
+// CloudWatch extracts the Embedded Metric Format gauges.
+const writeStdout = (line: string) => {
+  process.stdout.write(`${line}\n`);
+};
 
 /**
  * Builds the Lambda handlers over `env` (process.env on Lambda, where the function's role supplies
  * AWS_REGION and session credentials). Configuration is parsed on the first invocation and kept
  * for the life of the execution environment.
  */
-export function createLambdaHandlers(env: Readonly<Record<string, string | undefined>>): LambdaHandlers {
+export function createLambdaHandlers(
+  env: Readonly<Record<string, string | undefined>>,
+  options: LambdaHandlerOptions = {},
+): LambdaHandlers {
+  const writeLine = options.writeLine ?? writeStdout;
   const start = startOnce(async (): Promise<Instance> => {
-    const config = parseConfig(env);
+    // Secrets (infra/ passes their ARNs, not their values) are read once per execution environment.
+    const config = parseConfig(await withSecrets(env, options.fetch));
     const client = createDynamoClient(config, createNodeDynamoHandler());
-    const stepwatch = await createStepwatch(config, client, createLogger(config.LOG_LEVEL), {
+    const logger = createLogger(config.LOG_LEVEL, writeLine);
+    const stepwatch = await createStepwatch(config, client, logger, {
+      writeLine,
       hmac: nodeHmacSha256,
       openApiDocument,
       // infra/ bundles public/console/ next to the bundled handler (lambda-bundle.ts).
@@ -42,7 +68,7 @@ export function createLambdaHandlers(env: Readonly<Record<string, string | undef
       // leaves room for the attempts in flight to end.
       sweepBudgetMs: 50_000,
     });
-    return { stepwatch, serve: handle(stepwatch.app) };
+    return { stepwatch, serve: handle(stepwatch.app), tableName: config.DYNAMODB_TABLE };
   });
   const get = () => start(undefined);
 
@@ -62,7 +88,7 @@ export function createLambdaHandlers(env: Readonly<Record<string, string | undef
           isBase64Encoded: false,
         };
       }
-      const result = await current.serve(event, context);
+      const result = await current.serve(withRequestId(event, context.awsRequestId), context);
       // Lambda freezes the environment once the handler returns, so the notification attempts the
       // app starts after answering (Workers' waitUntil) finish first; each is bounded by
       // NOTIFY_TIMEOUT_MS, and an interrupted one is taken over by the sweeper after its lease.
@@ -76,9 +102,34 @@ export function createLambdaHandlers(env: Readonly<Record<string, string | undef
       } catch (error) {
         throw new Error(startupErrorMessage(error));
       }
-      return current.stepwatch.sweep();
+      const report = await current.stepwatch.sweep();
+      // The backlog gauges infra/'s alarms watch (oldest pending age, dead deliveries): the Lambda
+      // side has no /metrics to scrape, so each sweep logs them in Embedded Metric Format.
+      try {
+        const sinks = await current.stepwatch.operations.sinks();
+        const nowMs = current.stepwatch.operations.nowMs();
+        const samples = sinks.map(({ config, backlog }) => ({ name: config.name, ...backlog }));
+        for (const line of backlogMetricLines(current.tableName, samples, nowMs)) writeLine(line);
+      } catch (error) {
+        // The sweep itself went through; a missing gauge shows as missing data on the alarm.
+        writeLine(
+          JSON.stringify({ level: "warn", msg: "backlog gauges failed", error: describeError(error) }),
+        );
+      }
+      return report;
     },
   };
+}
+
+type HeaderedEvent = LambdaEvent & { headers?: Record<string, string | undefined> | null };
+
+// Without an X-Request-Id from the caller, the request's id is Lambda's: the app's request line,
+// the X-Request-Id answer header and Lambda's own START/END/REPORT lines then share one id.
+function withRequestId(event: LambdaEvent, awsRequestId: string): LambdaEvent {
+  const headers = (event as HeaderedEvent).headers;
+  if (!headers || typeof headers !== "object" || !awsRequestId) return event;
+  if (Object.keys(headers).some((name) => name.toLowerCase() === "x-request-id")) return event;
+  return { ...event, headers: { ...headers, "x-request-id": awsRequestId } } as LambdaEvent;
 }
 
 const handlers = createLambdaHandlers(process.env);

@@ -11,8 +11,11 @@ import { createStepwatch, type Stepwatch } from "./create-stepwatch.js";
 import { startOnce, startupErrorMessage } from "./startup.js";
 import type { WorkerDynamoConfig } from "./worker-dynamodb.js";
 
-/** The Worker's bindings: vars and secrets (all strings); other bindings are ignored. */
-export type WorkerEnv = Readonly<Record<string, unknown>>;
+/**
+ * The Worker's bindings: `Env` is generated from wrangler.toml and .dev.vars.example by
+ * `npm run types:worker` (src/types/worker-configuration.d.ts), not written by hand.
+ */
+export type WorkerEnv = Env;
 
 // A DynamoDB call that has not answered within this is reported as a 503, not left to hang the request.
 const DYNAMO_REQUEST_TIMEOUT_MS = 3_000;
@@ -35,7 +38,8 @@ type WorkerConfig = Config & { readonly [name in (typeof REQUIRED_ON_WORKERS)[nu
 
 // Parses the bindings, insisting on what the SDK cannot find by itself here.
 function parseWorkerConfig(env: WorkerEnv): WorkerConfig {
-  const config = parseConfig(env);
+  // A copy, as a plain record: the settings are read by name, and any binding may be missing.
+  const config = parseConfig({ ...env });
   for (const name of REQUIRED_ON_WORKERS) {
     if (config[name] === undefined) {
       throw new ConfigError(`Invalid configuration: ${name} is required on Workers (a secret or var)`);
@@ -84,7 +88,9 @@ export default {
     // Static files (public/: the OpenAPI document, the operator console) come from the assets
     // binding, not the bundle; its html_handling redirects /console to /console/, and public/_headers
     // gives the console's files their security headers.
-    const assets = env.ASSETS as { fetch(request: unknown): Promise<WorkerResponse> } | undefined;
+    const assets = (env as Partial<WorkerEnv>).ASSETS as
+      | { fetch(request: unknown): Promise<WorkerResponse> }
+      | undefined;
     if (assets && isAsset(new URL(request.url).pathname)) return assets.fetch(request);
     let stepwatch: Stepwatch;
     try {
