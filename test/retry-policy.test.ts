@@ -221,8 +221,15 @@ describe("sink health rules", () => {
 describe("delivery ids", () => {
   it("split at the last colon, so step ids may contain colons", () => {
     expect(deliveryId("step:a:b", "hook")).toBe("step:a:b:hook");
-    expect(parseDeliveryId("step:a:b:hook")).toEqual({ stepId: "step:a:b", sink: "hook" });
-    for (const bad of ["", "nocolon", ":hook", "step:"]) expect(parseDeliveryId(bad)).toBeNull();
+    expect(parseDeliveryId("step:a:b:hook")).toEqual({ stepId: "step:a:b", sink: "hook", stalled: false });
+    for (const bad of ["", "nocolon", ":hook", "step:", "step:~stalled"])
+      expect(parseDeliveryId(bad)).toBeNull();
+  });
+
+  it("a stall notice's id is its sink's with ~stalled, which no sink name can end with", () => {
+    expect(deliveryId("step:a", "hook", "run_step.stalled")).toBe("step:a:hook~stalled");
+    expect(deliveryId("step:a", "hook", "run_step.failed")).toBe("step:a:hook");
+    expect(parseDeliveryId("step:a:hook~stalled")).toEqual({ stepId: "step:a", sink: "hook", stalled: true });
   });
 });
 
