@@ -1,17 +1,28 @@
-// `npx tsx bench/relay-overhead.ts [--events 2000]`: the tap's added latency per streamed chunk and
-// its CPU per forwarded run step event, on loopback. One process: a streaming upstream, the tap
-// (no spool) forwarding to a 200-answering receiver, and a client reading chunk by chunk, first
-// straight from the upstream, then through the tap. Each chunk carries the time it was written, so
-// latency is measured on one clock; overhead = tapped percentile − direct percentile.
-// Not yet part of `npm run bench` (bench/run.ts, bench/report.ts): prints one JSON line.
-import { createServer } from "node:http";
+// The tap's cost on loopback (`npm run bench`, or `npx tsx bench/relay-overhead.ts [--events 2000]`
+// for one JSON line): the latency it adds to each streamed chunk reaching the client, and its CPU
+// per forwarded run step event. The tap runs as its own process, as `npm run tap` runs it; this
+// process is the streaming upstream, the 200-answering stepwatch stand-in and the client, reading
+// chunk by chunk, first straight from the upstream, then through the tap. Each chunk carries the
+// time it was written, so latency is measured on one clock; overhead = tapped percentile − direct
+// percentile. The tap's CPU is read from /proc for the tapped phase, until every event is forwarded.
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { generateWebhookSecret } from "../src/domain/webhook-secret.js";
-import { startNodeTap } from "../src/relay/node-tap.js";
+import { spawnTs } from "./child-process.js";
+import { processCpuMs } from "./cpu.js";
 
-const { values } = parseArgs({ options: { events: { type: "string", default: "2000" } } });
-const EVENTS = Number(values.events);
+/** What {@link measureRelayOverhead} reports. */
+export interface RelayOverhead {
+  readonly events: number;
+  readonly relay_overhead_ms_p50: number;
+  readonly relay_overhead_ms_p99: number;
+  readonly tap_cpu_ms_per_forwarded_event: number;
+  readonly forwarded: number;
+}
 
 const step = (i: number, sentAt: number) =>
   JSON.stringify({
@@ -33,75 +44,103 @@ const step = (i: number, sentAt: number) =>
     sent_at: sentAt,
   });
 
-const listen = (server: ReturnType<typeof createServer>) =>
+const listen = (server: Server) =>
   new Promise<number>((resolve) =>
     server.listen(0, "127.0.0.1", () => resolve((server.address() as AddressInfo).port)),
   );
 
-const upstream = createServer((_req, res) => {
-  res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8" });
-  let i = 0;
-  const next = () => {
-    if (i >= EVENTS) return res.end("event: done\ndata: [DONE]\n\n");
-    res.write(`event: thread.run.step.in_progress\ndata: ${step(i++, performance.now())}\n\n`);
-    setTimeout(next, 1);
-  };
-  next();
-});
-const receiver = createServer((req, res) => {
-  req.resume();
-  req.on("end", () => res.end("{}"));
-});
-const upstreamPort = await listen(upstream);
-const receiverPort = await listen(receiver);
-const tap = await startNodeTap({
-  upstream: `http://127.0.0.1:${upstreamPort}/v1`,
-  port: 0,
-  url: `http://127.0.0.1:${receiverPort}`,
-  secret: generateWebhookSecret(),
-  spoolDir: null,
-});
-
-const percentile = (xs: number[], p: number) => {
+const percentile = (xs: readonly number[], p: number) => {
   const sorted = [...xs].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
 };
 
-async function measure(base: string): Promise<{ latencies: number[]; cpuMs: number }> {
-  const cpu = process.cpuUsage();
-  const res = await fetch(`${base}/threads/thread_bench/runs`, { method: "POST", body: "{}" });
-  const decoder = new TextDecoder();
-  const latencies: number[] = [];
-  let buffer = "";
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    const now = performance.now();
-    buffer += decoder.decode(chunk, { stream: true });
-    for (const m of buffer.matchAll(/"sent_at":([\d.]+)/g)) latencies.push(now - Number(m[1]));
-    buffer = buffer.slice(buffer.lastIndexOf("\n\n") + 2);
+const round = (x: number) => Math.round(x * 1000) / 1000;
+
+/** Streams `events` run step events through the tap and straight, and compares. */
+export async function measureRelayOverhead(events = 2000): Promise<RelayOverhead> {
+  // One event a millisecond, as a model streams: the tap is measured at a realistic pace.
+  const upstream = createServer((_req, res) => {
+    res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8" });
+    let i = 0;
+    const next = () => {
+      if (i >= events) return res.end("event: done\ndata: [DONE]\n\n");
+      res.write(`event: thread.run.step.in_progress\ndata: ${step(i++, performance.now())}\n\n`);
+      setTimeout(next, 1);
+    };
+    next();
+  });
+  let received = 0;
+  const receiver = createServer((req, res) => {
+    req.resume();
+    req.on("end", () => {
+      received++;
+      res.end("{}");
+    });
+  });
+  const [upstreamPort, receiverPort] = await Promise.all([listen(upstream), listen(receiver)]);
+  const spoolDir = mkdtempSync(join(tmpdir(), "stepwatch-tap-bench-"));
+  const tap = spawnTs(
+    "scripts/tap.ts",
+    [
+      "--upstream",
+      `http://127.0.0.1:${upstreamPort}/v1`,
+      "--port",
+      "0",
+      "--url",
+      `http://127.0.0.1:${receiverPort}`,
+      "--secret",
+      generateWebhookSecret(),
+      // With its spool, as `npm run tap` runs by default: every event is on disk before it is sent.
+      "--spool",
+      spoolDir,
+    ],
+    { core: null },
+  );
+  try {
+    // The rest of the tap's "listening on <url>" log line.
+    const ready = await tap.line('"msg":"stepwatch tap is listening on ', 30_000);
+    const tapUrl = /^(http:\/\/[^"\s]+)/.exec(ready)?.[1] ?? "";
+
+    const measure = async (base: string) => {
+      const response = await fetch(`${base}/threads/thread_bench/runs`, { method: "POST", body: "{}" });
+      const decoder = new TextDecoder();
+      const latencies: number[] = [];
+      let buffer = "";
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        const now = performance.now();
+        buffer += decoder.decode(chunk, { stream: true });
+        for (const m of buffer.matchAll(/"sent_at":([\d.]+)/g)) latencies.push(now - Number(m[1]));
+        buffer = buffer.slice(buffer.lastIndexOf("\n\n") + 2);
+      }
+      return latencies;
+    };
+
+    await measure(`http://127.0.0.1:${upstreamPort}/v1`); // warm-up
+    const direct = await measure(`http://127.0.0.1:${upstreamPort}/v1`);
+    await measure(tapUrl); // the tap's warm-up: its forwarding too
+    for (let wait = 0; received < events && wait < 600; wait++) await new Promise((r) => setTimeout(r, 50));
+    received = 0;
+    const cpuBefore = processCpuMs(tap.pid) ?? 0;
+    const tapped = await measure(tapUrl);
+    for (let wait = 0; received < events && wait < 600; wait++) await new Promise((r) => setTimeout(r, 50));
+    const tapCpu = (processCpuMs(tap.pid) ?? 0) - cpuBefore;
+    return {
+      events,
+      relay_overhead_ms_p50: round(percentile(tapped, 50) - percentile(direct, 50)),
+      relay_overhead_ms_p99: round(percentile(tapped, 99) - percentile(direct, 99)),
+      tap_cpu_ms_per_forwarded_event: round(tapCpu / Math.max(1, received)),
+      forwarded: received,
+    };
+  } finally {
+    await tap.stop();
+    upstream.close();
+    receiver.close();
+    rmSync(spoolDir, { recursive: true, force: true });
   }
-  const used = process.cpuUsage(cpu);
-  return { latencies, cpuMs: (used.user + used.system) / 1000 };
 }
 
-await measure(`http://127.0.0.1:${upstreamPort}/v1`); // warm-up
-const direct = await measure(`http://127.0.0.1:${upstreamPort}/v1`);
-const cpuBefore = process.cpuUsage();
-const tapped = await measure(tap.url);
-await tap.forwarder.idle();
-const cpuTapped = process.cpuUsage(cpuBefore);
-// The tapped phase's CPU until every event is acknowledged (signing and sending included).
-const tappedCpuWithForwarding = (cpuTapped.user + cpuTapped.system) / 1000;
-const forwarded = tap.forwarder.stats.acknowledged;
-await tap.close();
-upstream.close();
-receiver.close();
-const round = (x: number) => Math.round(x * 1000) / 1000;
-console.log(
-  JSON.stringify({
-    events: EVENTS,
-    relay_overhead_ms_p50: round(percentile(tapped.latencies, 50) - percentile(direct.latencies, 50)),
-    relay_overhead_ms_p99: round(percentile(tapped.latencies, 99) - percentile(direct.latencies, 99)),
-    tap_cpu_ms_per_forwarded_event: round((tappedCpuWithForwarding - direct.cpuMs) / Math.max(1, forwarded)),
-    forwarded,
-  }),
-);
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { values } = parseArgs({ options: { events: { type: "string", default: "2000" } } });
+  console.log(JSON.stringify(await measureRelayOverhead(Number(values.events))));
+  process.exit(0);
+}

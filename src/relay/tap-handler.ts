@@ -190,15 +190,26 @@ function jsonTee(maxBytes: number): Tee {
   };
 }
 
-/** Hands found events to the forwarder in order, one accept at a time, off the response's path. */
+/**
+ * Hands found events to the forwarder in order, off the response's path. Accepts are started in
+ * order but not awaited one by one: with a spool, each is on disk only after a sync, and the spool
+ * commits the ones that arrive meanwhile together, so a fast stream is not held to one sync per
+ * event (nor dropped for it). Only events whose work is still being parsed count towards `maxPending`.
+ */
 function createIntake(forwarder: Forwarder, report: (message: string) => void, maxPending: number) {
   let chain: Promise<void> = Promise.resolve();
   let failed = false;
   let pending = 0;
+  const accepting = new Set<Promise<void>>();
   let closeIntake: () => void = () => undefined;
   const closed = new Promise<void>((resolve) => {
     closeIntake = resolve;
   });
+  const fail = (error: unknown) => {
+    if (failed) return;
+    failed = true;
+    report(`run step events not teed: ${(error as Error).message}`);
+  };
   return {
     add(work: Promise<RelayEvent[]>) {
       if (pending >= maxPending) {
@@ -211,18 +222,27 @@ function createIntake(forwarder: Forwarder, report: (message: string) => void, m
         pending--;
         for (const event of events) {
           if (failed) return;
-          try {
-            await forwarder.accept(event);
-          } catch (error) {
-            failed = true;
-            report(`run step events not teed: ${(error as Error).message}`);
-          }
+          // Without a spool and with memory full, accepting waits: that is the backpressure.
+          if (!forwarder.hasRoom()) await Promise.all(accepting);
+          const accepted: Promise<void> = forwarder.accept(event).then(
+            () => {
+              accepting.delete(accepted);
+            },
+            (error: unknown) => {
+              accepting.delete(accepted);
+              fail(error);
+            },
+          );
+          accepting.add(accepted);
         }
       });
     },
     close: () => closeIntake(),
     get done(): Promise<void> {
-      return closed.then(() => chain).then(() => forwarder.idle().catch(() => undefined));
+      return closed
+        .then(() => chain)
+        .then(() => Promise.all(accepting))
+        .then(() => forwarder.idle().catch(() => undefined));
     },
   };
 }
