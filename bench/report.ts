@@ -21,6 +21,10 @@ export interface Figures {
   readonly node_ready_ms: number;
   readonly node_ready_ms_npm_start: number;
   readonly prod_install_mib: number | null;
+  readonly worker_cpu_ms_per_event: number | null;
+  readonly relay_overhead_ms_p50: number | null;
+  readonly relay_overhead_ms_p99: number | null;
+  readonly tap_cpu_ms_per_forwarded_event: number | null;
 }
 
 interface Goal {
@@ -92,6 +96,22 @@ export const GOALS: Readonly<Record<keyof Figures, Goal>> = {
   },
   node_ready_ms_npm_start: { what: "same under `npm start`, ms", text: "report", met: () => null },
   prod_install_mib: { what: "`npm ci --omit=dev`: node_modules, MiB", text: "report", met: () => null },
+  worker_cpu_ms_per_event: {
+    what: "workerd's process CPU per ingested in_progress event (wrangler's local runtime, 16 at a time), ms",
+    text: "report (beside cpu_ms_per_event)",
+    met: () => null,
+  },
+  relay_overhead_ms_p50: {
+    what: "latency the tap (its own process, with its spool) adds to each streamed chunk, p50, ms",
+    text: "≤ 1",
+    met: atMost(1),
+  },
+  relay_overhead_ms_p99: { what: "same, p99, ms", text: "≤ 5", met: atMost(5) },
+  tap_cpu_ms_per_forwarded_event: {
+    what: "the tap's CPU per run step event forwarded (parse, spool, sign, send), ms",
+    text: "report",
+    met: () => null,
+  },
   drain_ratio_vs_ingest: {
     what:
       "deliveries/s while a backlog drains to a recovered loopback sink (Node server, default sweep " +

@@ -26,6 +26,8 @@ import { startLatencySink } from "./latency-sink.js";
 import { outcomeCounter, runStatic, runUniqueEvents, staticRequest } from "./load.js";
 import { type MixedLoadResult, runMixedLoad } from "./mixed-load.js";
 import { measureNodeFootprint } from "./node-footprint.js";
+import { measureRelayOverhead } from "./relay-overhead.js";
+import { measureWorkerCpu } from "./worker-cpu.js";
 import { type ProfileSummary, summariseProfile } from "./profile-summary.js";
 import { type Figures, formatTable, GOALS } from "./report.js";
 import { measureWorkerBundle } from "./worker-bundle.js";
@@ -473,6 +475,18 @@ try {
   await waitForQuiet();
   const footprint = await measureNodeFootprint();
   log(`node footprint: ${JSON.stringify(footprint)}`);
+  await waitForQuiet();
+  const workerCpu = await measureWorkerCpu(options.quick ? 500 : 2000).catch((error: unknown) => {
+    log(`worker cpu: not measured (${String(error)})`);
+    return null;
+  });
+  log(`worker cpu: ${JSON.stringify(workerCpu)}`);
+  await waitForQuiet();
+  const relay = await measureRelayOverhead(options.quick ? 500 : 2000).catch((error: unknown) => {
+    log(`relay overhead: not measured (${String(error)})`);
+    return null;
+  });
+  log(`relay overhead: ${JSON.stringify(relay)}`);
 
   const appliedTotal = ingests.reduce((total, i) => total + i.applied, 0);
   const serverCpuTotal = ingests.reduce((total, i) => total + (i.cpu.server ?? Number.NaN), 0);
@@ -494,6 +508,10 @@ try {
     node_ready_ms: footprint.node_dist.ready_ms,
     node_ready_ms_npm_start: footprint.npm_start.ready_ms,
     prod_install_mib: footprint.prod_install_mib,
+    worker_cpu_ms_per_event: workerCpu?.worker_cpu_ms_per_event ?? null,
+    relay_overhead_ms_p50: relay?.relay_overhead_ms_p50 ?? null,
+    relay_overhead_ms_p99: relay?.relay_overhead_ms_p99 ?? null,
+    tap_cpu_ms_per_forwarded_event: relay?.tap_cpu_ms_per_forwarded_event ?? null,
     drain_ratio_vs_ingest: drain ? round(drain.drainPerSecond / drain.terminalIngestPerSecond, 3) : null,
     drain_per_scheduled_invocation: workerDrain ? workerDrain.delivered : null,
     isolation_ratio: isolation ? round(isolation.ratio, 3) : null,
