@@ -5,12 +5,11 @@ import { type ServerType, serve } from "@hono/node-server";
 import chromium from "@sparticuz/chromium";
 import { type Browser, type BrowserContext, type Page, chromium as playwright } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { quarantineId } from "../src/domain/quarantined-request.js";
 import { generateWebhookSecret } from "../src/domain/webhook-secret.js";
 import { consoleRoutes } from "../src/http/routes/console-routes.js";
 import { consoleFilesIn } from "../src/runtime/console-files.js";
-import { DynamoQuarantineStore } from "../src/store/dynamo-quarantine-store.js";
 import { deliveryOf, seedDead, sinkOf, stepIdOf, webhookSink } from "./support/deliveries.js";
+import { seedQuarantined } from "./support/quarantine.js";
 import { makeStep } from "./support/run-steps.js";
 import { type SinkServer, startSinkServer } from "./support/sink-server.js";
 import { createTestApp, TEST_TOKEN, type TestApp } from "./support/test-app.js";
@@ -46,30 +45,6 @@ const heading = () => page.locator("main h2");
 const shows = (hash: string) =>
   page.waitForFunction((h) => document.querySelector("main")?.dataset.shows === h, hash);
 const rowOf = (text: string) => page.locator("main tbody tr", { hasText: text });
-
-// Keeps a quarantined request as an older release would have: a body today's rules accept.
-async function seedQuarantined(step: Record<string, unknown>): Promise<string> {
-  const body = JSON.stringify(step);
-  const webhookId = `msg_seed_${String(step.id)}`;
-  const id = await quarantineId(webhookId);
-  const now = Date.now();
-  await new DynamoQuarantineStore({ client: store.client, tableName: store.tableName }).keep(
-    {
-      id,
-      receivedAtMs: now,
-      expiresAt: Math.floor(now / 1000) + 86_400,
-      webhookId,
-      webhookTimestamp: Math.floor(now / 1000),
-      headers: { "webhook-id": webhookId, "content-type": "application/json" },
-      bodyBytes: Buffer.byteLength(body),
-      refusal: { status: 422, code: "invalid_payload", message: "refused by an older release", issues: [] },
-      replay: null,
-      version: 1,
-    },
-    new TextEncoder().encode(body),
-  );
-  return id;
-}
 
 // One step as a relay would send it, with its notifications settled.
 async function sendStep(overrides: Record<string, unknown>) {
@@ -339,7 +314,9 @@ describe("operator console in headless Chromium", () => {
     const refusedId = ((await refused.json()) as { error: { quarantine_id: string } }).error.quarantine_id;
     // One an older release refused and today's rules accept, kept as that release kept it.
     const acceptedId = await seedQuarantined(
-      makeStep({ id: "step_console_q2", run_id: RUN_B, status: "completed" }),
+      store,
+      JSON.stringify(makeStep({ id: "step_console_q2", run_id: RUN_B, status: "completed" })),
+      { webhookId: "msg_seed_step_console_q2" },
     );
 
     await page.getByRole("link", { name: "Quarantine" }).click();

@@ -289,16 +289,7 @@ describe("v1a through the HTTP app (dynalite, a real webhook receiver)", () => {
   });
 
   const post = (payload: string, id: string, timestamp: number, signature: string) =>
-    app.app.request("/v1/webhooks/run-steps", {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        "webhook-id": id,
-        "webhook-timestamp": String(timestamp),
-        "webhook-signature": signature,
-      },
-      body: payload,
-    });
+    app.post(payload, { id, timestamp, signature });
 
   it("stores an event signed by noble with v1a, and refuses it tampered, stale or over the limit", async () => {
     const step = makeStep({ id: uid("step_v1a") });

@@ -2,6 +2,7 @@ import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { generateWebhookSecret } from "../src/domain/webhook-secret.js";
 import { DynamoQuarantineStore } from "../src/store/dynamo-quarantine-store.js";
+import { seedQuarantined } from "./support/quarantine.js";
 import { makeStep } from "./support/run-steps.js";
 import { type SinkServer, startSinkServer } from "./support/sink-server.js";
 import { createTestApp, TEST_TOKEN, type TestApp } from "./support/test-app.js";
@@ -81,16 +82,7 @@ async function sendRaw(
     typeof payload === "string"
       ? new Webhook(app.secret).sign(id, new Date(timestamp * 1000), text)
       : await signBytes(id, timestamp, bytes);
-  return app.app.request("/v1/webhooks/run-steps", {
-    method: "POST",
-    headers: {
-      "content-type": "application/json",
-      "webhook-id": id,
-      "webhook-timestamp": String(timestamp),
-      "webhook-signature": signature,
-    },
-    body: bytes as Uint8Array<ArrayBuffer>,
-  });
+  return app.post(bytes, { id, timestamp, signature });
 }
 
 async function signBytes(id: string, timestamp: number, body: Uint8Array): Promise<string> {
@@ -210,26 +202,8 @@ describe("quarantine: replay and delete", () => {
   const quarantine = () => new DynamoQuarantineStore({ client: store.client, tableName: store.tableName });
 
   // Seeds a record as an older release would have kept it: a body today's rules accept.
-  async function seed(body: string, timestamp: number, webhookId = uid("msg")) {
-    const id = `q_${Buffer.from(crypto.getRandomValues(new Uint8Array(13))).toString("hex")}`;
-    const now = Date.now();
-    await quarantine().keep(
-      {
-        id,
-        receivedAtMs: now,
-        expiresAt: Math.floor(now / 1000) + 86_400,
-        webhookId,
-        webhookTimestamp: timestamp,
-        headers: { "webhook-id": webhookId },
-        bodyBytes: Buffer.byteLength(body),
-        refusal: { status: 422, code: "invalid_payload", message: "refused by an older release", issues: [] },
-        replay: null,
-        version: 1,
-      },
-      new TextEncoder().encode(body),
-    );
-    return id;
-  }
+  const seed = (body: string, timestamp: number) =>
+    seedQuarantined(store, body, { webhookId: uid("msg"), timestamp });
 
   it("a request today's rules accept is applied, notified and marked replayed, once", async () => {
     const step = makeStep({ id: uid("step"), run_id: uid("run"), status: "failed" });

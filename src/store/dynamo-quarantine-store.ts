@@ -5,6 +5,7 @@ import {
   GetItemCommand,
   PutItemCommand,
   QueryCommand,
+  type QueryCommandInput,
 } from "@aws-sdk/client-dynamodb";
 import type { QuarantinedRequest, Refusal, Replay } from "../domain/quarantined-request.js";
 import { batchGet } from "./batch-get.js";
@@ -100,21 +101,11 @@ export class DynamoQuarantineStore implements QuarantineStore {
   }
 
   async list(limit: number, cursor: string | null): Promise<Page<QuarantinedRequest>> {
-    const result = await guardStore(
-      "listQuarantined",
-      this.#client.send(
-        new QueryCommand({
-          TableName: this.#table,
-          IndexName: QUEUE.name,
-          KeyConditionExpression: LIST_KEY,
-          ExpressionAttributeNames: namesFor(LIST_KEY),
-          ExpressionAttributeValues: { ":q": { S: PARTITION } },
-          ScanIndexForward: false,
-          Limit: limit,
-          ...(cursor === null ? {} : { ExclusiveStartKey: readCursor(cursor) }),
-        }),
-      ),
-    );
+    const result = await this.#queryPartition("listQuarantined", {
+      ScanIndexForward: false,
+      Limit: limit,
+      ...(cursor === null ? {} : { ExclusiveStartKey: readCursor(cursor) }),
+    });
     const keys = (result.Items ?? []).map((item) => item[A.key]?.S ?? "");
     const found = await batchGet(this.#client, this.#table, keys, {
       operation: "listQuarantined",
@@ -165,26 +156,33 @@ export class DynamoQuarantineStore implements QuarantineStore {
     let counted = 0;
     let start: Item | undefined;
     for (let page = 0; page < COUNT_PAGES && counted < max; page++) {
-      const result = await guardStore(
-        "countQuarantined",
-        this.#client.send(
-          new QueryCommand({
-            TableName: this.#table,
-            IndexName: QUEUE.name,
-            KeyConditionExpression: LIST_KEY,
-            ExpressionAttributeNames: namesFor(LIST_KEY),
-            ExpressionAttributeValues: { ":q": { S: PARTITION } },
-            Select: "COUNT",
-            Limit: max - counted,
-            ...(start ? { ExclusiveStartKey: start } : {}),
-          }),
-        ),
-      );
+      const result = await this.#queryPartition("countQuarantined", {
+        Select: "COUNT",
+        Limit: max - counted,
+        ...(start ? { ExclusiveStartKey: start } : {}),
+      });
       counted += result.Count ?? 0;
       start = result.LastEvaluatedKey;
       if (!start) break;
     }
     return Math.min(counted, max);
+  }
+
+  // The quarantine's one `queue` index partition, read with these options.
+  #queryPartition(operation: string, options: Partial<QueryCommandInput>) {
+    return guardStore(
+      operation,
+      this.#client.send(
+        new QueryCommand({
+          TableName: this.#table,
+          IndexName: QUEUE.name,
+          KeyConditionExpression: LIST_KEY,
+          ExpressionAttributeNames: namesFor(LIST_KEY),
+          ExpressionAttributeValues: { ":q": { S: PARTITION } },
+          ...options,
+        }),
+      ),
+    );
   }
 
   async #read(key: string, operation: string): Promise<Item | null> {

@@ -20,6 +20,11 @@ export interface TestApp extends Stepwatch {
   readonly secret: string;
   /** POSTs `body` signed by the `standardwebhooks` library. */
   send(body: unknown, options?: { id?: string; timestamp?: number; secret?: string }): Promise<Response>;
+  /** POSTs raw bytes to the ingest route with these Standard Webhooks headers, as given. */
+  post(
+    body: string | Uint8Array,
+    headers: { id: string; timestamp: number; signature: string },
+  ): Promise<Response>;
   /** GETs an API path with the test token. */
   get(path: string, token?: string): Promise<Response>;
 }
@@ -50,25 +55,28 @@ export async function createTestApp(
   });
   // Every answer a test receives through app.request is held to its route's documentation.
   enforceConformance(stepwatch.app);
+  const post: TestApp["post"] = async (body, headers) =>
+    await stepwatch.app.request("/v1/webhooks/run-steps", {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "webhook-id": headers.id,
+        "webhook-timestamp": String(headers.timestamp),
+        "webhook-signature": headers.signature,
+      },
+      body: body as string | Uint8Array<ArrayBuffer>,
+    });
   return {
     ...stepwatch,
     config,
     secret,
+    post,
     async send(body, options = {}) {
       const payload = typeof body === "string" ? body : JSON.stringify(body);
       const id = options.id ?? `msg_${Date.now()}_${counter++}`;
       const timestamp = options.timestamp ?? Math.floor(Date.now() / 1000);
       const signature = new Webhook(options.secret ?? secret).sign(id, new Date(timestamp * 1000), payload);
-      return stepwatch.app.request("/v1/webhooks/run-steps", {
-        method: "POST",
-        headers: {
-          "content-type": "application/json",
-          "webhook-id": id,
-          "webhook-timestamp": String(timestamp),
-          "webhook-signature": signature,
-        },
-        body: payload,
-      });
+      return post(payload, { id, timestamp, signature });
     },
     async get(path, token = TEST_TOKEN) {
       return await stepwatch.app.request(path, { headers: { authorization: `Bearer ${token}` } });
