@@ -101,6 +101,17 @@ const richItem = (pk: string, sk: number): Record<string, sdk.AttributeValue> =>
   nums: { NS: ["1", "2.5"] },
 });
 
+// A TCP server that accepts connections and never answers: a store that hangs.
+async function silentServer() {
+  const sockets = new Set<Socket>();
+  const silent = createTcpServer((socket) => {
+    sockets.add(socket);
+    socket.on("error", () => undefined);
+  });
+  await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+  return { sockets, silent, port: (silent.address() as { port: number }).port };
+}
+
 describe("the Worker's DynamoDB client against dynalite", () => {
   it("exports every name src/ imports from the SDK as a value", () => {
     const imported = new Set<string>();
@@ -533,13 +544,7 @@ describe("the Worker's DynamoDB client on the wire", () => {
   });
 
   it("a store that accepts but never answers: TimeoutError per attempt, classified unavailable", async () => {
-    const sockets = new Set<Socket>();
-    const silent = createTcpServer((socket) => {
-      sockets.add(socket);
-      socket.on("error", () => undefined);
-    });
-    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
-    const { port } = silent.address() as { port: number };
+    const { sockets, silent, port } = await silentServer();
     try {
       const hanging = leanClient(
         `http://127.0.0.1:${port}`,
@@ -577,13 +582,7 @@ describe("the Worker's DynamoDB client on the wire", () => {
   });
 
   it("stops at once when the caller aborts, without retrying", async () => {
-    const sockets = new Set<Socket>();
-    const silent = createTcpServer((socket) => {
-      sockets.add(socket);
-      socket.on("error", () => undefined);
-    });
-    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
-    const { port } = silent.address() as { port: number };
+    const { sockets, silent, port } = await silentServer();
     try {
       const hanging = leanClient(`http://127.0.0.1:${port}`, { maxAttempts: 3 }, () => 0);
       const controller = new AbortController();

@@ -2,6 +2,7 @@ import { createReadStream } from "node:fs";
 import { mkdir, open, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { isProcessAlive } from "../runtime/process-alive.js";
 import type { RelayEvent } from "./run-step-events.js";
 import { parseSpoolLine, type Spool, spoolLine } from "./spool.js";
 
@@ -155,20 +156,11 @@ async function takeLock(lockPath: string): Promise<void> {
     if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
   }
   const holder = Number((await readFile(lockPath, "utf8").catch(() => "")).trim());
-  if (Number.isInteger(holder) && holder > 0 && isAlive(holder)) {
+  if (Number.isInteger(holder) && holder > 0 && isProcessAlive(holder)) {
     throw new SpoolLockedError(`the spool ${lockPath} is in use by process ${holder}`);
   }
   // The process that held it is gone: its spool is ours now.
   await writeFile(lockPath, String(process.pid));
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /** Rewrites the spool without acknowledged records (two streaming passes: memory holds only ids). */

@@ -1,5 +1,6 @@
 import { closeSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { isProcessAlive } from "./process-alive.js";
 import { StartupError } from "./startup-error.js";
 
 /** File under the data directory holding the pid of the process that uses it. */
@@ -27,7 +28,7 @@ export function lockDataDir(dataDir: string, where = dataDir): () => void {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
     }
     const pid = holder(file);
-    if (pid !== undefined && pid !== process.pid && alive(pid)) {
+    if (pid !== undefined && pid !== process.pid && isProcessAlive(pid)) {
       throw new StartupError(
         `${where} is in use by another stepwatch (pid ${pid}): stop that one, or set STEPWATCH_DATA_DIR ` +
           `to another directory (if no stepwatch runs, delete ${join(where, LOCK_FILE)})`,
@@ -44,15 +45,5 @@ function holder(file: string): number | undefined {
     return Number.isInteger(pid) && pid > 0 ? pid : undefined;
   } catch {
     return undefined;
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: the process exists, under another user.
-    return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }
