@@ -134,6 +134,18 @@ describe("the stalled-step watchdog", () => {
     expect(bodies("/watch", id)[0]).not.toHaveProperty("stalled_at");
   });
 
+  it("closed for a shutdown, the watchdog starts no more work: the next instance's sweep does it", async () => {
+    const closing = await instance();
+    const id = uid("step_closing");
+    await send(closing, { id });
+    clock.advance(STALL_AFTER_MS + 1_000);
+    await closing.close();
+    await closing.sweep();
+    expect((await rawItem(store, `S#${id}`))?.stl).toBeUndefined();
+    await first.sweep();
+    expect((await rawItem(store, `S#${id}`))?.stl?.N).toBe(String(clock.now));
+  });
+
   it("STALL_AFTER_S=0 watches nothing and notifies nothing", async () => {
     const off = await instance({ STALL_AFTER_S: "0" });
     const id = uid("step_off");

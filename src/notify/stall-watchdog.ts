@@ -44,10 +44,16 @@ const SHARDS = Array.from({ length: TABLE_SCHEMA.watchShards }, (_, i) => i);
 export class StallWatchdog {
   readonly #o: StallWatchdogOptions;
   readonly #nowMs: () => number;
+  #closing = false;
 
   constructor(options: StallWatchdogOptions) {
     this.#o = options;
     this.#nowMs = options.nowMs ?? Date.now;
+  }
+
+  /** For a shutdown: runs stop at their next page; what they leave, the next run does. */
+  close(): void {
+    this.#closing = true;
   }
 
   /** Looks at every watched step now due, until done or `deadlineMs`. */
@@ -55,7 +61,7 @@ export class StallWatchdog {
     const report = { checked: 0, stalled: 0, notices: 0 };
     if (this.#o.stallAfterS === 0) return report;
     for (const shard of shuffled(SHARDS)) {
-      if (this.#nowMs() >= deadlineMs) break;
+      if (this.#closing || this.#nowMs() >= deadlineMs) break;
       await this.#watchShard(shard, deadlineMs, report);
     }
     if (report.stalled > 0 || report.notices > 0) this.#o.logger.info("stalled steps", { ...report });
@@ -70,7 +76,7 @@ export class StallWatchdog {
     const { steps } = this.#o;
     let mark = await steps.watermark(shard);
     const upTo = this.#nowMs();
-    while (this.#nowMs() < deadlineMs) {
+    while (!this.#closing && this.#nowMs() < deadlineMs) {
       const due = await steps.dueForWatch(shard, mark, upTo, PAGE);
       const last = due.at(-1);
       if (!last) return;

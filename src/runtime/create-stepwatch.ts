@@ -250,6 +250,7 @@ export async function createStepwatch(
     },
     drain: () => notifier.drain(),
     close: () => {
+      watchdog.close();
       notifier.close();
       return notifier.drain();
     },
