@@ -26,11 +26,11 @@ import { startLatencySink } from "./latency-sink.js";
 import { outcomeCounter, runStatic, runUniqueEvents, staticRequest } from "./load.js";
 import { type MixedLoadResult, runMixedLoad } from "./mixed-load.js";
 import { measureNodeFootprint } from "./node-footprint.js";
-import { measureRelayOverhead } from "./relay-overhead.js";
-import { measureWorkerCpu } from "./worker-cpu.js";
 import { type ProfileSummary, summariseProfile } from "./profile-summary.js";
+import { measureRelayOverhead } from "./relay-overhead.js";
 import { type Figures, formatTable, GOALS } from "./report.js";
 import { measureWorkerBundle } from "./worker-bundle.js";
+import { measureWorkerCpu } from "./worker-cpu.js";
 import { measureWriteUnits, type WriteUnitReport } from "./write-units.js";
 
 const { values: options } = parseArgs({
