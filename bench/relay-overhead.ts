@@ -1,5 +1,5 @@
-// The tap's cost on loopback (`npm run bench`, or `npx tsx bench/relay-overhead.ts [--events 2000]`
-// for one JSON line): the latency it adds to each streamed chunk reaching the client, and its CPU
+// The tap's cost on loopback (`npm run bench`, or `npx tsx bench/relay-overhead.ts [--events 2000]
+// [--step-every 10]` for one JSON line): the latency it adds to each streamed chunk reaching the client, and its CPU
 // per forwarded run step event. The tap runs as its own process, as `npm run tap` runs it; this
 // process is the streaming upstream, the 200-answering stepwatch stand-in and the client, reading
 // chunk by chunk, first straight from the upstream, then through the tap. Each chunk carries the
@@ -17,7 +17,9 @@ import { processCpuMs } from "./cpu.js";
 
 /** What {@link measureRelayOverhead} reports. */
 export interface RelayOverhead {
+  /** Chunks streamed, and how many of them were run step events. */
   readonly events: number;
+  readonly run_step_events: number;
   readonly relay_overhead_ms_p50: number;
   readonly relay_overhead_ms_p99: number;
   readonly tap_cpu_ms_per_forwarded_event: number;
@@ -56,15 +58,34 @@ const percentile = (xs: readonly number[], p: number) => {
 
 const round = (x: number) => Math.round(x * 1000) / 1000;
 
-/** Streams `events` run step events through the tap and straight, and compares. */
-export async function measureRelayOverhead(events = 2000): Promise<RelayOverhead> {
-  // One event a millisecond, as a model streams: the tap is measured at a realistic pace.
+// A message delta as the stream carries them between run step events: passed on, never teed.
+const messageDelta = (i: number, sentAt: number) =>
+  JSON.stringify({
+    id: "msg_bench",
+    object: "thread.message.delta",
+    delta: { content: [{ index: 0, type: "text", text: { value: ` token${i}` } }] },
+    sent_at: sentAt,
+  });
+
+/**
+ * Streams `events` chunks through the tap and straight, and compares: one chunk a millisecond, as
+ * a model streams, each `stepEvery`-th a run step event (teed), the others message deltas (passed
+ * on). `stepEvery` 1 is the stress case where every chunk is forwarded.
+ */
+export async function measureRelayOverhead(events = 2000, stepEvery = 10): Promise<RelayOverhead> {
+  const steps = Math.ceil(events / stepEvery);
   const upstream = createServer((_req, res) => {
     res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8" });
     let i = 0;
     const next = () => {
       if (i >= events) return res.end("event: done\ndata: [DONE]\n\n");
-      res.write(`event: thread.run.step.in_progress\ndata: ${step(i++, performance.now())}\n\n`);
+      const at = performance.now();
+      res.write(
+        i % stepEvery === 0
+          ? `event: thread.run.step.in_progress\ndata: ${step(i, at)}\n\n`
+          : `event: thread.message.delta\ndata: ${messageDelta(i, at)}\n\n`,
+      );
+      i++;
       setTimeout(next, 1);
     };
     next();
@@ -118,14 +139,15 @@ export async function measureRelayOverhead(events = 2000): Promise<RelayOverhead
     await measure(`http://127.0.0.1:${upstreamPort}/v1`); // warm-up
     const direct = await measure(`http://127.0.0.1:${upstreamPort}/v1`);
     await measure(tapUrl); // the tap's warm-up: its forwarding too
-    for (let wait = 0; received < events && wait < 600; wait++) await new Promise((r) => setTimeout(r, 50));
+    for (let wait = 0; received < steps && wait < 600; wait++) await new Promise((r) => setTimeout(r, 50));
     received = 0;
     const cpuBefore = processCpuMs(tap.pid) ?? 0;
     const tapped = await measure(tapUrl);
-    for (let wait = 0; received < events && wait < 600; wait++) await new Promise((r) => setTimeout(r, 50));
+    for (let wait = 0; received < steps && wait < 600; wait++) await new Promise((r) => setTimeout(r, 50));
     const tapCpu = (processCpuMs(tap.pid) ?? 0) - cpuBefore;
     return {
       events,
+      run_step_events: steps,
       relay_overhead_ms_p50: round(percentile(tapped, 50) - percentile(direct, 50)),
       relay_overhead_ms_p99: round(percentile(tapped, 99) - percentile(direct, 99)),
       tap_cpu_ms_per_forwarded_event: round(tapCpu / Math.max(1, received)),
@@ -140,7 +162,11 @@ export async function measureRelayOverhead(events = 2000): Promise<RelayOverhead
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { values } = parseArgs({ options: { events: { type: "string", default: "2000" } } });
-  console.log(JSON.stringify(await measureRelayOverhead(Number(values.events))));
+  const { values } = parseArgs({
+    options: { events: { type: "string", default: "2000" }, "step-every": { type: "string", default: "10" } },
+  });
+  console.log(
+    JSON.stringify(await measureRelayOverhead(Number(values.events), Number(values["step-every"]))),
+  );
   process.exit(0);
 }
