@@ -19,6 +19,8 @@ export default mergeConfig(
         "test/console.browser.test.ts", // Chromium through playwright
         "test/infra.test.ts", // cdk synth of infra/
         "test/lambda.test.ts", // imports an esbuild bundle of src/runtime/lambda.ts
+        // Counts sweeps within wall-clock intervals: instrumented code on a loaded machine misses them.
+        "test/sweeper-lanes.test.ts",
       ],
     },
   }),

@@ -208,9 +208,6 @@ export const ListQuerySchema = v.object({
   cursor: v.optional(v.pipe(v.string(), v.minLength(1, "cursor must not be empty"))),
 });
 
-/** Parsed list parameters. */
-export type ListQuery = v.InferOutput<typeof ListQuerySchema>;
-
 /** `state`, `sink`, `limit` and `cursor` of the deliveries list. */
 export const DeliveryListQuerySchema = v.object({
   ...ListQuerySchema.entries,
