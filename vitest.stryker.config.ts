@@ -13,6 +13,7 @@ import base from "./vitest.config.js";
 const DOMAIN_TESTS = [
   "test/domain-rules.test.ts",
   "test/notification-payloads.test.ts",
+  "test/sink-config.test.ts",
   "test/config.test.ts",
   "test/console-line.test.ts",
   "test/retry-policy.test.ts",
