@@ -1,5 +1,7 @@
 import * as v from "valibot";
 import { describe, expect, it } from "vitest";
+import { type Delivery, deliveryView } from "../src/domain/delivery.js";
+import { checkJsonValues, MAX_JSON_DEPTH } from "../src/domain/json-value-check.js";
 import { notificationEvent, selectIntents } from "../src/domain/notification-routing.js";
 import { isQuarantineId, quarantineId } from "../src/domain/quarantined-request.js";
 import { type RunStep, RunStepSchema } from "../src/domain/run-step-schema.js";
@@ -161,5 +163,56 @@ describe("shuffled (the sweepers' partition order)", () => {
   it("copes with no item and one item", () => {
     expect(shuffled([], () => 0)).toEqual([]);
     expect(shuffled(["x"], () => 0)).toEqual(["x"]);
+  });
+});
+
+describe("JSON values the store must not keep", () => {
+  const nested = (depth: number): unknown => {
+    let value: unknown = 1;
+    for (let i = 0; i < depth; i++) value = i % 2 ? { k: value } : [value];
+    return value;
+  };
+
+  it(`accepts nesting of exactly ${MAX_JSON_DEPTH} levels, refuses one more, at the level that overflows`, () => {
+    expect(checkJsonValues(nested(MAX_JSON_DEPTH))).toEqual([]);
+    const issues = checkJsonValues(nested(MAX_JSON_DEPTH + 1));
+    expect(issues).toHaveLength(1);
+    expect(issues[0]?.message).toBe(`nesting is deeper than ${MAX_JSON_DEPTH} levels`);
+    expect(issues[0]?.path.split(".")).toHaveLength(MAX_JSON_DEPTH);
+  });
+
+  it("looks inside arrays and objects, naming each bad value by its path", () => {
+    expect(checkJsonValues({ a: [1, "ok", { b: "\ud800" }], c: Number.POSITIVE_INFINITY, d: null })).toEqual([
+      { path: "a.2.b", message: "must be well-formed Unicode (no lone surrogates)" },
+      { path: "c", message: "must be a finite number" },
+    ]);
+    expect(checkJsonValues(["x", ["\udc00"]])).toEqual([
+      { path: "1.0", message: "must be well-formed Unicode (no lone surrogates)" },
+    ]);
+  });
+
+  it("reports a bad key at its object and goes on with the other keys", () => {
+    expect(checkJsonValues({ o: { "\ud800": 1, fine: Number.NaN } })).toEqual([
+      { path: "o", message: "object keys must be well-formed Unicode (no lone surrogates)" },
+      { path: "o.fine", message: "must be a finite number" },
+    ]);
+  });
+
+  it("stops at 10 issues", () => {
+    const many = Array.from({ length: 25 }, () => Number.NaN);
+    const issues = checkJsonValues(many);
+    expect(issues.map((issue) => issue.path)).toEqual(["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]);
+  });
+});
+
+describe("a delivery as the operator sees it", () => {
+  const delivery = (state: Delivery["state"]): Delivery =>
+    ({ state, nextAttemptMs: 1_000 }) as unknown as Delivery;
+
+  it("pending shows when it is due; parked (sink disabled) and settled ones show no due time", () => {
+    expect(deliveryView(delivery("pending"), false)).toEqual({ state: "pending", nextAttemptMs: 1_000 });
+    expect(deliveryView(delivery("pending"), true)).toEqual({ state: "parked", nextAttemptMs: null });
+    expect(deliveryView(delivery("dead"), false)).toEqual({ state: "dead", nextAttemptMs: null });
+    expect(deliveryView(delivery("delivered"), true)).toEqual({ state: "delivered", nextAttemptMs: null });
   });
 });
