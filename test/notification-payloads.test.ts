@@ -158,6 +158,16 @@ describe("slack sink message", () => {
     const errorBlock = message.blocks[2] as { text: { text: string } };
     expect(errorBlock.text.text).toHaveLength(2900);
     expect(errorBlock.text.text.endsWith("m…")).toBe(true);
+    // Exactly at the limit: kept whole.
+    const prefix = "*Error* `server_error`\n";
+    const exact = buildSlackMessage(
+      notification("failed", {
+        last_error: { code: "server_error", message: "m".repeat(2900 - prefix.length) },
+      }),
+    );
+    expect((exact.blocks[2] as { text: { text: string } }).text.text).toBe(
+      `${prefix}${"m".repeat(2900 - prefix.length)}`,
+    );
     const short = buildSlackMessage(
       notification("failed", { last_error: { code: "server_error", message: "m".repeat(10) } }),
     );

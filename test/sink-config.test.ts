@@ -79,6 +79,7 @@ describe("NOTIFY_SINKS entries", () => {
   it("URLs must be absolute http(s)", () => {
     expect(check([hook({ url: "HTTPS://h.example" })])).toBe("ok");
     expect(check([hook({ url: "ftp://h.example/x" })])).toBe("0.url: must be an http(s) URL");
+    expect(check([hook({ url: "ftp://h.example/?to=https://x" })])).toBe("0.url: must be an http(s) URL");
     expect(check([hook({ url: "/relative" })])).toBe("0.url: must be an absolute URL");
     expect(check([hook({ url: 1 })])).toBe("0.url: must be a string");
     expect(check([{ type: "slack", url: "mailto:a@b.c" }])).toBe("0.url: must be an http(s) URL");
