@@ -27,7 +27,7 @@ import { createNodeDynamoHandler } from "../src/runtime/node-dynamo-handler.js";
 import { nodeHmacSha256 } from "../src/runtime/node-hmac.js";
 import { createDynamoClient } from "../src/store/dynamo-client.js";
 import { ensureTable } from "../src/store/ensure-table.js";
-import { itemSize, numberSize, valueSize } from "../src/store/item-size.js";
+import { itemSize } from "../src/store/item-size.js";
 import { TABLE_SCHEMA } from "../src/store/table-schema.js";
 import { createEventFactory, postToApp, type SignedEvent } from "./events.js";
 import { startScriptedSink } from "./scripted-sink.js";
@@ -50,7 +50,7 @@ export const INDEXES: readonly IndexShape[] = Object.values(TABLE_SCHEMA.indexes
 const KB = 1024;
 
 // The calculator of item sizes is the store's own (src/store/item-size.ts): one set of rules.
-export { itemSize, numberSize, valueSize };
+export { itemSize };
 
 const unitsOf = (bytes: number) => Math.max(1, Math.ceil(bytes / KB));
 

@@ -113,6 +113,61 @@ describe.each([
       expect((await at(now + 300)).ok).toBe(true);
     });
 
+    it("a webhook-id longer than 256 characters; 256 is fine", async () => {
+      const at = (id: string) =>
+        verifier.verify(headers(id, now, sign(secret, id)), encoder.encode(body), now);
+      expect((await at("m".repeat(256))).ok).toBe(true);
+      expect(await at("m".repeat(257))).toEqual({ ok: false, reason: "webhook-id is too long" });
+    });
+
+    it("a valid signature with anything appended, or cut short", async () => {
+      const good = sign();
+      for (const bad of [`${good}A`, `${good}==`, good.slice(0, -1)]) {
+        expect(await verifier.verify(headers("msg_x", now, bad), encoder.encode(body), now)).toEqual({
+          ok: false,
+          reason: "no signature matches",
+        });
+      }
+    });
+
+    it("runs of spaces between signatures are separators, not signatures, in the count", async () => {
+      const bogus = Array.from({ length: 15 }, (_, i) => `v1,${btoa(`bogus-${i}`)}`);
+      const result = await verifier.verify(
+        headers("msg_x", now, [...bogus, sign()].join("   ")),
+        encoder.encode(body),
+        now,
+      );
+      expect(result).toEqual({ ok: true, timestamp: now });
+    });
+
+    it.each([
+      "abc",
+      "1.5",
+      "+1790000000",
+      "-1",
+      "01790000000",
+      "1e9",
+      " 1790000000",
+      "1790000000 ",
+      "0x6AB",
+      "179000000000",
+    ])("a malformed timestamp %j, whatever the clock says", async (timestamp) => {
+      const result = await verifier.verify(headers("msg_x", timestamp, sign()), encoder.encode(body), now);
+      expect(result).toEqual({
+        ok: false,
+        reason: "webhook-timestamp must be an integer number of Unix seconds",
+      });
+    });
+
+    it("0 and 11-digit timestamps are well-formed (then judged by the tolerance)", async () => {
+      for (const ts of ["0", "17900000000"]) {
+        const result = await verifier.verify(headers("msg_x", ts, sign()), encoder.encode(body), now);
+        expect(result.ok ? "" : result.reason, ts).toMatch(
+          /^webhook-timestamp is too (old|far in the future)$/,
+        );
+      }
+    });
+
     it.each([
       "",
       "abc",

@@ -12,6 +12,7 @@ export function notificationEvent(status: TerminalStatus): NotificationEvent {
  * (`on`), and matching every filter given (`assistant_id` among those listed, each `metadata` pair).
  */
 export function selectIntents(step: RunStep, sinks: readonly SinkConfig[]): DeliveryIntent[] {
+  // Stryker disable next-line ConditionalExpression,StringLiteral: `on` lists terminal statuses only (OnSchema), so no sink matches in_progress anyway; this guard narrows the type.
   if (step.status === "in_progress") return [];
   return select(step, sinks, step.status, notificationEvent(step.status));
 }

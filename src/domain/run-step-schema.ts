@@ -71,17 +71,11 @@ export const RunStepUsageSchema = jsonObject({
   total_tokens: TokenCountSchema,
 });
 
-/** Token usage of a step. */
-export type RunStepUsage = v.InferOutput<typeof RunStepUsageSchema>;
-
 /** `last_error` of a failed step. */
 export const LastErrorSchema = jsonObject({
   code: v.picklist(["server_error", "rate_limit_exceeded"], "must be server_error or rate_limit_exceeded"),
   message: v.string("must be a string"),
 });
-
-/** The error a failed step carries. */
-export type LastError = v.InferOutput<typeof LastErrorSchema>;
 
 const METADATA_MAX_KEYS = 16;
 const METADATA_MAX_KEY_LENGTH = 64;
@@ -123,9 +117,6 @@ export const MetadataSchema = v.pipe(
     }
   }),
 );
-
-/** Metadata attached to a step. */
-export type Metadata = v.InferOutput<typeof MetadataSchema>;
 
 const MessageCreationDetailsSchema = v.looseObject({
   type: v.literal("message_creation"),
@@ -203,9 +194,6 @@ export const ToolCallSchema = v.variant(
   "must be a code_interpreter, file_search or function tool call",
 );
 
-/** A tool call of a step. */
-export type ToolCall = v.InferOutput<typeof ToolCallSchema>;
-
 const ToolCallsDetailsSchema = v.looseObject({
   type: v.literal("tool_calls"),
   tool_calls: v.array(ToolCallSchema, "must be an array"),
@@ -217,9 +205,6 @@ export const StepDetailsSchema = v.variant(
   [MessageCreationDetailsSchema, ToolCallsDetailsSchema],
   "must be message_creation or tool_calls details",
 );
-
-/** Details of a step. */
-export type StepDetails = v.InferOutput<typeof StepDetailsSchema>;
 
 /** The timestamp field a terminal step must carry, by status. */
 export const TERMINAL_TIMESTAMP = {

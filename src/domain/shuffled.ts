@@ -4,6 +4,7 @@
  */
 export function shuffled<T>(items: readonly T[], random: () => number = Math.random): T[] {
   const copy = [...items];
+  // Stryker disable next-line EqualityOperator: at i = 0 the only draw is j = 0, a swap of the first item with itself.
   for (let i = copy.length - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));
     [copy[i], copy[j]] = [copy[j] as T, copy[i] as T];

@@ -1,9 +1,6 @@
 /** Where a sink stands, shared by every instance (SPEC §6). */
 export type SinkState = "healthy" | "failing" | "disabled";
 
-/** The sink states, in the order the API documents them. */
-export const SINK_STATES = ["healthy", "failing", "disabled"] as const;
-
 /** A sink's health as stored. */
 export interface SinkHealth {
   readonly name: string;

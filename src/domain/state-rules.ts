@@ -3,9 +3,6 @@ import { isTerminalStatus, type RunStepStatus } from "./run-step-schema.js";
 /** What applying one snapshot did to the stored step. */
 export type ApplyOutcome = "created" | "updated" | "unchanged" | "stale" | "conflict";
 
-/** Outcome of a body that was acknowledged but not stored (deltas). */
-export type IgnoredOutcome = "ignored";
-
 /**
  * Names the outcome of a snapshot that the store's conditional write refused, from the stored
  * status it met. The rules themselves (SPEC §4) are enforced by that write:

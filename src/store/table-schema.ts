@@ -180,12 +180,3 @@ export const TABLE_SCHEMA = {
   /** Actions the Node entry also needs to create the table on a local store. */
   bootstrapActions: ["dynamodb:CreateTable", "dynamodb:UpdateTimeToLive"],
 } as const;
-
-/** The table definition's type. */
-export type TableSchema = typeof TABLE_SCHEMA;
-
-/** One of the table's global secondary indexes. */
-export type IndexDefinition = (typeof TABLE_SCHEMA.indexes)[keyof typeof TABLE_SCHEMA.indexes];
-
-/** Name of one of the table's global secondary indexes. */
-export type IndexName = IndexDefinition["name"];

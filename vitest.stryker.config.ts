@@ -1,0 +1,49 @@
+import { defineConfig, mergeConfig } from "vitest/config";
+import base from "./vitest.config.js";
+
+/**
+ * The suite as Stryker runs it (see stryker.config.json). Stryker switches mutants on inside its own
+ * vitest worker, so test files whose code under test runs in another process (a spawned Node server,
+ * workerd, Chromium, the CDK synth, an esbuild bundle loaded from disk) can never kill a mutant: they
+ * would only cost minutes on every dry run. `npm test` still runs all of them.
+ */
+// `STRYKER_TESTS=domain` (npm run mutation:domain): src/domain's own fast unit tests only. Chosen
+// here rather than with Stryker's --testFiles, which (9.6.1, stryker-js#6144) activates static
+// mutants after their module has loaded, so every static mutant (a Valibot schema) falsely survives.
+const DOMAIN_TESTS = [
+  "test/domain-rules.test.ts",
+  "test/notification-payloads.test.ts",
+  "test/sink-config.test.ts",
+  "test/config.test.ts",
+  "test/console-line.test.ts",
+  "test/retry-policy.test.ts",
+  "test/run-step-schema.test.ts",
+  "test/signature.test.ts",
+  "test/sink-health.test.ts",
+  "test/ed25519-signatures.test.ts",
+];
+
+export default mergeConfig(
+  base,
+  defineConfig({
+    test: {
+      // The remaining suite has a few loose timing bounds (e.g. a prompt delivery within 1 s); one
+      // retry keeps a slow moment from failing the dry run. A mutant a test catches fails every try.
+      retry: 1,
+      ...(process.env.STRYKER_TESTS === "domain" ? { include: DOMAIN_TESTS } : {}),
+      exclude: [
+        "**/node_modules/**",
+        "test/node-process.test.ts", // spawns `node src/runtime/node-main.ts`
+        "test/relay-e2e.test.ts", // spawns the relay and tap scripts
+        "test/worker.test.ts", // the Worker bundle under workerd
+        "test/console.browser.test.ts", // Chromium through playwright
+        "test/infra.test.ts", // cdk synth of infra/
+        "test/lambda.test.ts", // imports an esbuild bundle of src/runtime/lambda.ts
+        // Wall-clock bounds (sweeps per interval, a shutdown within 1 s): instrumented code on a
+        // loaded machine misses them, and a dry run with a failed test stops Stryker.
+        "test/sweeper-lanes.test.ts",
+        "test/shutdown.test.ts",
+      ],
+    },
+  }),
+);
