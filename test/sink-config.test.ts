@@ -85,9 +85,10 @@ describe("NOTIFY_SINKS entries", () => {
     expect(check([{ type: "slack", url: "mailto:a@b.c" }])).toBe("0.url: must be an http(s) URL");
   });
 
-  it("`on` lists terminal statuses, at least one", () => {
-    const among = "completed, failed, cancelled, expired";
+  it("`on` lists terminal statuses (or the watchdog's stalled), at least one", () => {
+    const among = "completed, failed, cancelled, expired, stalled";
     expect(check([{ type: "console", on: ["failed", "expired"] }])).toBe("ok");
+    expect(check([{ type: "console", on: ["stalled"] }])).toBe("ok");
     expect(check([{ type: "console", on: [] }])).toBe("0.on: must list at least one status");
     expect(check([{ type: "console", on: ["in_progress"] }])).toBe(
       `0.on.0: must list statuses among ${among}`,
