@@ -73,10 +73,13 @@ async function measure(command: string, args: readonly string[]): Promise<Footpr
     detached: true,
   });
   try {
+    // The banner is human output, on stderr; the JSON log is on stdout. Both are read.
     let out = "";
-    child.stdout?.on("data", (chunk: Buffer) => {
+    const read = (chunk: Buffer) => {
       out += chunk.toString();
-    });
+    };
+    child.stdout?.on("data", read);
+    child.stderr?.on("data", read);
     let url: string | undefined;
     for (const deadline = Date.now() + 60_000; Date.now() < deadline; ) {
       url ??= /stepwatch is listening on (\S+)/.exec(out)?.[1];
