@@ -99,6 +99,9 @@ describe("NOTIFY_SINKS entries", () => {
   });
 
   it("filters: assistant ids (at least one) and string metadata pairs", () => {
+    expect(check([{ type: "console", filter: { metadata: ["x"] } }])).toBe(
+      "0.filter.metadata: must be an object of strings",
+    );
     expect(check([{ type: "console", filter: { assistant_id: ["a"], metadata: { k: "v" } } }])).toBe("ok");
     expect(check([{ type: "console", filter: { assistant_id: [] } }])).toBe(
       "0.filter.assistant_id: must list at least one assistant id",

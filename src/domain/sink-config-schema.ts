@@ -114,8 +114,19 @@ const FilterSchema = fields({
       v.minLength(1, "must list at least one assistant id"),
     ),
   ),
+  // An array is an object to Valibot's record: refused first, as the step's own metadata is.
   metadata: v.optional(
-    v.record(v.string(), v.string("metadata filter values must be strings"), "must be an object of strings"),
+    v.pipe(
+      v.custom<Record<string, string>>(
+        (input) => typeof input === "object" && input !== null && !Array.isArray(input),
+        "must be an object of strings",
+      ),
+      v.record(
+        v.string(),
+        v.string("metadata filter values must be strings"),
+        "must be an object of strings",
+      ),
+    ),
   ),
 });
 
