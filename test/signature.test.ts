@@ -151,6 +151,7 @@ describe.each([
       "1790000000 ",
       "0x6AB",
       "179000000000",
+      "17900000000000",
     ])("a malformed timestamp %j, whatever the clock says", async (timestamp) => {
       const result = await verifier.verify(headers("msg_x", timestamp, sign()), encoder.encode(body), now);
       expect(result).toEqual({
@@ -168,19 +169,8 @@ describe.each([
       }
     });
 
-    it.each([
-      "",
-      "abc",
-      "1.5",
-      "+1790000000",
-      "-1",
-      "01790000000",
-      "1e9",
-      " 1790000000",
-      "0x6AB",
-      "17900000000000",
-    ])("a malformed timestamp %j", async (timestamp) => {
-      const result = await verifier.verify(headers("msg_x", timestamp, sign()), encoder.encode(body), now);
+    it("an empty timestamp is refused", async () => {
+      const result = await verifier.verify(headers("msg_x", "", sign()), encoder.encode(body), now);
       expect(result.ok).toBe(false);
     });
 
