@@ -185,6 +185,17 @@ describe("quarantine: a signed request whose body is refused is kept", () => {
     expect((await listAll()).length).toBe(before);
   });
 
+  it("a refusal whose issues name a huge key is still kept: issue paths and header values are clipped", async () => {
+    const key = "k".repeat(300_000);
+    const answer = await sendRaw(JSON.stringify(makeStep({ id: uid("step"), metadata: { [key]: 1 } })));
+    expect(answer.status).toBe(422);
+    const body = (await answer.json()) as { error: { quarantine_id: string } };
+    const record = await detail(body.error.quarantine_id);
+    expect(record.error.issues?.length).toBeGreaterThan(0);
+    for (const issue of record.error.issues ?? []) expect(issue.path.length).toBeLessThanOrEqual(1024);
+    expect(record.body_bytes).toBeGreaterThan(300_000);
+  });
+
   it("a large body that is valid is stored and read back exactly, not quarantined", async () => {
     const big = makeStep({ id: uid("step"), notes: "x".repeat(300_000) });
     const answer = await sendRaw(JSON.stringify(big));

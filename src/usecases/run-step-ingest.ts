@@ -66,6 +66,12 @@ export interface RunStepIngestDeps {
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
+// The record keeps the body whole (up to MAX_BODY_BYTES), so what else it keeps is bounded: an
+// issue's path can name a key as long as the body, which would take the item past 400 KB.
+const MAX_KEPT_ISSUE = 1024;
+const MAX_KEPT_HEADER = 4096;
+const clip = (text: string, max: number) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
+
 /**
  * Ingest of a run step event (SPEC §3) and replay of quarantined requests, between the HTTP edge
  * (which checks the media type, size and signature) and the stores. A signed body that is refused
@@ -93,9 +99,17 @@ export class RunStepIngest {
       expiresAt: Math.floor(receivedAtMs / 1000) + this.#deps.quarantineDays * 86_400,
       webhookId: request.webhookId,
       webhookTimestamp: request.timestamp,
-      headers: request.headers,
+      headers: Object.fromEntries(
+        Object.entries(request.headers).map(([k, v]) => [k, clip(v, MAX_KEPT_HEADER)]),
+      ),
       bodyBytes: request.body.byteLength,
-      refusal: result.refusal,
+      refusal: {
+        ...result.refusal,
+        issues: result.refusal.issues.map((i) => ({
+          path: clip(i.path, MAX_KEPT_ISSUE),
+          message: clip(i.message, MAX_KEPT_ISSUE),
+        })),
+      },
       replay: null,
       version: 1,
     };
