@@ -50,7 +50,8 @@ const nonEmpty = (what: string) =>
 const keyId = (what: string) =>
   v.pipe(nonEmpty(what), v.maxBytes(MAX_ID_BYTES, `${what} must be at most ${MAX_ID_BYTES} bytes (UTF-8)`));
 
-const isPlainObject = (input: unknown): input is Record<string, unknown> =>
+/** Whether a JSON value is an object (not an array, not null). */
+export const isPlainObject = (input: unknown): input is Record<string, unknown> =>
   typeof input === "object" && input !== null && !Array.isArray(input);
 
 /**

@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { TERMINAL_STATUSES } from "./run-step-schema.js";
+import { isPlainObject, TERMINAL_STATUSES } from "./run-step-schema.js";
 import { decodeWebhookSigningKey } from "./webhook-keys.js";
 import { decodeWebhookSecret } from "./webhook-secret.js";
 
@@ -117,10 +117,7 @@ const FilterSchema = fields({
   // An array is an object to Valibot's record: refused first, as the step's own metadata is.
   metadata: v.optional(
     v.pipe(
-      v.custom<Record<string, string>>(
-        (input) => typeof input === "object" && input !== null && !Array.isArray(input),
-        "must be an object of strings",
-      ),
+      v.custom<Record<string, string>>(isPlainObject, "must be an object of strings"),
       v.record(
         v.string(),
         v.string("metadata filter values must be strings"),

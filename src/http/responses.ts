@@ -1,6 +1,6 @@
 import type { Context } from "hono";
 import { deliveryId } from "../domain/delivery.js";
-import type { QuarantinedRequest } from "../domain/quarantined-request.js";
+import type { QuarantinedRequest, Refusal } from "../domain/quarantined-request.js";
 import type { StoredStep } from "../store/step-store.js";
 import type { DeliveryView, SinkTestResult, SinkView } from "../usecases/delivery-operations.js";
 import type {
@@ -16,6 +16,22 @@ import { logFields } from "./request-log.js";
 
 /** Status codes of error answers. */
 export type ErrorStatus = 400 | 401 | 404 | 409 | 413 | 415 | 422 | 500 | 503;
+
+/**
+ * The answer to a refused body (ingest, or a replay still refused): the API's error shape with the
+ * refusal's issues, and the quarantine id when the request was kept.
+ */
+export function refused(c: Context, refusal: Refusal, message: string, quarantineId?: string) {
+  logFields(c, {
+    error_code: refusal.code,
+    ...(quarantineId ? { quarantine_id: quarantineId } : {}),
+    ...(refusal.issues.length > 0 ? { issues: refusal.issues.length } : {}),
+  });
+  const error: ErrorResponse["error"] = { code: refusal.code, message };
+  if (refusal.issues.length > 0) error.issues = [...refusal.issues];
+  if (quarantineId) error.quarantine_id = quarantineId;
+  return c.json<ErrorResponse>({ error }, refusal.status);
+}
 
 /** An error answer in the API's one error shape. */
 export function fail(c: Context, status: ErrorStatus, code: ErrorCode, message: string) {

@@ -11,9 +11,9 @@ import {
 import { RUN_STEP_STATUSES, RunStepSchema } from "../../domain/run-step-schema.js";
 import type { SignatureVerifier } from "../../domain/signature-verifier.js";
 import type { IngestAnswer, RunStepIngest } from "../../usecases/run-step-ingest.js";
-import { type ErrorResponse, OutcomeSchema } from "../api-schemas.js";
+import { OutcomeSchema } from "../api-schemas.js";
 import { logFields } from "../request-log.js";
-import { fail } from "../responses.js";
+import { fail, refused } from "../responses.js";
 import { describe } from "../route-docs.js";
 import { runAfterResponse } from "../run-after-response.js";
 
@@ -186,21 +186,8 @@ export function ingestRoutes(deps: IngestRouteDeps): Hono {
 
 function respond(c: Context, answer: IngestAnswer) {
   switch (answer.kind) {
-    case "refused": {
-      const { refusal, quarantineId } = answer;
-      logFields(c, {
-        error_code: refusal.code,
-        quarantine_id: quarantineId,
-        ...(refusal.issues.length > 0 ? { issues: refusal.issues.length } : {}),
-      });
-      const error: ErrorResponse["error"] = {
-        code: refusal.code,
-        message: refusal.message,
-        quarantine_id: quarantineId,
-      };
-      if (refusal.issues.length > 0) error.issues = [...refusal.issues];
-      return c.json<ErrorResponse>({ error }, refusal.status);
-    }
+    case "refused":
+      return refused(c, answer.refusal, answer.refusal.message, answer.quarantineId);
     case "ignored":
       logFields(c, { step_id: answer.stepId, outcome: "ignored" });
       return c.json<IngestResponse>({ step_id: answer.stepId, status: null, outcome: "ignored" });

@@ -1,18 +1,16 @@
-import { type Context, Hono } from "hono";
+import { Hono } from "hono";
 import * as v from "valibot";
-import type { Refusal } from "../../domain/quarantined-request.js";
 import { RUN_STEP_STATUSES } from "../../domain/run-step-schema.js";
 import type { RunStepIngest } from "../../usecases/run-step-ingest.js";
 import {
   DEFAULT_PAGE_SIZE,
-  type ErrorResponse,
   ListQuerySchema,
   OutcomeSchema,
   pageSchema,
   QuarantineResponseSchema,
 } from "../api-schemas.js";
 import { logFields } from "../request-log.js";
-import { fail, toQuarantineResponse } from "../responses.js";
+import { fail, refused, toQuarantineResponse } from "../responses.js";
 import { describe, validate } from "../route-docs.js";
 import { runAfterResponse } from "../run-after-response.js";
 
@@ -121,7 +119,7 @@ export function quarantineRoutes(ingest: RunStepIngest): Hono {
         case "already_replayed":
           return fail(c, 409, "already_replayed", `${id} was already replayed`);
         case "refused":
-          return refusedAgain(c, replayed.refusal);
+          return refused(c, replayed.refusal, `still refused: ${replayed.refusal.message}`);
         case "replayed": {
           const { result } = replayed;
           if (result.kind === "applied") {
@@ -159,13 +157,6 @@ export function quarantineRoutes(ingest: RunStepIngest): Hono {
   );
 
   return routes;
-}
-
-function refusedAgain(c: Context, refusal: Refusal) {
-  logFields(c, { error_code: refusal.code });
-  const error: ErrorResponse["error"] = { code: refusal.code, message: `still refused: ${refusal.message}` };
-  if (refusal.issues.length > 0) error.issues = [...refusal.issues];
-  return c.json<ErrorResponse>({ error }, refusal.status);
 }
 
 // The body as text when it is UTF-8 (almost always: it was sent as JSON), else base64.
