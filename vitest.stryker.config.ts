@@ -43,6 +43,14 @@ export default mergeConfig(
         // loaded machine misses them, and a dry run with a failed test stops Stryker.
         "test/sweeper-lanes.test.ts",
         "test/shutdown.test.ts",
+        // Load and property tests: they run the same code as the functional tests with many inputs
+        // (1,000 events, 800 fuzzed cases, shuffled histories), seconds each. Every mutant on the
+        // ingest path is covered by them, so a surviving one would wait for all of them; the mutants
+        // they could tell apart are the functional tests' job (a property test's random inputs would
+        // not kill the same mutant twice anyway).
+        "test/ingest-burst.test.ts",
+        "test/fuzz.property.test.ts",
+        "test/convergence.property.test.ts",
       ],
     },
   }),
