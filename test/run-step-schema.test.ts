@@ -342,6 +342,14 @@ describe("refused run steps", () => {
     expect(issue?.message).toMatch(message);
   });
 
+  it("two problems with one metadata entry are two issues at the same path, the entry's", () => {
+    const key = "k".repeat(65);
+    expect(issues(makeStep({ metadata: { [key]: 1 } }))).toEqual([
+      { path: `metadata.${key}`, message: "metadata keys must be at most 64 characters" },
+      { path: `metadata.${key}`, message: "metadata values must be strings" },
+    ]);
+  });
+
   const toolCall = (call: unknown) =>
     makeStep({ type: "tool_calls", step_details: { type: "tool_calls", tool_calls: [call] } });
 

@@ -104,15 +104,17 @@ export const MetadataSchema = v.pipe(
     if (keys.length > METADATA_MAX_KEYS) addIssue({ message: `must have at most ${METADATA_MAX_KEYS} keys` });
     for (const key of keys) {
       const value: unknown = metadata[key];
-      const path: [v.ObjectPathItem] = [pathItem(metadata, key, value)];
+      // A new array per issue: each enclosing schema prepends its own key to an issue's path in
+      // place, so two issues sharing one array would each get the enclosing keys twice.
+      const path = (): [v.ObjectPathItem] => [pathItem(metadata, key, value)];
       if (key.length > METADATA_MAX_KEY_LENGTH) {
-        addIssue({ message: `metadata keys must be at most ${METADATA_MAX_KEY_LENGTH} characters`, path });
+        addIssue({ message: `metadata keys must be at most ${METADATA_MAX_KEY_LENGTH} characters`, path: path() });
       }
-      if (typeof value !== "string") addIssue({ message: "metadata values must be strings", path });
+      if (typeof value !== "string") addIssue({ message: "metadata values must be strings", path: path() });
       else if (value.length > METADATA_MAX_VALUE_LENGTH) {
         addIssue({
           message: `metadata values must be at most ${METADATA_MAX_VALUE_LENGTH} characters`,
-          path,
+          path: path(),
         });
       }
     }
