@@ -169,6 +169,21 @@ describe("quarantine: a signed request whose body is refused is kept", () => {
     expect(record.body_base64).toBe(Buffer.from(bytes).toString("base64"));
   });
 
+  it("a body that is not JSON is kept with its error and no issues", async () => {
+    const answer = await sendRaw("{not json");
+    expect(answer.status).toBe(400);
+    const id = ((await answer.json()) as { error: { quarantine_id: string } }).error.quarantine_id;
+    const record = await detail(id);
+    expect(record.error).toEqual({ code: "invalid_json", message: "body is not valid UTF-8 JSON" });
+    expect(record).toMatchObject({
+      status: 400,
+      state: "quarantined",
+      replay: null,
+      replayed_at: null,
+      body: "{not json",
+    });
+  });
+
   it("unsigned and wrongly signed requests are never kept", async () => {
     const before = (await listAll()).length;
     const unsigned = await app.app.request("/v1/webhooks/run-steps", {

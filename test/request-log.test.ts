@@ -100,6 +100,24 @@ describe("the request log", () => {
     }
   });
 
+  it("a refused body: its error code, quarantine id and how many issues (none for invalid JSON)", async () => {
+    const invalid = await app.send("{not json");
+    const invalidId = ((await invalid.json()) as { error: { quarantine_id: string } }).error.quarantine_id;
+    const invalidLine = lastRequest();
+    expect(invalidLine).toMatchObject({ status: 400, error_code: "invalid_json", quarantine_id: invalidId });
+    expect(invalidLine).not.toHaveProperty("issues");
+
+    const refused = await app.send(makeStep({ id: uid(), created_at: "soon", status: 7 }));
+    const body = (await refused.json()) as { error: { quarantine_id: string; issues: unknown[] } };
+    expect(body.error.issues).toHaveLength(2);
+    expect(lastRequest()).toMatchObject({
+      status: 422,
+      error_code: "invalid_payload",
+      quarantine_id: body.error.quarantine_id,
+      issues: 2,
+    });
+  });
+
   it("carries the request id into the notification attempts the request causes", async () => {
     const step = makeStep({ id: uid(), status: "completed" });
     const response = await app.send(step);

@@ -1,6 +1,7 @@
 import { Webhook } from "standardwebhooks";
 import { describe, expect, it } from "vitest";
 import { generateWebhookSecret } from "../src/domain/webhook-secret.js";
+import { DynamoSinkStore } from "../src/store/dynamo-sink-store.js";
 import {
   api,
   countsByStep,
@@ -212,6 +213,47 @@ describe("410 Gone and operators' disable / enable (SPEC §6: parked, not dead, 
     expect(await deliveryOf(app, "gone_4", "gone")).toMatchObject({ state: "parked", attempts: 0 });
     expect((await post(app, "/v1/sinks/nope/disable")).status).toBe(404);
     expect((await post(app, "/v1/sinks/nope/enable")).status).toBe(404);
+  });
+
+  it("the API shows a probe time only while failing, a reason only while disabled, and the oldest pending delivery's age", async () => {
+    const clock = testClock();
+    const { sink, app } = await setUp("shown", {}, { nowMs: clock.nowMs });
+    const health = new DynamoSinkStore({ client: fixture.store.client, tableName: fixture.store.tableName });
+    const probeAt = clock.now + 5_000;
+    await health.recordFailure(
+      "shown",
+      { status: 503, error: "HTTP 503: down", atMs: clock.now },
+      { failingAfter: 1, nextProbeAtMs: probeAt, probe: false, counts: true },
+    );
+    expect(await sinkOf(app, "shown")).toMatchObject({
+      state: "failing",
+      next_probe_at: Math.ceil(probeAt / 1000),
+      disabled_reason: null,
+      pending: 0,
+      oldest_pending_age_s: null,
+    });
+    // Disabling a failing sink keeps its probe time in the store; the API does not show it.
+    const off = await post(app, "/v1/sinks/shown/disable");
+    expect(off.body).toMatchObject({
+      state: "disabled",
+      next_probe_at: null,
+      disabled_reason: "disabled by an operator",
+    });
+    expect((await health.get("shown")).nextProbeAtMs).toBe(probeAt);
+
+    const createdAt = clock.now;
+    await deliver(app, "shown_1", Math.floor(createdAt / 1000));
+    expect(sink.received).toHaveLength(0);
+    clock.advance(63_700);
+    expect(await sinkOf(app, "shown")).toMatchObject({ pending: 1, oldest_pending_age_s: 63 });
+
+    const on = await post(app, "/v1/sinks/shown/enable");
+    expect(on.body).toMatchObject({
+      state: "healthy",
+      next_probe_at: null,
+      disabled_reason: null,
+      consecutive_failures: 0,
+    });
   });
 
   it("an enable through another instance is seen by the next sweep anywhere", async () => {

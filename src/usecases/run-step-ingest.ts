@@ -46,9 +46,9 @@ export type IngestAnswer =
 
 /** What a replay of a quarantined request did. */
 export type ReplayResult =
-  | { readonly kind: "replayed"; readonly record: QuarantinedRequest; readonly result: IngestResult }
+  | { readonly kind: "replayed"; readonly result: IngestResult }
   | { readonly kind: "not_found" }
-  | { readonly kind: "already_replayed"; readonly record: QuarantinedRequest }
+  | { readonly kind: "already_replayed" }
   /** Today's rules still refuse it; the record stays. */
   | { readonly kind: "refused"; readonly refusal: Refusal };
 
@@ -149,7 +149,7 @@ export class RunStepIngest {
     const found = await this.inspect(id);
     if (!found) return { kind: "not_found" };
     const { record, body } = found;
-    if (record.replay) return { kind: "already_replayed", record };
+    if (record.replay) return { kind: "already_replayed" };
     const result = await this.#apply(body, record.webhookTimestamp, requestId);
     if (result.kind === "refused") return { kind: "refused", refusal: result.refusal };
     const replay: Replay = {
@@ -158,10 +158,10 @@ export class RunStepIngest {
       outcome: result.kind === "applied" ? result.outcome : "ignored",
     };
     if (!(await quarantine.markReplayed(record, replay))) {
-      const current = await quarantine.get(id);
-      return current ? { kind: "already_replayed", record: current } : { kind: "not_found" };
+      // Another replay marked it first, or it was deleted meanwhile.
+      return (await quarantine.get(id)) ? { kind: "already_replayed" } : { kind: "not_found" };
     }
-    return { kind: "replayed", record: { ...record, replay, version: record.version + 1 }, result };
+    return { kind: "replayed", result };
   }
 
   async #apply(body: Uint8Array, sentAt: number, requestId: string): Promise<IngestResult> {
