@@ -6,7 +6,7 @@ import { shuffled } from "../domain/shuffled.js";
 import type { SinkConfig } from "../domain/sink-config-schema.js";
 import type { Logger } from "../observability/logger.js";
 import type { DeliveryStore } from "../store/delivery-store.js";
-import type { StallStore, StepStore, StoredStep } from "../store/step-store.js";
+import type { StallStore, StepStore, StoredStep, WatchedStep } from "../store/step-store.js";
 import { TABLE_SCHEMA } from "../store/table-schema.js";
 
 /** What the watchdog needs. */
@@ -74,12 +74,18 @@ export class StallWatchdog {
     report: { -readonly [K in keyof WatchReport]: number },
   ) {
     const { steps } = this.#o;
-    let mark = await steps.watermark(shard);
+    const from = await steps.watermark(shard);
     const upTo = this.#nowMs();
+    let mark = from;
+    let after: WatchedStep | null = null;
     while (!this.#closing && this.#nowMs() < deadlineMs) {
-      const due = await steps.dueForWatch(shard, mark, upTo, PAGE);
+      const due = await steps.dueForWatch(shard, from, upTo, PAGE, after);
       const last = due.at(-1);
-      if (!last) return;
+      if (!last) {
+        // The previous page was full and nothing followed: its last due time is done too.
+        if (after && after.dueMs > mark) await steps.advanceWatermark(shard, mark, after.dueMs);
+        return;
+      }
       const stored = await Promise.all(due.map((watched) => steps.getStep(watched.stepId)));
       for (const step of stored) {
         if (!step) continue;
@@ -88,10 +94,17 @@ export class StallWatchdog {
         report.stalled += outcome.marked ? 1 : 0;
         report.notices += outcome.notices;
       }
-      // Another sweeper moved the watermark meanwhile: it is working here, so this one stops.
-      if (!(await steps.advanceWatermark(shard, mark, last.dueMs))) return;
-      mark = last.dueMs;
-      if (due.length < PAGE) return;
+      // A full page may end among steps sharing its last due time: the watermark stays just below
+      // that time until the rest are read, so a run that dies here leaves none of them unchecked.
+      const full = due.length === PAGE;
+      const to = full ? last.dueMs - 1 : last.dueMs;
+      if (to > mark) {
+        // Another sweeper moved the watermark meanwhile: it is working here, so this one stops.
+        if (!(await steps.advanceWatermark(shard, mark, to))) return;
+        mark = to;
+      }
+      if (!full) return;
+      after = last;
     }
   }
 

@@ -231,8 +231,19 @@ export class DynamoStepStore implements StepStore, StallStore {
     }
   }
 
-  async dueForWatch(shard: number, watermark: number, upToMs: number, limit: number): Promise<WatchedStep[]> {
+  async dueForWatch(
+    shard: number,
+    watermark: number,
+    upToMs: number,
+    limit: number,
+    after: WatchedStep | null,
+  ): Promise<WatchedStep[]> {
     if (upToMs <= watermark) return [];
+    const start = after && {
+      [A.key]: { S: stepKey(after.stepId) },
+      [A.queue]: { S: watchPartition(shard) },
+      [A.queueAt]: { N: String(after.dueMs) },
+    };
     const result = await guardStore(
       "dueForWatch",
       this.#client.send(
@@ -247,6 +258,7 @@ export class DynamoStepStore implements StepStore, StallStore {
             ":hi": { N: String(upToMs) },
           },
           Limit: limit,
+          ...(start ? { ExclusiveStartKey: start } : {}),
         }),
       ),
     );

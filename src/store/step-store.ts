@@ -90,10 +90,18 @@ export interface StepStore {
 /** What the stalled-step watchdog needs of the store (SPEC-silent: README, "Stalled steps"). */
 export interface StallStore {
   /**
-   * Watched steps of one partition due in `(watermark, upToMs]`, oldest first, at most `limit`;
-   * `watermark` is the partition's, as {@link watermark} read it.
+   * Watched steps of one partition due in `(watermark, upToMs]`, oldest first, at most `limit`,
+   * continuing after `after` (the last step of the previous page) when given; `watermark` is the
+   * partition's, as {@link watermark} read it. Many steps can share one due time, so a page ends
+   * anywhere among them: only `after` says where the next one starts.
    */
-  dueForWatch(shard: number, watermark: number, upToMs: number, limit: number): Promise<WatchedStep[]>;
+  dueForWatch(
+    shard: number,
+    watermark: number,
+    upToMs: number,
+    limit: number,
+    after: WatchedStep | null,
+  ): Promise<WatchedStep[]>;
   /** The partition's watermark: every watched step due at or before it has been looked at. */
   watermark(shard: number): Promise<number>;
   /** Moves the watermark from `from` to `to`; false when another sweeper moved it first. */
