@@ -21,6 +21,7 @@ const unused = () => Promise.reject(new Error("not used by the bench"));
 const noStore: StepStore = {
   apply: async () => ({ outcome: "created", stalledAtMs: null }),
   getStep: unused,
+  getSteps: unused,
   listRunSteps: unused,
   getRunRollup: unused,
   listTerminal: unused,

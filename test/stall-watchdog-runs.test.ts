@@ -145,9 +145,11 @@ describe("a watchdog run", () => {
     const [id] = await inProgress(1, "odd");
     clock.advance(STALL_AFTER_MS + 1_000);
     const steps = overriding(app.store, {
-      async getStep(stepId: string) {
-        const stored = await app.store.getStep(stepId);
-        return stored && { ...stored, document: { ...stored.document, run_id: 42 } };
+      async getSteps(stepIds: readonly string[]) {
+        const stored = await app.store.getSteps(stepIds);
+        for (const [id, step] of stored)
+          stored.set(id, { ...step, document: { ...step.document, run_id: 42 } });
+        return stored;
       },
     });
     expect(await watchdog([], { steps }).run()).toEqual({ checked: 1, stalled: 1, notices: 0 });

@@ -11,7 +11,7 @@ import { TABLE_SCHEMA } from "../store/table-schema.js";
 
 /** What the watchdog needs. */
 export interface StallWatchdogOptions {
-  readonly steps: StallStore & Pick<StepStore, "getStep">;
+  readonly steps: StallStore & Pick<StepStore, "getStep" | "getSteps">;
   readonly deliveries: DeliveryStore;
   readonly sinkConfigs: readonly SinkConfig[];
   /** STALL_AFTER_S; 0 turns the watchdog off. */
@@ -86,8 +86,10 @@ export class StallWatchdog {
         if (after && after.dueMs > mark) await steps.advanceWatermark(shard, mark, after.dueMs);
         return;
       }
-      const stored = await Promise.all(due.map((watched) => steps.getStep(watched.stepId)));
-      for (const step of stored) {
+      // One batch read per page rather than a read per step.
+      const stored = await steps.getSteps(due.map((watched) => watched.stepId));
+      for (const watched of due) {
+        const step = stored.get(watched.stepId);
         if (!step) continue;
         report.checked++;
         const outcome = await this.#decide(step);

@@ -336,6 +336,18 @@ export class DynamoStepStore implements StepStore, StallStore {
     return result.Item ? toStoredStep(result.Item) : null;
   }
 
+  async getSteps(stepIds: readonly string[]): Promise<Map<string, StoredStep>> {
+    const keys = stepIds.map(stepKey).filter((key) => fitsKey(key));
+    const found = await batchGet(this.#client, this.#table, keys, {
+      operation: "getSteps",
+      consistent: true,
+    });
+    const steps = new Map<string, StoredStep>();
+    for (const [key, item] of found)
+      steps.set(key.slice(TABLE_SCHEMA.prefixes.step.length), toStoredStep(item));
+    return steps;
+  }
+
   async listRunSteps(runId: string, limit: number, cursor: string | null): Promise<Page<StoredStep>> {
     const result = await guardStore(
       "listRunSteps",

@@ -79,6 +79,8 @@ export interface StepStore {
   /** Applies one snapshot with a single conditional write and names what it did. */
   apply(snapshot: SnapshotToApply): Promise<AppliedSnapshot>;
   getStep(stepId: string): Promise<StoredStep | null>;
+  /** Several steps at once (strongly consistent), by id; the ones not stored are absent. */
+  getSteps(stepIds: readonly string[]): Promise<Map<string, StoredStep>>;
   listRunSteps(runId: string, limit: number, cursor: string | null): Promise<Page<StoredStep>>;
   getRunRollup(runId: string): Promise<RunRollup | null>;
   /** Terminal steps across runs, newest first (by when their terminal status was applied). */
