@@ -272,7 +272,7 @@ describe("prompt delivery (SPEC §6: delivered at once, then acknowledged)", () 
     const server = await startSinkServer();
     const { app, notifier } = await rig(["p_full"], {
       server,
-      env: { NOTIFY_CONCURRENCY: "1" },
+      env: { NOTIFY_CONCURRENCY: "1", NOTIFY_TIMEOUT_MS: "10000" },
       // The 1,000 queued ones are recorded at the shutdown below; a refused write keeps that quick.
       deliveries: (real) => ({
         create: (delivery) =>
@@ -293,7 +293,7 @@ describe("prompt delivery (SPEC §6: delivered at once, then acknowledged)", () 
       const over = notifier.deliverPrompt(transition("p_full_over", ["p_full"]));
       const settled = await Promise.race([
         over.then(() => "recorded"),
-        sleep(2_000).then(() => "still queued"),
+        sleep(1_000).then(() => "still queued"),
       ]);
 
       expect(settled).toBe("recorded");
@@ -305,6 +305,36 @@ describe("prompt delivery (SPEC §6: delivered at once, then acknowledged)", () 
       await notifier.drain();
     }
     expect(server.received).toHaveLength(1);
+  });
+
+  it("a sink an operator disabled while its lane is busy: the next prompt delivery is recorded at once, not queued behind the busy attempt", async () => {
+    // Its own server: the hanging first request ends when the server closes.
+    const server = await startSinkServer();
+    const { app, notifier } = await rig(["p_busy"], {
+      server,
+      env: { NOTIFY_CONCURRENCY: "1", NOTIFY_TIMEOUT_MS: "10000" },
+    });
+    try {
+      server.fallback = { status: 200, hang: true };
+      void notifier.deliverPrompt(transition("p_busy_first", ["p_busy"]));
+      await server.waitFor(1, 5_000);
+      // What POST /v1/sinks/{name}/disable does.
+      notifier.rememberHealth(await app.sinkHealth.disable("p_busy", "disabled by an operator"));
+
+      const next = notifier.deliverPrompt(transition("p_busy_next", ["p_busy"]));
+      const settled = await Promise.race([
+        next.then(() => "recorded"),
+        sleep(1_000).then(() => "still queued"),
+      ]);
+
+      expect(settled).toBe("recorded");
+      expect(await stored(app, "p_busy_next", "p_busy")).toMatchObject({ state: "pending", attempts: 0 });
+    } finally {
+      notifier.close();
+      await server.close();
+      await notifier.drain();
+    }
+    expect(server.received.map(stepIdOf)).toEqual(["p_busy_first"]);
   });
 
   it("an attempt so slow that the outbox recovery recorded the delivery meanwhile: the recovery's record stands, with a warning", async () => {
