@@ -23,6 +23,7 @@ import {
   testClock,
   webhookSink,
 } from "./support/deliveries.js";
+import { overriding } from "./support/overriding.js";
 import { makeStep } from "./support/run-steps.js";
 import { type SinkServer, startSinkServer } from "./support/sink-server.js";
 import type { TestApp } from "./support/test-app.js";
@@ -49,17 +50,6 @@ const NO_WORK: SweepReport = {
   durationMs: 0,
   exhausted: false,
 };
-
-/** A real store with some methods replaced, to inject a failure or an interleaving. */
-function overriding<T extends object>(real: T, overrides: Partial<T>): T {
-  return new Proxy(real, {
-    get(target, name) {
-      if (name in overrides) return overrides[name as keyof T];
-      const value: unknown = Reflect.get(target, name, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-}
 
 interface Rig {
   readonly app: TestApp;

@@ -9,6 +9,7 @@ import type { StepStore } from "../src/store/step-store.js";
 import { ItemTooLargeError } from "../src/store/store-errors.js";
 import { TABLE_SCHEMA } from "../src/store/table-schema.js";
 import { RunStepIngest, type SignedRequest } from "../src/usecases/run-step-ingest.js";
+import { overriding } from "./support/overriding.js";
 import { seedQuarantined } from "./support/quarantine.js";
 import { makeStep } from "./support/run-steps.js";
 import { startSinkServer } from "./support/sink-server.js";
@@ -45,17 +46,6 @@ function ingestWith(
     notifier: overrides.notifier,
     logger: createLogger("error", () => undefined),
     quarantineDays: 14,
-  });
-}
-
-/** The real store with some methods replaced (the others still act on the real table). */
-function overriding<T extends object>(real: T, overrides: Partial<T>): T {
-  return new Proxy(real, {
-    get(target, name) {
-      if (name in overrides) return overrides[name as keyof T];
-      const value: unknown = Reflect.get(target, name, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
   });
 }
 

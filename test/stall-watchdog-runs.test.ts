@@ -5,6 +5,7 @@ import { createLogger } from "../src/observability/logger.js";
 import { shardOf } from "../src/store/item-codec.js";
 import { TABLE_SCHEMA } from "../src/store/table-schema.js";
 import { type TestClock, testClock, webhookSink } from "./support/deliveries.js";
+import { overriding } from "./support/overriding.js";
 import { makeStep } from "./support/run-steps.js";
 import { type SinkServer, startSinkServer } from "./support/sink-server.js";
 import { createTestApp, type TestApp } from "./support/test-app.js";
@@ -53,17 +54,6 @@ function watchdog(lines: string[] = [], overrides: Partial<StallWatchdogOptions>
     logger: createLogger("info", (line) => lines.push(line)),
     nowMs: () => clock.now,
     ...overrides,
-  });
-}
-
-/** The real step store with some methods replaced (the others act on the real table). */
-function overriding<T extends object>(real: T, overrides: Partial<T>): T {
-  return new Proxy(real, {
-    get(target, name) {
-      if (name in overrides) return overrides[name as keyof T];
-      const value: unknown = Reflect.get(target, name, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
   });
 }
 
