@@ -382,8 +382,9 @@ export class DeliveryNotifier implements Notifier {
     if (probeVersion === null) return false;
     try {
       // Read again under the lease: another sweeper may have probed (and pushed the next probe back)
-      // between this one's read and its lease.
-      const current = await this.sinkHealth(sink.name, 0);
+      // between this one's read and its lease. From the store itself: the cache would answer with
+      // that first read when both fall in the same millisecond.
+      const current = this.#remember(await this.#o.health.get(sink.name));
       if (current.state !== "failing" || (current.nextProbeAtMs ?? 0) > now)
         return current.state === "healthy";
       for (const shard of shuffled(QUEUE_SHARDS)) {
