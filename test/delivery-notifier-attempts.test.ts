@@ -132,7 +132,7 @@ const at = (clock: TestClock) => Math.floor(clock.now / 1000);
 /** Five 503s in a row through prompt deliveries of `ids`: the sink turns failing, first probe 5 s later. */
 async function makeFailing(s: SetUp, ids: readonly string[]): Promise<void> {
   s.sink.respond = () => ({ status: 503, body: "down" });
-  for (const id of ids) await deliver(s.app, id, at(s.clock));
+  await Promise.all(ids.map((id) => deliver(s.app, id, at(s.clock))));
   s.sink.respond = null;
   expect(await s.app.sinkHealth.get(s.name)).toMatchObject({
     state: "failing",
@@ -156,7 +156,7 @@ describe("what each sweep attempt leaves behind (SPEC §6)", () => {
     );
     const ids = idsInShard("tally", 2, 4);
     // Due one after another, so one lane sends them in this order; the 410 comes last.
-    for (const [i, id] of ids.entries()) await seedPending(s.app, [id], "tally", s.clock.now - 4 + i);
+    await Promise.all(ids.map((id, i) => seedPending(s.app, [id], "tally", s.clock.now - 4 + i)));
     const replies = new Map<string, Reply>([
       [ids[0] as string, { status: 200 }],
       [ids[1] as string, { status: 503, body: "down" }],
