@@ -58,41 +58,37 @@ const signed = (body: Uint8Array, webhookId = uid("msg")): SignedRequest => ({
 });
 
 describe("replay racing another replay or a delete", () => {
-  it("a rival replay marking the record first: this one is told already_replayed", async () => {
+  /** Replays a seeded record with `interleave` run on the real store just before the replay's mark. */
+  async function replayInterleaved(interleave: (real: QuarantineStore, id: string) => Promise<void>) {
     const real = stores().quarantine;
     const id = await seedQuarantined(store, JSON.stringify(makeStep({ id: uid("step") })), {
       webhookId: uid("msg"),
     });
-    const racing: QuarantineStore = overriding<QuarantineStore>(real, {
-      async markReplayed(
-        record: Parameters<QuarantineStore["markReplayed"]>[0],
-        replay: Parameters<QuarantineStore["markReplayed"]>[1],
-      ) {
-        expect(await real.markReplayed(record, { ...replay, outcome: "unchanged" })).toBe(true);
+    const racing = overriding<QuarantineStore>(real, {
+      async markReplayed(record, replay) {
+        await interleave(real, id);
         return real.markReplayed(record, replay);
       },
     });
-    expect(await ingestWith({ quarantine: racing }).replay(id, "req_race")).toEqual({
-      kind: "already_replayed",
+    return { id, real, result: await ingestWith({ quarantine: racing }).replay(id, "req_race") };
+  }
+
+  it("a rival replay marking the record first: this one is told already_replayed", async () => {
+    const { id, real, result } = await replayInterleaved(async (rival, id) => {
+      const record = await rival.get(id);
+      if (!record) throw new Error("seeded record missing");
+      const replay = { atMs: Date.now(), stepId: null, outcome: "unchanged" as const };
+      expect(await rival.markReplayed(record, replay)).toBe(true);
     });
+    expect(result).toEqual({ kind: "already_replayed" });
     expect((await real.get(id))?.replay?.outcome).toBe("unchanged");
   });
 
   it("the record deleted before the mark: not_found", async () => {
-    const real = stores().quarantine;
-    const id = await seedQuarantined(store, JSON.stringify(makeStep({ id: uid("step") })), {
-      webhookId: uid("msg"),
+    const { result } = await replayInterleaved(async (rival, id) => {
+      expect(await rival.delete(id)).toBe(true);
     });
-    const racing: QuarantineStore = overriding<QuarantineStore>(real, {
-      async markReplayed(
-        record: Parameters<QuarantineStore["markReplayed"]>[0],
-        replay: Parameters<QuarantineStore["markReplayed"]>[1],
-      ) {
-        expect(await real.delete(id)).toBe(true);
-        return real.markReplayed(record, replay);
-      },
-    });
-    expect(await ingestWith({ quarantine: racing }).replay(id, "req_race")).toEqual({ kind: "not_found" });
+    expect(result).toEqual({ kind: "not_found" });
   });
 
   it("a delta replayed is acknowledged and recorded as ignored, with its step id", async () => {
