@@ -1,6 +1,8 @@
+import * as v from "valibot";
 import { describe, expect, it } from "vitest";
 import { MAX_JSON_DEPTH } from "../src/domain/json-value-check.js";
 import { parseRunStepEvent } from "../src/domain/run-step-event.js";
+import { MetadataSchema } from "../src/domain/run-step-schema.js";
 import { makeStep, makeToolCallsStep } from "./support/run-steps.js";
 
 const ok = (body: unknown) => {
@@ -423,6 +425,193 @@ describe("refused run steps", () => {
     ],
   ])("%s", (_name, call, path) => {
     expect(issues(toolCall(call)).map((i) => i.path)).toContain(path);
+  });
+
+  // Each refusal says what the field must be (the 422's issues are what a sender reads to fix it).
+  const ci = (code_interpreter: unknown) => toolCall({ id: "c", type: "code_interpreter", code_interpreter });
+  const fs = (file_search: unknown) => toolCall({ id: "c", type: "file_search", file_search });
+  const fn = (fields: Record<string, unknown>) =>
+    toolCall({
+      id: "c",
+      type: "function",
+      function: { name: "f", arguments: "{}", output: null, ...fields },
+    });
+  const result = (fields: Record<string, unknown>) =>
+    fs({ results: [{ file_id: "f", file_name: "n", score: 0.5, ...fields }] });
+  const TC = "step_details.tool_calls.0";
+  it.each([
+    [
+      "a token count",
+      makeStep({ usage: { prompt_tokens: "1", completion_tokens: 0, total_tokens: 0 } }),
+      "usage.prompt_tokens",
+      "must be a number",
+    ],
+    ["usage", makeStep({ usage: 5 }), "usage", "must be an object"],
+    [
+      "a message id",
+      makeStep({ step_details: { type: "message_creation", message_creation: { message_id: 5 } } }),
+      "step_details.message_creation.message_id",
+      "message_id must be a string",
+    ],
+    [
+      "last_error.message",
+      makeStep({ status: "failed", failed_at: 1, last_error: { code: "server_error", message: 5 } }),
+      "last_error.message",
+      "must be a string",
+    ],
+    [
+      "a logs output",
+      ci({ input: "", outputs: [{ type: "logs", logs: 5 }] }),
+      `${TC}.code_interpreter.outputs.0.logs`,
+      "must be a string",
+    ],
+    [
+      "an image's file id",
+      ci({ input: "", outputs: [{ type: "image", image: { file_id: 5 } }] }),
+      `${TC}.code_interpreter.outputs.0.image.file_id`,
+      "file_id must be a string",
+    ],
+    [
+      "an output's type",
+      ci({ input: "", outputs: [{ type: "video" }] }),
+      `${TC}.code_interpreter.outputs.0.type`,
+      "must be a logs or image output",
+    ],
+    [
+      "a tool call id",
+      toolCall({ id: 5, type: "code_interpreter", code_interpreter: { input: "", outputs: [] } }),
+      `${TC}.id`,
+      "id must be a string",
+    ],
+    [
+      "code_interpreter.input",
+      ci({ input: 5, outputs: [] }),
+      `${TC}.code_interpreter.input`,
+      "must be a string",
+    ],
+    [
+      "code_interpreter.outputs",
+      ci({ input: "", outputs: "none" }),
+      `${TC}.code_interpreter.outputs`,
+      "must be an array",
+    ],
+    ["code_interpreter null", ci(null), `${TC}.code_interpreter`, "must be an object"],
+    ["a score", result({ score: "high" }), `${TC}.file_search.results.0.score`, "must be a number"],
+    [
+      "a score below 0",
+      result({ score: -0.1 }),
+      `${TC}.file_search.results.0.score`,
+      "must be between 0 and 1",
+    ],
+    [
+      "a score above 1",
+      result({ score: 1.1 }),
+      `${TC}.file_search.results.0.score`,
+      "must be between 0 and 1",
+    ],
+    [
+      "a file_search call id",
+      toolCall({ id: 5, type: "file_search", file_search: {} }),
+      `${TC}.id`,
+      "id must be a string",
+    ],
+    [
+      "a ranker",
+      fs({ ranking_options: { ranker: "best", score_threshold: 0 } }),
+      `${TC}.file_search.ranking_options.ranker`,
+      "must be auto or default_2024_08_21",
+    ],
+    [
+      "ranking_options null",
+      fs({ ranking_options: null }),
+      `${TC}.file_search.ranking_options`,
+      "must be an object",
+    ],
+    [
+      "a result's file id",
+      result({ file_id: 5 }),
+      `${TC}.file_search.results.0.file_id`,
+      "file_id must be a string",
+    ],
+    [
+      "a result's file name",
+      result({ file_name: 5 }),
+      `${TC}.file_search.results.0.file_name`,
+      "must be a string",
+    ],
+    [
+      "a content item's text",
+      result({ content: [{ type: "text", text: 5 }] }),
+      `${TC}.file_search.results.0.content.0.text`,
+      "must be a string",
+    ],
+    [
+      "a function call id",
+      toolCall({ id: 5, type: "function", function: { name: "f", arguments: "{}", output: null } }),
+      `${TC}.id`,
+      "id must be a string",
+    ],
+    ["a function name", fn({ name: 5 }), `${TC}.function.name`, "must be a string"],
+    ["function arguments", fn({ arguments: 5 }), `${TC}.function.arguments`, "must be a string"],
+    ["a function output", fn({ output: 5 }), `${TC}.function.output`, "must be a string or null"],
+    [
+      "a tool call type",
+      toolCall({ id: "c", type: "browser" }),
+      `${TC}.type`,
+      "must be a code_interpreter, file_search or function tool call",
+    ],
+    [
+      "tool_calls",
+      makeStep({ type: "tool_calls", step_details: { type: "tool_calls", tool_calls: "none" } }),
+      "step_details.tool_calls",
+      "must be an array",
+    ],
+    [
+      "step_details.type",
+      makeStep({ step_details: { type: "thinking" } }),
+      "step_details.type",
+      "must be message_creation or tool_calls details",
+    ],
+    ["the step id", makeStep({ id: 5 }), "id", "id must be a string"],
+    ["an empty step id", makeStep({ id: "" }), "id", "id must not be empty"],
+    ["assistant_id", makeStep({ assistant_id: 5 }), "assistant_id", "assistant_id must be a string"],
+    ["thread_id", makeStep({ thread_id: 5 }), "thread_id", "thread_id must be a string"],
+    ["run_id", makeStep({ run_id: 5 }), "run_id", "run_id must be a string"],
+    [
+      "status",
+      makeStep({ status: "done" }),
+      "status",
+      "must be one of in_progress, cancelled, failed, completed, expired",
+    ],
+  ])("names what %s must be", (_name, step, path, message) => {
+    expect(issues(step)).toContainEqual({ path, message });
+  });
+
+  it("accepts both rankers", () => {
+    for (const ranker of ["auto", "default_2024_08_21"]) {
+      expect(ok(fs({ ranking_options: { ranker, score_threshold: 0.5 } })).kind).toBe("snapshot");
+    }
+  });
+
+  it("a step whose fields are refused gets no cross-field issues on top (they would read a broken step)", () => {
+    const noDetails = makeStep({ status: "completed" });
+    delete noDetails.step_details;
+    expect(issues(noDetails)).toEqual([{ path: "step_details", message: "is required" }]);
+    expect(issues(makeStep({ status: "failed", usage: 5 }))).toEqual([
+      { path: "usage", message: "must be an object" },
+    ]);
+    expect(issues(makeStep({ metadata: [1] }))).toEqual([
+      { path: "metadata", message: "must be an object of string values" },
+    ]);
+  });
+
+  it("documents metadata's bounds in JSON Schema terms, for the OpenAPI document", () => {
+    expect(v.getMetadata(MetadataSchema)).toEqual({
+      type: "object",
+      maxProperties: 16,
+      propertyNames: { maxLength: 64 },
+      additionalProperties: { type: "string", maxLength: 512 },
+    });
   });
 
   it("a non-finite number (1e400) anywhere, with its path", () => {
