@@ -4,6 +4,7 @@ import { StallWatchdog, type StallWatchdogOptions } from "../src/notify/stall-wa
 import { createLogger } from "../src/observability/logger.js";
 import { shardOf } from "../src/store/item-codec.js";
 import { TABLE_SCHEMA } from "../src/store/table-schema.js";
+import { mapConcurrent } from "./support/concurrency.js";
 import { type TestClock, testClock, webhookSink } from "./support/deliveries.js";
 import { overriding } from "./support/overriding.js";
 import { makeStep } from "./support/run-steps.js";
@@ -68,7 +69,7 @@ async function inProgress(
   prefix: string,
   ids = Array.from({ length: count }, () => uid(prefix)),
 ) {
-  for (const id of ids) await send({ id });
+  await mapConcurrent(ids, 16, (id) => send({ id }));
   return ids;
 }
 
@@ -111,7 +112,12 @@ describe("a watchdog run", () => {
     clock.advance(STALL_AFTER_MS + 1_000);
     const markedAt = clock.now - 500;
     expect(await app.store.markStalled(String(id), markedAt)).toBe(true);
-    expect(await watchdog().run()).toEqual({ checked: 1, stalled: 0, notices: 2 });
+    const lines: string[] = [];
+    expect(await watchdog(lines).run()).toEqual({ checked: 1, stalled: 0, notices: 2 });
+    // Notices recorded, nothing newly stalled: still worth a line.
+    expect(logged(lines)).toEqual([
+      expect.objectContaining({ msg: "stalled steps", stalled: 0, notices: 2 }),
+    ]);
     expect((await app.store.getStep(String(id)))?.stalledAtMs).toBe(markedAt);
   });
 
@@ -142,16 +148,13 @@ describe("a watchdog run", () => {
         return stored;
       },
     });
-    expect(await watchdog([], { steps }).run()).toEqual({ checked: 1, stalled: 1, notices: 0 });
+    const lines: string[] = [];
+    expect(await watchdog(lines, { steps }).run()).toEqual({ checked: 1, stalled: 1, notices: 0 });
+    // Newly stalled, no notices: still worth a line.
+    expect(logged(lines)).toEqual([
+      expect.objectContaining({ msg: "stalled steps", stalled: 1, notices: 0 }),
+    ]);
     expect((await app.store.getStep(String(id)))?.stalledAtMs).toBe(clock.now);
-  });
-
-  it("checks more than a page of due steps of one shard in one run (pages of 100)", async () => {
-    await inProgress(0, "many", idsInWatchShard("many", 150));
-    clock.advance(STALL_AFTER_MS + 1_000);
-    // All 150 are due at the same millisecond: pages end among them, and none is skipped.
-    expect(await watchdog([], { sinkConfigs: [] }).run()).toEqual({ checked: 150, stalled: 150, notices: 0 });
-    expect(await watchdog([], { sinkConfigs: [] }).run()).toEqual({ checked: 0, stalled: 0, notices: 0 });
   });
 
   it("exactly a page due: the run ends on an empty page and the next run has nothing to re-read", async () => {
@@ -180,6 +183,97 @@ describe("a watchdog run", () => {
     // ended among them): the next run reads them all again and marks the 30 left.
     expect(await watchdog([], { sinkConfigs: [] }).run()).toEqual({ checked: 130, stalled: 30, notices: 0 });
     expect(await watchdog([], { sinkConfigs: [] }).run()).toEqual({ checked: 0, stalled: 0, notices: 0 });
+  });
+
+  it("costs what it must and no more: per shard one watermark read and one query per page; one watermark write per page that moves it; a mark only for steps still in progress and unmarked", async () => {
+    const ids = idsInWatchShard("cost", 203);
+    await inProgress(0, "cost", ids);
+    const ended = ids.slice(0, 2);
+    for (const id of ended) await send({ id, status: "completed" });
+    clock.advance(STALL_AFTER_MS + 1_000);
+    const calls: Record<string, number> = {};
+    const count = (name: string) => {
+      calls[name] = (calls[name] ?? 0) + 1;
+    };
+    const store = app.store;
+    const steps = overriding(store, {
+      watermark: (...a: Parameters<typeof store.watermark>) => (count("watermark"), store.watermark(...a)),
+      dueForWatch: (...a: Parameters<typeof store.dueForWatch>) => (
+        count("dueForWatch"), store.dueForWatch(...a)
+      ),
+      advanceWatermark: (...a: Parameters<typeof store.advanceWatermark>) => (
+        count("advanceWatermark"), store.advanceWatermark(...a)
+      ),
+      markStalled: (...a: Parameters<typeof store.markStalled>) => (
+        count("markStalled"), store.markStalled(...a)
+      ),
+      getSteps: (...a: Parameters<typeof store.getSteps>) => (count("getSteps"), store.getSteps(...a)),
+      getStep: (...a: Parameters<typeof store.getStep>) => (count("getStep"), store.getStep(...a)),
+    });
+    // 203 due in one shard, all at one millisecond: pages of 100, 100 and 3. The watermark moves
+    // below that millisecond after the first page, stays after the second (no write), and reaches it
+    // after the last.
+    expect(await watchdog([], { steps, sinkConfigs: [] }).run()).toEqual({
+      checked: 203,
+      stalled: 201,
+      notices: 0,
+    });
+    expect(calls).toEqual({
+      watermark: 16,
+      dueForWatch: 15 + 3,
+      getSteps: 3,
+      advanceWatermark: 2,
+      markStalled: 201,
+    });
+  });
+
+  it("a step gone between the query and the read (its TTL) is skipped", async () => {
+    const [gone, kept] = await inProgress(2, "gone");
+    clock.advance(STALL_AFTER_MS + 1_000);
+    const steps = overriding(app.store, {
+      async getSteps(stepIds: readonly string[]) {
+        const stored = await app.store.getSteps(stepIds);
+        stored.delete(String(gone));
+        return stored;
+      },
+    });
+    expect(await watchdog([], { steps, sinkConfigs: [] }).run()).toEqual({
+      checked: 1,
+      stalled: 1,
+      notices: 0,
+    });
+    expect((await app.store.getStep(String(kept)))?.stalledAtMs).toBe(clock.now);
+  });
+
+  it("stops where its deadline passes or it is closed, mid-run: the rest is the next run's", async () => {
+    await inProgress(0, "late", idsInWatchShard("late", 120));
+    clock.advance(STALL_AFTER_MS + 1_000);
+    // Reading a page of due steps takes 10 ms: the first page takes the run past its deadline.
+    const slow = overriding(app.store, {
+      async dueForWatch(...args: Parameters<typeof app.store.dueForWatch>) {
+        const page = await app.store.dueForWatch(...args);
+        if (page.length > 0) clock.advance(10);
+        return page;
+      },
+    });
+    expect(await watchdog([], { steps: slow, sinkConfigs: [] }).run(clock.now + 5)).toEqual({
+      checked: 100,
+      stalled: 100,
+      notices: 0,
+    });
+    // Closed while it reads its first page: it finishes that page and stops. (All 120 share one due
+    // millisecond, so the watermark stayed just below it and that first page is the same 100.)
+    let closing: StallWatchdog | undefined;
+    const closes = overriding(app.store, {
+      async getSteps(stepIds: readonly string[]) {
+        closing?.close();
+        return app.store.getSteps(stepIds);
+      },
+    });
+    closing = watchdog([], { steps: closes, sinkConfigs: [] });
+    expect(await closing.run()).toEqual({ checked: 100, stalled: 0, notices: 0 });
+    // An open run with time to spare reads all of them and marks the other 20.
+    expect(await watchdog([], { sinkConfigs: [] }).run()).toEqual({ checked: 120, stalled: 20, notices: 0 });
   });
 
   it("does nothing when STALL_AFTER_S is 0, past its deadline, or closed", async () => {
