@@ -150,8 +150,11 @@ export class DeliveryNotifier implements Notifier {
     return this.#attempting;
   }
 
-  /** The sink's health, at most {@link HEALTH_CACHE_MS} old. */
+  /** The sink's health, at most `maxAgeMs` ({@link HEALTH_CACHE_MS} by default) old. */
   async sinkHealth(sink: string, maxAgeMs = HEALTH_CACHE_MS): Promise<SinkHealth> {
+    // 0 asks for the store's word now (a sweep under its lease): neither a cached read from the same
+    // millisecond nor one that started earlier and is still in flight.
+    if (maxAgeMs === 0) return this.#remember(await this.#o.health.get(sink));
     const cached = this.#health.get(sink);
     if (cached && this.#nowMs() - cached.readAtMs <= maxAgeMs) return cached.health;
     // One read at a time per sink: a burst of terminal events shares it instead of each reading.
@@ -390,9 +393,8 @@ export class DeliveryNotifier implements Notifier {
     if (probeVersion === null) return false;
     try {
       // Read again under the lease: another sweeper may have probed (and pushed the next probe back)
-      // between this one's read and its lease. From the store itself: the cache would answer with
-      // that first read when both fall in the same millisecond.
-      const current = this.#remember(await this.#o.health.get(sink.name));
+      // between this one's read and its lease.
+      const current = await this.sinkHealth(sink.name, 0);
       if (current.state !== "failing" || (current.nextProbeAtMs ?? 0) > now)
         // Stryker disable next-line ConditionalExpression: true is equivalent here (see above #probe).
         return current.state === "healthy";

@@ -36,6 +36,7 @@ import {
   outboxPartition,
   outboxSortKey,
   pendingPartition,
+  stepIdOfKey,
   stepKey,
   watermarkKey,
 } from "./item-codec.js";
@@ -408,7 +409,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
 
   async #recoverEntries(entries: readonly Item[], nowMs: number): Promise<number> {
     const owed = entries.flatMap((entry) => {
-      const stepId = (entry[A.key]?.S ?? "").slice(TABLE_SCHEMA.prefixes.step.length);
+      const stepId = stepIdOfKey(entry[A.key]?.S ?? "");
       const event = `run_step.${entry[A.status]?.S}` as NotificationEvent;
       const runId = entry[A.runId]?.S ?? "";
       return (entry[A.owedSinks]?.SS ?? []).map((sink) => ({ stepId, sink, event, runId }));

@@ -25,6 +25,7 @@ import {
   outboxSortKey,
   runSortKey,
   shardOf,
+  stepIdOfKey,
   stepKey,
   toStoredStep,
   watchPartition,
@@ -263,7 +264,7 @@ export class DynamoStepStore implements StepStore, StallStore {
       ),
     );
     return (result.Items ?? []).map((item) => ({
-      stepId: (item[A.key]?.S ?? "").slice(TABLE_SCHEMA.prefixes.step.length),
+      stepId: stepIdOfKey(item[A.key]?.S ?? ""),
       dueMs: num(item[A.queueAt]),
     }));
   }
@@ -343,8 +344,7 @@ export class DynamoStepStore implements StepStore, StallStore {
       consistent: true,
     });
     const steps = new Map<string, StoredStep>();
-    for (const [key, item] of found)
-      steps.set(key.slice(TABLE_SCHEMA.prefixes.step.length), toStoredStep(item));
+    for (const [key, item] of found) steps.set(stepIdOfKey(key), toStoredStep(item));
     return steps;
   }
 

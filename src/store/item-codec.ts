@@ -56,6 +56,8 @@ const nullable = (value: string | number | null): AttributeValue =>
 
 /** Key value of a step's item. */
 export const stepKey = (stepId: string) => `${P.step}${stepId}`;
+/** The step id a step item's key names (the inverse of {@link stepKey}). */
+export const stepIdOfKey = (key: string) => key.slice(P.step.length);
 /**
  * Key value of one delivery's item: `D#<sink>#<step>`, or `D#<sink>~stalled#<step>` for the
  * watchdog's stall notice (sink names cannot contain `~` or `#`, so neither can be mistaken).
