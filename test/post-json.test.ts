@@ -315,7 +315,10 @@ describe("describeFetchError (what each runtime's fetch rejects with, never the 
 
   it("workerd: a bare Error without a cause; anything else thrown", () => {
     expect(describeFetchError(new Error("Network connection lost."), 1_000)).toBe("network error (Error)");
-    expect(describeFetchError("connection reset", 1_000)).toBe("network error (error)");
+    // Only an Error is read for its name: a thrown value that is none says nothing reliable.
+    for (const thrown of ["connection reset", { name: "AbortError" }, undefined]) {
+      expect(describeFetchError(thrown, 1_000)).toBe("network error (error)");
+    }
   });
 });
 

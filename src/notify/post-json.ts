@@ -79,7 +79,7 @@ export function describeFetchError(error: unknown, timeoutMs: number): string {
   if (error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError")) {
     return `timed out after ${timeoutMs} ms`;
   }
-  const cause = (error as { cause?: { code?: unknown } }).cause;
+  const cause = (error as { cause?: { code?: unknown } } | undefined)?.cause;
   const code = typeof cause?.code === "string" ? cause.code : error instanceof Error ? error.name : "error";
   return `network error (${code})`;
 }
