@@ -48,7 +48,7 @@ export interface DeliveryOperationsDeps {
   readonly notifier: DeliveryNotifier;
   readonly sinkConfigs: readonly SinkConfig[];
   /** Each Ed25519-signing sink's `whpk_` public key, by sink name (derived when its key was imported). */
-  readonly publicKeys?: ReadonlyMap<string, string>;
+  readonly publicKeys: ReadonlyMap<string, string>;
   /** Per-attempt time-out: how long an operator's retry holds a delivery away from sweepers. */
   readonly timeoutMs: number;
   readonly nowMs?: () => number;
@@ -94,7 +94,8 @@ export class DeliveryOperations {
     /** When the terminal transition was applied: an unrecorded delivery was created then. */
     readonly appliedAtMs: number;
   }): Promise<DeliveryView[]> {
-    if (step.owedSinks.length === 0 || step.status === "in_progress") return [];
+    // Stryker disable next-line ConditionalExpression,StringLiteral: only a terminal apply sets owed sinks, so an in_progress step gives [] either way; this narrows the status for notificationEvent.
+    if (step.status === "in_progress") return [];
     const found = await this.#d.deliveries.getMany(step.owedSinks.map((sink) => ({ stepId: step.id, sink })));
     const bySink = new Map(found.map((d) => [d.sink, d]));
     const event = notificationEvent(step.status);
@@ -207,6 +208,7 @@ export class DeliveryOperations {
   /** Sends a test notification (marked as one, signed like any other) and reports the outcome. */
   async test(name: string): Promise<SinkTestResult | null> {
     const config = this.#d.sinkConfigs.find((c) => c.name === name);
+    // Stryker disable next-line ConditionalExpression: the notifier has the same sinks, so sendTest answers null for this name too, sending nothing.
     if (!config) return null;
     const now = this.#nowMs();
     const step = testStep(now);
@@ -234,6 +236,8 @@ export class DeliveryOperations {
     context: LogFields,
   ): Promise<DeliveryActionResult> {
     const documents = await this.#d.deliveries.documents([delivery.stepId]);
+    // A step gone before its delivery (RETENTION_DAYS: a retried delivery's ttl is renewed, its step's is not).
+    // Stryker disable next-line ObjectLiteral: a missing document ({} or undefined) reads as no run step either way: dead, "stored step is unreadable".
     const stored = documents.get(delivery.stepId) ?? { document: {}, stalledAtMs: null };
     const after = await this.#d.notifier.attemptNow(delivery, stored, context);
     const recorded = { ...settle(after), version: delivery.version + 1 };
@@ -269,7 +273,7 @@ export class DeliveryOperations {
     ]);
     return {
       config,
-      publicKey: this.#d.publicKeys?.get(config.name) ?? null,
+      publicKey: this.#d.publicKeys.get(config.name) ?? null,
       health: this.#d.notifier.rememberHealth(health),
       backlog,
     };
