@@ -1,4 +1,4 @@
-import { BatchGetItemCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { type AttributeValue, BatchGetItemCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { Item } from "./item-codec.js";
 import { guardStore, StoreUnavailableError } from "./store-errors.js";
 import { TABLE_SCHEMA } from "./table-schema.js";
@@ -26,11 +26,11 @@ export async function batchGet(
   options: BatchGetOptions,
 ): Promise<Map<string, Item>> {
   const found = new Map<string, Item>();
-  const unique = [...new Set(keys)];
+  const pending = [...new Set(keys)];
   const pk = TABLE_SCHEMA.partitionKey;
   const projection = options.attributes ? [pk, ...options.attributes] : undefined;
-  for (let i = 0; i < unique.length; i += BATCH) {
-    let request = unique.slice(i, i + BATCH).map((key) => ({ [pk]: { S: key } }));
+  while (pending.length > 0) {
+    let request = pending.splice(0, BATCH).map((key) => ({ [pk]: { S: key } }));
     for (let round = 0; request.length > 0; round++) {
       if (round === ROUNDS)
         throw new StoreUnavailableError(`DynamoDB ${options.operation}: keys left unprocessed`);
@@ -56,9 +56,9 @@ export async function batchGet(
           }),
         ),
       );
+      // Every item carries its key, a string: the projection always names it.
       for (const item of result.Responses?.[table] ?? []) {
-        const key = item[pk]?.S;
-        if (key !== undefined) found.set(key, item);
+        found.set((item[pk] as AttributeValue.SMember).S, item);
       }
       request = (result.UnprocessedKeys?.[table]?.Keys ?? []) as typeof request;
     }
