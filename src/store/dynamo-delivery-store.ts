@@ -78,6 +78,8 @@ export interface DynamoDeliveryStoreOptions {
   readonly retentionDays: number;
   /** Clock in Unix ms. */
   readonly nowMs?: () => number;
+  /** Random source of the order a recovery walks the outbox partitions in (Math.random when absent). */
+  readonly random?: () => number;
 }
 
 /**
@@ -90,12 +92,14 @@ export class DynamoDeliveryStore implements DeliveryStore {
   readonly #table: string;
   readonly #retentionS: number;
   readonly #nowMs: () => number;
+  readonly #random: (() => number) | undefined;
 
   constructor(options: DynamoDeliveryStoreOptions) {
     this.#client = options.client;
     this.#table = options.tableName;
     this.#retentionS = options.retentionDays * 86_400;
     this.#nowMs = options.nowMs ?? Date.now;
+    this.#random = options.random;
   }
 
   create(delivery: Delivery): Promise<boolean> {
@@ -353,7 +357,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
     // Every entry applied at or before upToMs sorts before this bound (the step id follows "#").
     const upTo = `${outboxSortKey(upToMs, "")}\uffff`;
     // A random order spreads concurrent sweepers over the partitions instead of racing on the first.
-    for (const partition of shuffled(OUTBOX_PARTITIONS)) {
+    for (const partition of shuffled(OUTBOX_PARTITIONS, this.#random)) {
       for (;;) {
         if (this.#nowMs() >= deadlineMs) return { checked, recovered };
         const mark = await this.#readWatermark(partition);
