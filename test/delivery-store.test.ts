@@ -210,6 +210,9 @@ describe("create and get: one delivery per (step, sink, kind)", () => {
     expect(await deliveries.get({ stepId: longId, sink })).toBeNull();
     expect(sent).toEqual([]);
     expect(await deliveries.getMany([{ stepId: longId, sink }, ref(kept)])).toEqual([kept]);
+    // Only the key that could be stored is asked for.
+    const [batch] = sent as [BatchGetItemCommand];
+    expect(batch.input.RequestItems?.[store.tableName]?.Keys).toEqual([keyOf(deliveryKey(sink, "step_short"))]);
   });
 
   it("reads deliveries and documents strongly consistently, so what another instance just wrote is what it reads", async () => {
