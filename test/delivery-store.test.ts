@@ -23,6 +23,7 @@ import {
   outboxSortKey,
   shardLeaseKey,
   shardOf,
+  stepKey,
   watermarkKey,
 } from "../src/store/item-codec.js";
 import { InvalidCursorError } from "../src/store/store-errors.js";
@@ -212,7 +213,9 @@ describe("create and get: one delivery per (step, sink, kind)", () => {
     expect(await deliveries.getMany([{ stepId: longId, sink }, ref(kept)])).toEqual([kept]);
     // Only the key that could be stored is asked for.
     const [batch] = sent as [BatchGetItemCommand];
-    expect(batch.input.RequestItems?.[store.tableName]?.Keys).toEqual([keyOf(deliveryKey(sink, "step_short"))]);
+    expect(batch.input.RequestItems?.[store.tableName]?.Keys).toEqual([
+      keyOf(deliveryKey(sink, "step_short")),
+    ]);
   });
 
   it("reads deliveries and documents strongly consistently, so what another instance just wrote is what it reads", async () => {
@@ -676,11 +679,11 @@ describe("recoverOutbox: transitions whose instance died before recording their 
         });
         if (result.outcome !== "created") throw new Error(`apply ${id}: ${result.outcome}`);
       },
-      /** A sweep at `nowMs` up to `upToMs`, through the partitions before `stopAt`. */
-      sweep(upToMs: number, nowMs: number, options: ClientOptions & { stopAt?: string } = {}) {
+      /** A sweep at `nowMs` up to `upToMs`, through the partitions before `stopAt` (null: all of them). */
+      sweep(upToMs: number, nowMs: number, options: ClientOptions & { stopAt?: string | null } = {}) {
         const clock = { now: nowMs };
         const deadline = nowMs + 1;
-        const stopAt = options.stopAt ?? watermarkKey("completed", 1);
+        const stopAt = options.stopAt === undefined ? watermarkKey("completed", 1) : options.stopAt;
         const client = clientWith({
           ...options,
           before: async (command) => {
@@ -716,7 +719,8 @@ describe("recoverOutbox: transitions whose instance died before recording their 
     await o.apply(failed, T - 60_000, ["hook"], "failed");
     await o.apply(later, T + 1, ["hook"]);
     const now = T + 70_000;
-    expect(await o.sweep(T, now, { stopAt: watermarkKey("failed", 1) })).toEqual({
+    // This one goes through every partition.
+    expect(await o.sweep(T, now, { stopAt: null })).toEqual({
       checked: 3,
       recovered: 3,
     });
@@ -757,6 +761,8 @@ describe("recoverOutbox: transitions whose instance died before recording their 
     const sent: Sent[] = [];
     expect(await o.sweep(T, T + 70_000, { sent })).toEqual({ checked: 1, recovered: 1 });
     expect(sent.filter((c) => c instanceof PutItemCommand)).toHaveLength(1);
+    // Pages of 100 entries: the work between two looks at the deadline stays bounded.
+    expect(queries(sent).map((input) => input.Limit)).toEqual([100, 100]);
     expect(await o.deliveries().get({ stepId: id, sink: "hook" })).toEqual(settled);
     expect(await o.deliveries().get({ stepId: id, sink: "audit" })).toEqual(
       o.recovered(id, "audit", "completed", T + 70_000),
@@ -798,8 +804,22 @@ describe("recoverOutbox: transitions whose instance died before recording their 
       if (command instanceof UpdateItemCommand)
         marks.push(command.input.ExpressionAttributeValues?.[":mark"]?.S);
     };
-    expect(await o.sweep(T + 10, T + 70_000, { perPage: 2, before })).toEqual({ checked: 5, recovered: 5 });
+    const sent: Sent[] = [];
+    expect(await o.sweep(T + 10, T + 70_000, { perPage: 2, before, sent })).toEqual({
+      checked: 5,
+      recovered: 5,
+    });
     expect(marks).toEqual([1, 3, 4].map((i) => outboxSortKey(T + i, ids[i] as string)));
+    // Each page starts right after the entry the watermark names: its full key in the index.
+    const at = (i: number) => ({
+      [A.outboxShard]: { S: "O#completed#0" },
+      [A.appliedAtMs]: { S: outboxSortKey(T + i, ids[i] as string) },
+      [A.key]: { S: stepKey(ids[i] as string) },
+    });
+    const starts = queries(sent)
+      .filter((input) => input.ExpressionAttributeValues?.[":ob"]?.S === "O#completed#0")
+      .map((input) => input.ExclusiveStartKey);
+    expect(starts).toEqual([undefined, at(1), at(3)]);
     expect(await o.watermark("completed", 0)).toEqual({
       mark: outboxSortKey(T + 4, ids[4] as string),
       version: "3",
