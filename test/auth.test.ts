@@ -137,16 +137,26 @@ describe("bearer auth on every protected route of the OpenAPI document", () => {
 
   it.each(BAD_HEADERS)("answers 401 to %s on each of them", async (_label, headers, message) => {
     const answers = await Promise.all(
-      [...protectedOperations(), ...undocumentedBearer()].map(async (operation) => {
-        const response = await call(operation, headers);
+      [...protectedOperations(), ...undocumentedBearer()].map(async (operation, i) => {
+        // Like every answer, a refusal is JSON and carries the caller's request id.
+        const requestId = `auth-probe-${i}`;
+        const response = await call(operation, { ...headers, "x-request-id": requestId });
         const body = (await response.json()) as { error?: { code?: string; message?: string } };
-        return { route: `${operation.method} ${operation.path}`, status: response.status, error: body.error };
+        return {
+          route: `${operation.method} ${operation.path}`,
+          status: response.status,
+          type: response.headers.get("content-type"),
+          echoed: response.headers.get("x-request-id") === requestId,
+          error: body.error,
+        };
       }),
     );
     for (const answer of answers) {
       expect(answer, answer.route).toEqual({
         route: answer.route,
         status: 401,
+        type: "application/json",
+        echoed: true,
         error: { code: "unauthorized", message },
       });
     }

@@ -1,4 +1,7 @@
+import { Hono } from "hono";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type AnsweredRequest, logFields, requestLog } from "../src/http/request-log.js";
+import { createLogger } from "../src/observability/logger.js";
 import { makeStep } from "./support/run-steps.js";
 import { eventually, type SinkServer, startSinkServer } from "./support/sink-server.js";
 import { createTestApp, TEST_TOKEN, type TestApp } from "./support/test-app.js";
@@ -98,6 +101,63 @@ describe("the request log", () => {
     for (const secret of [app.secret, TEST_TOKEN, "wrong-token-0123456789", sinkSecret, "URL-SECRET"]) {
       expect(all).not.toContain(secret);
     }
+  });
+
+  it("an auth refusal's reason is the message the caller was answered, however the header is shaped", async () => {
+    const cases: ReadonlyArray<readonly [string | undefined, string]> = [
+      [undefined, "missing bearer token"],
+      ["Bearer wrong-token-0123456789", "invalid bearer token"],
+      ["bearer wrong-token-0123456789", "invalid bearer token"],
+      ["Bearer   wrong-token-0123456789", "invalid bearer token"],
+      ["Bearer wrong-token=", "invalid bearer token"],
+      ["Basic abc", "malformed Authorization header"],
+      ["xBearer wrong-token", "malformed Authorization header"],
+      ["Bearer wrong token", "malformed Authorization header"],
+      // Outside the token characters RFC 6750 allows, or not separated by a space: malformed.
+      ["Bearer wrong!token", "malformed Authorization header"],
+      ["Bearer\twrong-token", "malformed Authorization header"],
+      ["Bearer", "malformed Authorization header"],
+    ];
+    for (const [header, message] of cases) {
+      const response = await app.app.request("/v1/deliveries?state=dead", {
+        headers: header === undefined ? {} : { authorization: header },
+      });
+      const body = (await response.json()) as { error: { code: string; message: string } };
+      expect({ header, status: response.status, body }).toEqual({
+        header,
+        status: 401,
+        body: { error: { code: "unauthorized", message } },
+      });
+      expect(lastRequest(), String(header)).toMatchObject({
+        status: 401,
+        error_code: "unauthorized",
+        reason: message,
+      });
+    }
+  });
+
+  it("hands whoever counts requests the fields the handler added, none when it added none", async () => {
+    const answered: AnsweredRequest[] = [];
+    const bare = new Hono();
+    bare.use(
+      requestLog(
+        createLogger("error", () => undefined),
+        Date.now,
+        (a) => answered.push(a),
+      ),
+    );
+    bare.get("/plain", (c) => c.text("plain"));
+    bare.get("/noted", (c) => {
+      logFields(c, { outcome: "noted" });
+      logFields(c, { step_id: "step_1" });
+      return c.text("noted");
+    });
+    await bare.request("/plain");
+    await bare.request("/noted");
+    expect(answered.map(({ route, status, fields }) => ({ route, status, fields }))).toEqual([
+      { route: "/plain", status: 200, fields: {} },
+      { route: "/noted", status: 200, fields: { outcome: "noted", step_id: "step_1" } },
+    ]);
   });
 
   it("a refused body: its error code, quarantine id and how many issues (none for invalid JSON)", async () => {
