@@ -82,7 +82,12 @@ describe("console routes (Node and Lambda)", () => {
       "/",
       consoleRoutes(async () => undefined),
     );
-    expect((await app.request("/console/")).status).toBe(404);
+    const response = await app.request("/console/");
+    expect(response.status).toBe(404);
+    // The API's own 404 answer, as for any path it has no route for.
+    expect(await response.json()).toEqual({
+      error: { code: "not_found", message: "no route for GET /console/" },
+    });
   });
 
   it("a missing directory is a 404, not a failure", async () => {
