@@ -1,6 +1,7 @@
 import parsePrometheusTextFormat, { type ParsedFamily } from "parse-prometheus-text-format";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPromMetrics } from "../src/runtime/prom-metrics.js";
+import { api, testClock, webhookSink } from "./support/deliveries.js";
 import { makeStep } from "./support/run-steps.js";
 import { eventually, type SinkServer, startSinkServer } from "./support/sink-server.js";
 import { createTestApp, TEST_TOKEN, type TestApp } from "./support/test-app.js";
@@ -115,6 +116,65 @@ describe("GET /metrics", () => {
       );
     } finally {
       hook.fallback = { status: 200, body: "ok" };
+    }
+  });
+
+  it("times each request in seconds, and counts only ingest requests as ingest events", async () => {
+    // Every reading of this app's clock is a quarter of a second after the one before: a request's
+    // latency is the two readings around it (a /healthz answer reads it nowhere else).
+    let now = Date.now();
+    const timed = await createTestApp(store, {}, { metrics: createPromMetrics(), nowMs: () => (now += 250) });
+    await timed.app.request("/healthz");
+    // Requests to other routes, POST ones and a request on the ingest path with another method.
+    await timed.get("/v1/runs/run_none");
+    await api(timed, "POST", "/v1/deliveries/none/retry");
+    await timed.app.request("/v1/webhooks/run-steps");
+
+    const { text, families } = await scrape(timed);
+    const healthz = '{le="%s",method="GET",route="/healthz"}';
+    const histogram = "stepwatch_http_request_duration_seconds";
+    expect(text).toContain(`${histogram}_sum{method="GET",route="/healthz"} 0.25\n`);
+    expect(text).toContain(`${histogram}_bucket${healthz.replace("%s", "0.1")} 0\n`);
+    expect(text).toContain(`${histogram}_bucket${healthz.replace("%s", "0.25")} 1\n`);
+    expect(sample(families, "stepwatch_http_requests_total", { method: "POST", status: "404" })).toBe(1);
+    expect(sample(families, "stepwatch_http_requests_total", { method: "GET", route: "/*" })).toBe(1);
+    expect(families.find((f) => f.name === "stepwatch_ingest_events_total")?.metrics ?? []).toEqual([]);
+
+    now = Date.now();
+    await timed.send(makeStep({ id: "step_timed" }));
+    const after = await scrape(timed);
+    const ingest = after.families.find((f) => f.name === "stepwatch_ingest_events_total");
+    expect(ingest?.metrics).toEqual([
+      { labels: { outcome: "created", step_status: "in_progress" }, value: "1" },
+    ]);
+  });
+
+  it("gives each sink's oldest pending delivery its age at scrape time, 0 for a sink with none", async () => {
+    const down = await startSinkServer();
+    down.fallback = { status: 503, body: "down" };
+    const clock = testClock();
+    try {
+      const aged = await createTestApp(
+        store,
+        {
+          NOTIFY_SINKS: JSON.stringify([
+            webhookSink("aged-up", `${hook.url}/in`, sinkSecret),
+            webhookSink("aged-down", `${down.url}/in`, sinkSecret),
+          ]),
+        },
+        { metrics: createPromMetrics(), nowMs: clock.nowMs },
+      );
+      await aged.send(makeStep({ id: "step_aged", status: "completed" }));
+      await aged.drain();
+      clock.advance(90_500);
+      const { families } = await scrape(aged);
+      const age = "stepwatch_oldest_pending_delivery_age_seconds";
+      expect(sample(families, "stepwatch_deliveries_pending", { sink: "aged-down" })).toBe(1);
+      expect(sample(families, age, { sink: "aged-down" })).toBe(90.5);
+      expect(sample(families, "stepwatch_deliveries_pending", { sink: "aged-up" })).toBe(0);
+      expect(sample(families, age, { sink: "aged-up" })).toBe(0);
+    } finally {
+      await down.close();
     }
   });
 
