@@ -5,11 +5,12 @@ import type { Context } from "hono";
  * `waitUntil`, or the isolate may stop once the response is sent; Node and Lambda simply run it.
  */
 export function runAfterResponse(c: Context, task: Promise<void>): void {
-  let ctx: { waitUntil(promise: Promise<unknown>): void } | undefined;
+  let ctx: { waitUntil(promise: Promise<unknown>): void };
   try {
     ctx = c.executionCtx;
   } catch {
-    ctx = undefined;
+    // Hono's getter throws where the runtime passed no execution context: the promise runs by itself.
+    return;
   }
-  ctx?.waitUntil(task);
+  ctx.waitUntil(task);
 }
