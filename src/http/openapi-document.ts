@@ -121,6 +121,7 @@ function operation(doc: RouteDoc): DescribeRouteOptions {
   return {
     operationId: doc.operationId,
     summary: doc.summary,
+    // Stryker disable next-line ConditionalExpression: a `description: undefined` is dropped when the document is written as JSON; the spread is for the type.
     ...(doc.description === undefined ? {} : { description: doc.description }),
     tags: [...doc.tags],
     security: SECURITY[doc.security],
@@ -157,6 +158,7 @@ function documentedApp() {
     ingest: unused,
     operations: unused,
     metrics: unused,
+    // Stryker disable next-line ArrayDeclaration: no request reaches this app, so its tokens are never compared.
     apiTokens: [],
     maxBodyBytes: 0,
     openApiDocument: {},
@@ -178,6 +180,7 @@ export async function buildOpenApiDocument(): Promise<OpenApiDocument> {
   const used = new Set<string>();
   const spec = await generateSpecs(documentedApp(), {
     excludeStaticFile: false,
+    // Stryker disable next-line BooleanLiteral: hono-openapi adds its default only where a route documents no 400, and every validated route here does.
     defaultValidationErrorResponse: false,
     documentation: {
       info: {
@@ -216,11 +219,15 @@ export async function buildOpenApiDocument(): Promise<OpenApiDocument> {
       },
     },
   });
-  // Only the error responses some route refers to.
+  // Only the error responses some route refers to. (Today every one of them is, so the filters below
+  // keep all: marked equivalent until a status falls out of use.)
   const text = JSON.stringify(spec.paths);
-  for (const [, [name]] of Object.entries(ERROR_RESPONSES))
+  for (const [, [name]] of Object.entries(ERROR_RESPONSES)) {
+    // Stryker disable next-line ConditionalExpression,StringLiteral: every error response is referred to by some route (see above).
     if (text.includes(`"#/components/responses/${name}"`)) used.add(name);
+  }
   const responses: Record<string, ResponseObject> = {};
+  // Stryker disable next-line ConditionalExpression: every error response is referred to by some route (see above).
   for (const [name, answer] of Object.values(ERROR_RESPONSES)) if (used.has(name)) responses[name] = answer;
   return { ...spec, components: { ...spec.components, responses } } as OpenApiDocument;
 }
