@@ -46,7 +46,7 @@ export type IngestAnswer =
 
 /** What a replay of a quarantined request did. */
 export type ReplayResult =
-  | { readonly kind: "replayed"; readonly result: IngestResult }
+  | { readonly kind: "replayed"; readonly result: Exclude<IngestResult, { kind: "refused" }> }
   | { readonly kind: "not_found" }
   | { readonly kind: "already_replayed" }
   /** Today's rules still refuse it; the record stays. */

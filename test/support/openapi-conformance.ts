@@ -52,7 +52,9 @@ export async function checkConformance(
     ...doc.errors,
   };
   const documented = doc.responses[response.status];
-  if (!documented && !(response.status in errors))
+  // An error is documented by its description or `true` (the shared one); nothing else documents it.
+  const error = errors[response.status];
+  if (!documented && error !== true && typeof error !== "string")
     throw new NonConformingResponseError(`${where}, a status it does not document`);
   const type = response.headers.get("content-type") ?? "";
   if (!documented) {

@@ -45,20 +45,26 @@ const timeBound = (name: string) =>
 const BULK_LIMIT_MESSAGE = "limit must be a whole number from 1 to 1000";
 
 /** Body of `POST /v1/deliveries/retry`: dead deliveries of one sink, by when they died. */
-const BulkRetryRequestSchema = v.strictObject({
-  sink: v.pipe(v.string("sink is required"), v.regex(SINK_NAME, "sink must be a sink name")),
-  since: timeBound("since"),
-  until: timeBound("until"),
-  limit: v.optional(
-    v.pipe(
-      v.number(BULK_LIMIT_MESSAGE),
-      v.integer(BULK_LIMIT_MESSAGE),
-      v.minValue(1, BULK_LIMIT_MESSAGE),
-      v.maxValue(1000, BULK_LIMIT_MESSAGE),
+const BulkRetryRequestSchema = v.pipe(
+  v.strictObject({
+    sink: v.pipe(v.string("sink is required"), v.regex(SINK_NAME, "sink must be a sink name")),
+    since: timeBound("since"),
+    until: timeBound("until"),
+    limit: v.optional(
+      v.pipe(
+        v.number(BULK_LIMIT_MESSAGE),
+        v.integer(BULK_LIMIT_MESSAGE),
+        v.minValue(1, BULK_LIMIT_MESSAGE),
+        v.maxValue(1000, BULK_LIMIT_MESSAGE),
+      ),
+      1000,
     ),
-    1000,
+  }),
+  v.check(
+    (body) => body.since === undefined || body.until === undefined || body.since <= body.until,
+    "since must not be after until",
   ),
-});
+);
 
 /** Answer to a bulk retry. */
 const BulkRetryResponseSchema = v.object({
@@ -84,6 +90,7 @@ export function deliveryRoutes(ops: DeliveryOperations): Hono {
   const routes = new Hono();
 
   routes.get(
+    // Stryker disable next-line StringLiteral: app.route mounts "" and "/" at the same path.
     "/",
     describe({
       operationId: "listDeliveries",
@@ -126,7 +133,11 @@ export function deliveryRoutes(ops: DeliveryOperations): Hono {
     // Hono's JSON validator would read a non-JSON body as {} and answer a malformed one outside
     // the API's error shape: both are decided here first (the parsed body is cached for it).
     async (c, next) => {
-      const type = c.req.header("content-type")?.split(";")[0]?.trim() ?? "";
+      const header = c.req.header("content-type");
+      // The media type without its parameters (charset). split always gives a first element, and
+      // any fallback but "" fails the test below as "" does.
+      // Stryker disable next-line OptionalChaining,StringLiteral: see above.
+      const type = header === undefined ? "" : (header.split(";")[0]?.trim() ?? "");
       if (!JSON_MEDIA_TYPE.test(type))
         return fail(c, 415, "unsupported_media_type", "content-type must be application/json");
       try {
@@ -140,10 +151,8 @@ export function deliveryRoutes(ops: DeliveryOperations): Hono {
     async (c) => {
       const { sink, since, until, limit } = c.req.valid("json");
       if (!ops.hasSink(sink)) return fail(c, 404, "not_found", `no sink ${sink}`);
-      const sinceMs = (since ?? 0) * 1000;
       const untilMs = until === undefined ? Number.MAX_SAFE_INTEGER : until * 1000 + 999;
-      if (sinceMs > untilMs) return fail(c, 400, "invalid_request", "since must not be after until");
-      return c.json<BulkRetryResponse>(await ops.bulkRetry(sink, sinceMs, untilMs, limit));
+      return c.json<BulkRetryResponse>(await ops.bulkRetry(sink, (since ?? 0) * 1000, untilMs, limit));
     },
   );
 

@@ -1,0 +1,106 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generateWebhookSecret } from "../src/domain/webhook-secret.js";
+import { webhookSink } from "./support/deliveries.js";
+import { type SinkServer, startSinkServer } from "./support/sink-server.js";
+import { createTestApp, TEST_TOKEN, type TestApp } from "./support/test-app.js";
+import { startTestStore, type TestStore } from "./support/test-store.js";
+import { type ThrottleableStore, throttleable } from "./support/throttling.js";
+
+// `/v1/sinks` (SPEC §5): every sink on one page, 404s that name the sink asked for, and 503 under a
+// throttled store. One app with a webhook sink (a loopback server) and a console sink.
+
+let store: TestStore;
+let throttling: ThrottleableStore;
+let sink: SinkServer;
+let app: TestApp;
+
+beforeAll(async () => {
+  [store, sink] = await Promise.all([startTestStore(), startSinkServer()]);
+  throttling = throttleable(store);
+  app = await createTestApp(
+    throttling.store,
+    {
+      NOTIFY_SINKS: JSON.stringify([
+        webhookSink("hook", `${sink.url}/in`, generateWebhookSecret()),
+        { name: "log", type: "console" },
+      ]),
+    },
+    { writeLine: () => undefined },
+  );
+});
+afterAll(async () => {
+  await app.drain();
+  await Promise.all([store.close(), sink.close()]);
+});
+
+async function call(method: "GET" | "POST", path: string) {
+  const response = await app.app.request(path, {
+    method,
+    headers: { authorization: `Bearer ${TEST_TOKEN}` },
+  });
+  return { status: response.status, headers: response.headers, body: (await response.json()) as unknown };
+}
+
+// A sink nothing has been sent to.
+const untouched = (name: string, type: string) => ({
+  name,
+  type,
+  state: "healthy",
+  consecutive_failures: 0,
+  last_success: null,
+  last_failure: null,
+  next_probe_at: null,
+  disabled_reason: null,
+  pending: 0,
+  oldest_pending_age_s: null,
+  public_key: null,
+});
+
+describe("GET /v1/sinks", () => {
+  it("every configured sink, in configuration order, on one page", async () => {
+    expect(await call("GET", "/v1/sinks")).toMatchObject({
+      status: 200,
+      body: { data: [untouched("hook", "webhook"), untouched("log", "console")], next_cursor: null },
+    });
+  });
+});
+
+describe("a sink no one configured", () => {
+  it("reading, disabling, enabling or testing it is a 404 that names it", async () => {
+    for (const [method, path] of [
+      ["GET", "/v1/sinks/nosuch"],
+      ["POST", "/v1/sinks/nosuch/disable"],
+      ["POST", "/v1/sinks/nosuch/enable"],
+      ["POST", "/v1/sinks/nosuch/test"],
+    ] as const) {
+      expect(await call(method, path), `${method} ${path}`).toMatchObject({
+        status: 404,
+        body: { error: { code: "not_found", message: "no sink nosuch" } },
+      });
+    }
+  });
+});
+
+describe("the store throttled", () => {
+  it("every sink route answers 503 store_unavailable with Retry-After", async () => {
+    throttling.throttled = true;
+    try {
+      for (const [method, path] of [
+        ["GET", "/v1/sinks"],
+        ["GET", "/v1/sinks/hook"],
+        ["POST", "/v1/sinks/hook/disable"],
+        ["POST", "/v1/sinks/hook/enable"],
+        ["POST", "/v1/sinks/hook/test"],
+      ] as const) {
+        const answer = await call(method, path);
+        expect(answer, `${method} ${path}`).toMatchObject({
+          status: 503,
+          body: { error: { code: "store_unavailable" } },
+        });
+        expect(answer.headers.get("retry-after")).toBe("5");
+      }
+    } finally {
+      throttling.throttled = false;
+    }
+  });
+});
