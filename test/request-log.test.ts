@@ -136,6 +136,38 @@ describe("the request log", () => {
     }
   });
 
+  it("logs each answer at the level its status calls for: 5xx error, 4xx (from 400) warn, probes debug, else info", async () => {
+    const lines: { level: string; status: number }[] = [];
+    const bare = new Hono();
+    bare.use(
+      requestLog(
+        createLogger("debug", (line) => lines.push(JSON.parse(line) as { level: string; status: number })),
+        Date.now,
+        () => undefined,
+      ),
+    );
+    bare.get("/healthz", (c) => c.text("ok"));
+    bare.get("/status/:code", (c) => c.body(null, Number(c.req.param("code")) as 200));
+    for (const path of [
+      "/status/200",
+      "/status/399",
+      "/status/400",
+      "/status/499",
+      "/status/500",
+      "/healthz",
+    ]) {
+      await bare.request(path);
+    }
+    expect(lines.map(({ level, status }) => `${status} ${level}`)).toEqual([
+      "200 info",
+      "399 info",
+      "400 warn",
+      "499 warn",
+      "500 error",
+      "200 debug",
+    ]);
+  });
+
   it("hands whoever counts requests the fields the handler added, none when it added none", async () => {
     const answered: AnsweredRequest[] = [];
     const bare = new Hono();
