@@ -1,6 +1,7 @@
 import { relative } from "node:path";
+import type { RunnerTask } from "vitest";
 import { defineConfig, mergeConfig } from "vitest/config";
-import { BaseSequencer, type TestSpecification } from "vitest/node";
+import { BaseSequencer, type Reporter, type TestSpecification, type Vitest } from "vitest/node";
 import base from "./vitest.config.js";
 
 /**
@@ -24,6 +25,37 @@ class FailedThenQuickestFirst extends BaseSequencer {
       .map((file) => ({ file, ...stats(file) }))
       .sort((a, b) => a.failed - b.failed || a.duration - b.duration)
       .map(({ file }) => file);
+  }
+}
+
+const testsOf = (tasks: readonly RunnerTask[]): RunnerTask[] =>
+  tasks.flatMap((task) => (task.type === "suite" ? testsOf(task.tasks) : [task]));
+
+/**
+ * Gives the tests of a file whose top-level `beforeAll` failed that failure. Stryker's vitest runner
+ * (9.6.1) reads only tests' own results, and vitest marks those tests skipped: a mutant that breaks
+ * every file's set-up (`startTestStore` runs `createTableInput` and `createDynamoClient`) ran "zero
+ * tests" and was recorded as survived (#5492's fix looks for a failed suite above a skipped test,
+ * which misses a file's own hooks; see also stryker-js#6146).
+ * 50 such false survivors in `src/store` on 2026-11-26, each failing every test when applied by hand.
+ */
+class SetupFailuresFailTheirTests implements Reporter {
+  #vitest: Vitest | undefined;
+  onInit(vitest: Vitest): void {
+    this.#vitest = vitest;
+  }
+  // The files as Stryker reads them right after the run (vitest's state, not the reported copies).
+  onTestRunEnd(): void {
+    for (const file of this.#vitest?.state.getFiles() ?? []) {
+      if (file.result?.state !== "fail") continue;
+      for (const test of testsOf(file.tasks)) {
+        // vitest marks them skipped (mode and state), which Stryker counts as not run at all.
+        if (test.result === undefined || test.result.state === "skip") {
+          test.mode = "run";
+          test.result = { state: "fail", errors: file.result.errors ?? [] };
+        }
+      }
+    }
   }
 }
 
@@ -56,6 +88,7 @@ const config = mergeConfig(
       // The remaining suite has a few loose timing bounds (e.g. a prompt delivery within 1 s); one
       // retry keeps a slow moment from failing the dry run. A mutant a test catches fails every try.
       retry: 1,
+      reporters: ["default", new SetupFailuresFailTheirTests()],
       sequence: { sequencer: FailedThenQuickestFirst },
       exclude: [
         "**/node_modules/**",
