@@ -676,17 +676,20 @@ describe("listTerminal: terminal steps across runs, newest first", () => {
     const assistant = uid("asst_window");
     const at = (ms: number, id: string, status: TerminalStatus = "cancelled") =>
       terminalAt(t0 + ms, id, { assistant_id: assistant, status });
-    // Ids sorting before and after anything a position could hold after its time.
-    const first = `0_${uid("step")}`;
-    const last = `~_${uid("step")}`;
+    // At each end, ids sorting first and last (DynamoDB orders by UTF-8 bytes: a character above
+    // U+FFFF comes after every other), and just outside, ids sorting first.
+    const first = `\u0001_${uid("step")}`;
+    const last = `\u{10ffff}_${uid("step")}`;
+    const lastButOne = `\u{1f600}_${uid("step")}`;
     const expired = `z_${uid("step")}`;
     await Promise.all([
-      at(99, uid("step_before")),
+      at(99, `\u{1f600}_${uid("step")}`),
       at(100, first),
       at(150, `A_${uid("step")}`, "failed"),
       at(200, expired, "expired"),
       at(300, last),
-      at(301, uid("step_after")),
+      at(300, lastButOne),
+      at(301, `\u0001_${uid("step")}`),
     ]);
     const open = uid("step_open");
     await stepsOn().apply(snapshot({ id: open, assistant_id: assistant }));
@@ -694,6 +697,7 @@ describe("listTerminal: terminal steps across runs, newest first", () => {
     // The failed one is not asked for, the one in progress is not terminal.
     expect(await everyPage({ ...listing, statuses: ["cancelled", "expired"] })).toEqual([
       last,
+      lastButOne,
       expired,
       first,
     ]);
@@ -716,6 +720,19 @@ describe("listTerminal: terminal steps across runs, newest first", () => {
     });
     expect(page.items.map(idOf)).toEqual([ids[1], ids[0]]);
     expect(page.nextCursor).toBeNull();
+  });
+  it("steps applied in the same millisecond are each listed once, whatever characters their ids hold", async () => {
+    // DynamoDB orders keys by their UTF-8 bytes: U+1F600 comes after U+FF01 there, while its
+    // UTF-16 form (a surrogate pair, D83D DE00) sorts before FF01's.
+    const t0 = listWindow();
+    const assistant = uid("asst_same_ms");
+    const prefix = uid("step");
+    const ids = ["\u{FF01}", "\u{1F600}", "\u{E000}", "\u{10FFFD}", "a"].map((c) => `${prefix}_${c}`);
+    await Promise.all(ids.map((id) => terminalAt(t0, id, { assistant_id: assistant })));
+    const listing = { statuses: ["cancelled"], sinceMs: t0, untilMs: t0, assistantId: assistant } as const;
+    const all = await everyPage({ ...listing, limit: 100 });
+    expect([...all].sort()).toEqual([...ids].sort());
+    for (const limit of [1, 2]) expect(await everyPage({ ...listing, limit })).toEqual(all);
   });
 });
 
@@ -771,16 +788,19 @@ describe("listTerminal with a rare assistant: every step once, newest first, pag
   }
   const range = (from: number, count: number) => Array.from({ length: count }, (_, i) => from - i);
 
-  // Three partitions stop short, at 986 (its last entry read is the rare one's), 970 and 955, read
-  // in the order 970, 986, 955; each has a rare step just below where it stopped. Above them all,
-  // a partition of rare steps only, listed only when the window reaches that high.
+  // Four partitions stop short, at 1,036, 986 (its last entry read is the rare one's), 970 and
+  // 955, read in the order 970, 986, 955, 1,036; each has a rare step just below where it stopped.
+  // Below them, one that has 2 within its first page, and one that needs two pages for 2. Above
+  // them all, a partition of rare steps only, listed only when the window reaches that high.
   let sparse: Promise<Scenario> | undefined;
   const sparseScenario = () => {
     sparse ??= seed({
       stopsMid: { shard: 3, other: range(984, 15), rare: [962] },
       stopsHigh: { shard: 6, other: range(1_000, 14), rare: [986, 980] },
       stopsLow: { shard: 9, other: range(969, 15), rare: [940] },
+      stopsHighest: { shard: 10, other: range(1_050, 15), rare: [1_030] },
       dense: { shard: 12, other: [550], rare: [700, 600, 500] },
+      tail: { shard: 13, other: [390, 380], rare: [400, 370, 360] },
       above: { shard: 1, other: [], rare: [1_100, 1_090, 1_080] },
     });
     return sparse;
@@ -789,7 +809,7 @@ describe("listTerminal with a rare assistant: every step once, newest first, pag
   it("partitions that stop short at different places: none of their rare steps is skipped", async () => {
     const { listing, expected } = await sparseScenario();
     const below = expected.slice(3);
-    expect(below).toHaveLength(7);
+    expect(below).toHaveLength(11);
     expect(await everyPage(listing)).toEqual(below);
   });
 
@@ -799,8 +819,9 @@ describe("listTerminal with a rare assistant: every step once, newest first, pag
     const whole = { ...listing, untilMs: listing.untilMs + 1_000 };
     const first = await steps.listTerminal({ ...whole, cursor: null });
     expect(first.items.map(idOf)).toEqual(expected.slice(0, 2));
+    // The next page goes on right after it.
     const second = await steps.listTerminal({ ...whole, cursor: first.nextCursor });
-    expect(second.items.map(idOf)).toEqual(expected.slice(2, 4));
+    expect(second.items.map(idOf)[0]).toBe(expected[2]);
   });
 
   it("reads at most five pages of a partition, and no more of one than it needs", async () => {
@@ -816,7 +837,10 @@ describe("listTerminal with a rare assistant: every step once, newest first, pag
     await stepsOn(counting).listTerminal({ ...listing, cursor: null });
     const perShard = Array.from({ length: OUTBOX_SHARDS }, (_, shard) => queries.get(`O#cancelled#${shard}`));
     const expected = Array.from({ length: OUTBOX_SHARDS }, () => 1);
-    for (const shard of [shards.stopsMid, shards.stopsHigh, shards.stopsLow]) expected[shard as number] = 5;
+    for (const shard of [shards.stopsMid, shards.stopsHigh, shards.stopsLow, shards.stopsHighest]) {
+      expected[shard as number] = 5;
+    }
+    expected[shards.tail as number] = 2;
     expect(perShard).toEqual(expected);
     expect(queries.size).toBe(OUTBOX_SHARDS);
   });

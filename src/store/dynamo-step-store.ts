@@ -32,6 +32,7 @@ import {
   watchWatermarkKey,
 } from "./item-codec.js";
 import { MAX_ITEM_BYTES, utf8Length, valueSize } from "./item-size.js";
+import { compareKeys } from "./key-order.js";
 import type {
   AppliedSnapshot,
   Page,
@@ -425,7 +426,8 @@ export class DynamoStepStore implements StepStore, StallStore {
     const scope = terminalScope(query);
     const before = query.cursor === null ? null : decodeTerminalCursor(query.cursor, scope);
     const lowest = outboxSortKey(query.sinceMs, "");
-    const highest = before ?? `${outboxSortKey(query.untilMs, "")}\uffff`;
+    // Above every entry applied at untilMs, whatever its step id: "$" follows the "#" after the time.
+    const highest = before ?? `${outboxSortKey(query.untilMs, "").slice(0, -1)}$`;
     const partitions = query.statuses.flatMap((status) =>
       Array.from({ length: TABLE_SCHEMA.outboxShards }, (_, shard) => outboxPartition(status, shard)),
     );
@@ -435,15 +437,17 @@ export class DynamoStepStore implements StepStore, StallStore {
     );
     // A partition that stopped reading before `limit` matches (a sparse assistant filter) has
     // unread entries below where it stopped: this page goes no lower, or they would be skipped.
+    // Positions compare in DynamoDB's order (compareKeys), or a page could end where the next
+    // query would not go on from.
     let frontier: string | undefined;
     for (const f of found) {
-      if (f.stoppedAt !== undefined && (frontier === undefined || f.stoppedAt > frontier))
+      if (f.stoppedAt !== undefined && (frontier === undefined || compareKeys(f.stoppedAt, frontier) > 0))
         frontier = f.stoppedAt;
     }
     const candidates = found
       .flatMap((f) => f.entries)
-      .filter((entry) => frontier === undefined || entry.sortKey >= frontier)
-      .sort((a, b) => (a.sortKey < b.sortKey ? 1 : -1));
+      .filter((entry) => frontier === undefined || compareKeys(entry.sortKey, frontier) >= 0)
+      .sort((a, b) => compareKeys(b.sortKey, a.sortKey));
     const page = candidates.slice(0, query.limit);
     const more = candidates.length > query.limit || found.some((f) => f.more);
     const items = await batchGet(
