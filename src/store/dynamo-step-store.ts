@@ -32,6 +32,7 @@ import {
   watchWatermarkKey,
 } from "./item-codec.js";
 import { MAX_ITEM_BYTES, utf8Length, valueSize } from "./item-size.js";
+import { compareKeys } from "./key-order.js";
 import type {
   AppliedSnapshot,
   Page,
@@ -263,7 +264,9 @@ export class DynamoStepStore implements StepStore, StallStore {
         }),
       ),
     );
+    // Stryker disable next-line ArrayDeclaration: a Query's result always holds Items (empty when nothing matched).
     return (result.Items ?? []).map((item) => ({
+      // Stryker disable next-line StringLiteral,OptionalChaining: an index item always carries the table's key.
       stepId: stepIdOfKey(item[A.key]?.S ?? ""),
       dueMs: num(item[A.queueAt]),
     }));
@@ -364,6 +367,7 @@ export class DynamoStepStore implements StepStore, StallStore {
       ),
     );
     // The index holds what the rollup sums; the documents are read from the table, in index order.
+    // Stryker disable next-line ArrayDeclaration,StringLiteral,OptionalChaining: a Query's result always holds Items (empty when nothing matched), each with the table's key.
     const keys = (result.Items ?? []).map((item) => item[A.key]?.S ?? "");
     const found = await batchGet(this.#client, this.#table, keys, { operation: "listRunSteps" });
     const items = keys.flatMap((key) => {
@@ -379,7 +383,9 @@ export class DynamoStepStore implements StepStore, StallStore {
       number
     >;
     const usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
+    // Stryker disable next-line StringLiteral: the first item sets it (every created_at is below +Infinity), and a run without items has no rollup.
     let threadId = "";
+    // Stryker disable next-line StringLiteral: as threadId.
     let assistantId = "";
     let firstCreatedAt = Number.POSITIVE_INFINITY;
     let lastUpdatedAt = 0;
@@ -400,6 +406,7 @@ export class DynamoStepStore implements StepStore, StallStore {
           }),
         ),
       );
+      // Stryker disable next-line ArrayDeclaration: a Query's result always holds Items (empty when nothing matched).
       for (const item of page.Items ?? []) {
         const status = item[A.status]?.S as RunStepStatus;
         steps.total++;
@@ -410,7 +417,9 @@ export class DynamoStepStore implements StepStore, StallStore {
         const createdAt = num(item[A.createdAt]);
         if (createdAt < firstCreatedAt) {
           firstCreatedAt = createdAt;
+          // Stryker disable next-line OptionalChaining: every apply sets thread and assistant, and by-run projects both.
           threadId = item[A.threadId]?.S ?? threadId;
+          // Stryker disable next-line OptionalChaining: as threadId.
           assistantId = item[A.assistantId]?.S ?? assistantId;
         }
         lastUpdatedAt = Math.max(lastUpdatedAt, num(item[A.updatedAt]));
@@ -425,7 +434,8 @@ export class DynamoStepStore implements StepStore, StallStore {
     const scope = terminalScope(query);
     const before = query.cursor === null ? null : decodeTerminalCursor(query.cursor, scope);
     const lowest = outboxSortKey(query.sinceMs, "");
-    const highest = before ?? `${outboxSortKey(query.untilMs, "")}\uffff`;
+    // Above every entry applied at untilMs, whatever its step id: "$" follows the "#" after the time.
+    const highest = before ?? `${outboxSortKey(query.untilMs, "").slice(0, -1)}$`;
     const partitions = query.statuses.flatMap((status) =>
       Array.from({ length: TABLE_SCHEMA.outboxShards }, (_, shard) => outboxPartition(status, shard)),
     );
@@ -435,15 +445,17 @@ export class DynamoStepStore implements StepStore, StallStore {
     );
     // A partition that stopped reading before `limit` matches (a sparse assistant filter) has
     // unread entries below where it stopped: this page goes no lower, or they would be skipped.
+    // Positions compare in DynamoDB's order (compareKeys), or a page could end where the next
+    // query would not go on from.
     let frontier: string | undefined;
     for (const f of found) {
-      if (f.stoppedAt !== undefined && (frontier === undefined || f.stoppedAt > frontier))
+      if (f.stoppedAt !== undefined && (frontier === undefined || compareKeys(f.stoppedAt, frontier) > 0))
         frontier = f.stoppedAt;
     }
     const candidates = found
       .flatMap((f) => f.entries)
-      .filter((entry) => frontier === undefined || entry.sortKey >= frontier)
-      .sort((a, b) => (a.sortKey < b.sortKey ? 1 : -1));
+      .filter((entry) => frontier === undefined || compareKeys(entry.sortKey, frontier) >= 0)
+      .sort((a, b) => compareKeys(b.sortKey, a.sortKey));
     const page = candidates.slice(0, query.limit);
     const more = candidates.length > query.limit || found.some((f) => f.more);
     const items = await batchGet(
@@ -476,7 +488,7 @@ export class DynamoStepStore implements StepStore, StallStore {
     highest: string,
     before: string | null,
     query: TerminalStepQuery,
-  ): Promise<{ entries: { sortKey: string; key: string }[]; more: boolean; stoppedAt?: string }> {
+  ): Promise<{ entries: { sortKey: string; key: string }[]; more: boolean; stoppedAt: string | undefined }> {
     const entries: { sortKey: string; key: string }[] = [];
     const filter = query.assistantId === undefined ? undefined : `${n(A.assistantId)} = :asst`;
     let start: Item | undefined;
@@ -489,6 +501,7 @@ export class DynamoStepStore implements StepStore, StallStore {
             IndexName: OUTBOX.name,
             KeyConditionExpression: OUTBOX_RANGE,
             ...(filter ? { FilterExpression: filter } : {}),
+            // Stryker disable next-line StringLiteral: names come from the #aliases, and the fallback has none either way.
             ExpressionAttributeNames: namesFor(OUTBOX_RANGE, filter ?? ""),
             ExpressionAttributeValues: {
               ":ob": { S: partition },
@@ -502,19 +515,24 @@ export class DynamoStepStore implements StepStore, StallStore {
           }),
         ),
       );
+      // Stryker disable next-line ArrayDeclaration: a Query's result always holds Items (empty when nothing matched).
       for (const item of result.Items ?? []) {
+        // Stryker disable next-line StringLiteral,OptionalChaining: an outbox index item always carries its sort key.
         const sortKey = item[A.appliedAtMs]?.S ?? "";
+        // Stryker disable next-line StringLiteral,OptionalChaining: an index item always carries the table's key.
         if (sortKey !== before) entries.push({ sortKey, key: item[A.key]?.S ?? "" });
       }
       start = result.LastEvaluatedKey;
       if (!start || entries.length >= query.limit) break;
     }
     // Stopped on the page cap with fewer than `limit`: nothing below this was read.
+    // Stryker disable next-line OptionalChaining: a LastEvaluatedKey of an index query holds the index's keys.
     const stoppedAt = start && entries.length < query.limit ? start[A.appliedAtMs]?.S : undefined;
     return {
+      // Stryker disable next-line MethodExpression: a partition's entries past its newest `limit` are never among the page's newest `limit`, and it has more either way.
       entries: entries.slice(0, query.limit),
       more: entries.length > query.limit || start !== undefined,
-      ...(stoppedAt === undefined ? {} : { stoppedAt }),
+      stoppedAt,
     };
   }
 
@@ -559,6 +577,7 @@ export class DynamoStepStore implements StepStore, StallStore {
 // What a terminal listing's cursor is tied to: the same filters must come with it.
 function terminalScope(query: TerminalStepQuery) {
   return {
+    // Stryker disable next-line StringLiteral: terminal status names run together only one way, so no two lists of them join alike.
     statuses: query.statuses.join(","),
     since: query.sinceMs,
     until: query.untilMs,
@@ -572,6 +591,7 @@ function decodeTerminalCursor(cursor: string, scope: ReturnType<typeof terminalS
   if (typeof before !== "string" || !/^\d{13}#/.test(before) || !fitsKey(before, "sort")) {
     throw new InvalidCursorError("cursor is not one this API returned");
   }
+  // Stryker disable next-line OptionalChaining: position is an object here (its `before` is a string).
   const same = Object.entries(scope).every(([key, value]) => position?.[key] === value);
   if (!same) throw new InvalidCursorError("cursor belongs to a listing with other filters");
   return before;
@@ -579,6 +599,7 @@ function decodeTerminalCursor(cursor: string, scope: ReturnType<typeof terminalS
 
 // Cursors are the index position, tied to the run they page through.
 function encodeRunCursor(key: Item): string {
+  // Stryker disable next-line OptionalChaining: a LastEvaluatedKey of by-run holds its keys and the table's.
   return encodeCursor([key[A.runId]?.S, key[A.runSortKey]?.S, key[A.key]?.S]);
 }
 
