@@ -10,7 +10,15 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DeliveryIntent } from "../src/domain/delivery.js";
 import { DynamoStepStore, type DynamoStepStoreOptions } from "../src/store/dynamo-step-store.js";
-import { decodeCursor, encodeCursor, encodeDocument, type Item, shardOf } from "../src/store/item-codec.js";
+import {
+  decodeCursor,
+  encodeCursor,
+  encodeDocument,
+  type Item,
+  keyOf,
+  shardOf,
+  stepKey,
+} from "../src/store/item-codec.js";
 import { itemSize, MAX_ITEM_BYTES, valueSize } from "../src/store/item-size.js";
 import type { StoredStep } from "../src/store/step-store.js";
 import { InvalidCursorError } from "../src/store/store-errors.js";
@@ -199,35 +207,54 @@ describe("apply: SPEC §4 as conditional writes", () => {
 });
 
 describe("apply: DynamoDB's 400 KB item limit, decided before the write", () => {
-  // Random CJK text: 3 UTF-8 bytes a character, and deflating it saves nothing against its length
-  // in characters, so the document is stored as text and each ASCII character more is one byte more.
-  const cjk = (chars: number) => {
-    const random = seeded(7);
-    return Array.from({ length: chars }, () =>
-      String.fromCharCode(0x4e00 + Math.floor(random() * 20_992)),
-    ).join("");
+  // Random letters: deflate can shrink them only so far, so the stored (deflated) document grows
+  // with every few letters added and the item crosses the limit between two neighbouring pads.
+  const letters = (count: number, seed: number) => {
+    const random = seeded(seed);
+    return Array.from({ length: count }, () => String.fromCharCode(97 + Math.floor(random() * 26))).join("");
   };
 
-  it("MAX_ITEM_BYTES is the line: one byte over is refused with its size, the limit itself is stored", async () => {
+  it("MAX_ITEM_BYTES is the line: the largest document that fits is stored, the next one up is refused with its size", async () => {
     const id = uid("step_size");
-    const text = cjk(136_000);
-    const document = (pad: number) => makeStep({ id, text, pad: "p".repeat(pad) });
+    const text = letters(650_000, 7);
+    const document = (pad: number) => makeStep({ id, text, pad: letters(pad, 11) });
     const apply = (pad: number) => stepsOn().apply(snapshot({ id }, { document: document(pad) }));
-    expect(encodeDocument(document(0)).S).toBeDefined();
-
-    const over = await apply(2_000).catch((error: unknown) => error);
-    expect(over).toMatchObject({ name: "ItemTooLargeError", limit: MAX_ITEM_BYTES });
-    const pad = 2_000 - ((over as { bytes: number }).bytes - MAX_ITEM_BYTES);
-    await expect(apply(pad + 1)).rejects.toMatchObject({
-      name: "ItemTooLargeError",
-      bytes: MAX_ITEM_BYTES + 1,
-      limit: MAX_ITEM_BYTES,
-      message: `the stored item would be ${MAX_ITEM_BYTES + 1} bytes; DynamoDB keeps at most ${MAX_ITEM_BYTES} bytes per item`,
-    });
+    // The store's own size of a padded item, or null when it fits (then it is stored: deleted after).
+    const refusedBytes = async (pad: number): Promise<number | null> => {
+      const error = await apply(pad).then(
+        () => null,
+        (error: unknown) => error,
+      );
+      if (error === null) return null;
+      expect(error).toMatchObject({ name: "ItemTooLargeError", limit: MAX_ITEM_BYTES });
+      return (error as { bytes: number }).bytes;
+    };
+    // Largest pad that fits, by bisection between one that fits (0) and one that does not.
+    let fits = 0;
+    let over = 40_000;
+    const overBytes = await refusedBytes(over);
+    expect(overBytes).toBeGreaterThan(MAX_ITEM_BYTES);
     expect(await stepsOn().getStep(id)).toBeNull();
-    // Nearly three times its size in UTF-16 units, yet it fits: counted exactly, it is stored.
-    expect((await apply(pad)).outcome).toBe("created");
-    expect((await stepsOn().getStep(id))?.document).toEqual(document(pad));
+    while (over - fits > 1) {
+      const mid = Math.floor((fits + over) / 2);
+      const bytes = await refusedBytes(mid);
+      if (bytes === null) {
+        fits = mid;
+        await store.client.send(
+          new DeleteItemCommand({ TableName: store.tableName, Key: keyOf(stepKey(id)) }),
+        );
+      } else over = mid;
+    }
+    const refused = await apply(over).catch((error: unknown) => error);
+    const bytes = (refused as { bytes: number }).bytes;
+    expect(bytes).toBeGreaterThan(MAX_ITEM_BYTES);
+    // One letter more deflates to at most a few bytes more: the refusal is right at the line.
+    expect(bytes).toBeLessThanOrEqual(MAX_ITEM_BYTES + 8);
+    expect((refused as Error).message).toBe(
+      `the stored item would be ${bytes} bytes; DynamoDB keeps at most ${MAX_ITEM_BYTES} bytes per item`,
+    );
+    expect((await apply(fits)).outcome).toBe("created");
+    expect((await stepsOn().getStep(id))?.document).toEqual(document(fits));
   });
 
   it("a deflated document just over the limit under the longest step id is refused by the store, not by DynamoDB", async () => {
