@@ -122,6 +122,15 @@ describe("createDynamoClient", () => {
     expect(outside.config.cacheMiddleware).toBe(true);
     outside.destroy();
 
+    // A Worker's `process` (nodejs_compat) may come without an environment: outside Lambda.
+    vi.stubGlobal("process", { version: process.version, versions: process.versions });
+    try {
+      const bare = clientFor({ ...KEYS, AWS_REGION: "us-east-1", DYNAMODB_ENDPOINT: endpoint });
+      expect(bare.middlewareStack.identify().join("\n")).not.toMatch(/recursionDetectionMiddleware/);
+    } finally {
+      vi.unstubAllGlobals();
+    }
+
     vi.stubEnv("AWS_LAMBDA_FUNCTION_NAME", "stepwatch");
     const inLambda = clientFor({ ...KEYS, AWS_REGION: "us-east-1", DYNAMODB_ENDPOINT: endpoint });
     expect(inLambda.middlewareStack.identify().join("\n")).toMatch(/recursionDetectionMiddleware/);
