@@ -28,55 +28,38 @@ import {
 } from "../src/store/item-codec.js";
 import { InvalidCursorError } from "../src/store/store-errors.js";
 import { TABLE_SCHEMA } from "../src/store/table-schema.js";
-import { overriding } from "./support/overriding.js";
 import { makeStep } from "./support/run-steps.js";
-import { startTestStore, type TestStore } from "./support/test-store.js";
+import {
+  type ClientOptions,
+  type Sent,
+  type StoreWithOutage,
+  startStoreWithOutage,
+} from "./support/store-with-outage.js";
+import type { TestStore } from "./support/test-store.js";
 
 // The delivery store on its own against real dynalite: what src/store/delivery-store.ts promises
 // each caller (the notifier's sweeps and probes, the operator API, /metrics), at its bounds, under
 // concurrent writers and when the store is unreachable. SPEC §6 (durable delivery, sweepers fenced
 // by conditional leases) and README's "Delivery" and "Operator actions" are what it serves.
 
-type Sent = Parameters<DynamoDBClient["send"]>[0];
-
 const A = TABLE_SCHEMA.attributes;
 const SHARDS = TABLE_SCHEMA.queueShards;
 const T = 1_764_000_000_000;
 
 let store: TestStore;
-// A stopped store: its client's calls meet a real refused connection.
-let down: TestStore;
+// It and a stopped twin: calls sent to the twin meet a real refused connection.
+let stores: StoreWithOutage;
 let seq = 0;
 const sinkName = (what: string) => `${what}_${seq++}`;
 
 beforeAll(async () => {
-  [store, down] = await Promise.all([startTestStore("delivery-store"), startTestStore("delivery-down")]);
-  await down.stop();
+  stores = await startStoreWithOutage("delivery-store");
+  store = stores.store;
 });
-afterAll(() => Promise.all([store.close(), down.close()]));
+afterAll(() => stores.close());
 
 /** A real client that notes every call, may hold one (`before`), or send it to the stopped store. */
-const clientWith = (
-  options: {
-    sent?: Sent[];
-    before?: (command: Sent) => Promise<void>;
-    failing?: (command: Sent) => boolean;
-    /** Ends every query's page after this many items, as DynamoDB does after 1 MB. */
-    perPage?: number;
-  } = {},
-) =>
-  overriding(store.client, {
-    send: (async (command: Sent) => {
-      options.sent?.push(command);
-      await options.before?.(command);
-      if (options.failing?.(command)) return down.client.send(command as never);
-      if (options.perPage !== undefined && command instanceof QueryCommand) {
-        const limit = Math.min(command.input.Limit ?? options.perPage, options.perPage);
-        return store.client.send(new QueryCommand({ ...command.input, Limit: limit }));
-      }
-      return store.client.send(command as never);
-    }) as DynamoDBClient["send"],
-  });
+const clientWith = (options: ClientOptions = {}) => stores.clientWith(options);
 
 const deliveriesOn = (
   client: DynamoDBClient = store.client,

@@ -12,33 +12,27 @@ import { DynamoQuarantineStore } from "../src/store/dynamo-quarantine-store.js";
 import { encodeCursor } from "../src/store/item-codec.js";
 import { InvalidCursorError } from "../src/store/store-errors.js";
 import { overriding } from "./support/overriding.js";
+import { type Sent, type StoreWithOutage, startStoreWithOutage } from "./support/store-with-outage.js";
 import { startTestStore, type TestStore } from "./support/test-store.js";
 
 // The store's contract, tested on its own against real dynalite: what README's "Quarantine: nothing
 // signed is lost" promises (every part of a refused signed request kept and read back, one record per
 // webhook-id, replayed once, gone when it expires) and what /metrics relies on (a bounded count).
 
-type Sent = Parameters<DynamoDBClient["send"]>[0];
-
 let store: TestStore;
-// A stopped store: its client's calls meet a real refused connection.
-let down: TestStore;
+// It and a stopped twin: calls sent to the twin meet a real refused connection.
+let stores: StoreWithOutage;
 let seq = 0;
 
 beforeAll(async () => {
-  [store, down] = await Promise.all([startTestStore("quarantine-store"), startTestStore("quarantine-down")]);
-  await down.stop();
+  stores = await startStoreWithOutage("quarantine-store");
+  store = stores.store;
 });
-afterAll(() => Promise.all([store.close(), down.close()]));
+afterAll(() => stores.close());
 
 // A real client that sends the calls `failing` picks to the stopped store, and notes every call.
 const clientWith = (failing: (command: Sent) => boolean, sent: Sent[] = []) =>
-  overriding(store.client, {
-    send: ((command: Sent) => {
-      sent.push(command);
-      return (failing(command) ? down.client : store.client).send(command as never);
-    }) as DynamoDBClient["send"],
-  });
+  stores.clientWith({ failing, sent });
 
 const quarantineOn = (client: DynamoDBClient, nowMs?: () => number) =>
   new DynamoQuarantineStore({

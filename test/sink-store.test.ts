@@ -2,42 +2,32 @@ import { type DynamoDBClient, type GetItemCommand, UpdateItemCommand } from "@aw
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type SinkHealth, unknownSinkHealth } from "../src/domain/sink-health.js";
 import { DynamoSinkStore } from "../src/store/dynamo-sink-store.js";
-import { overriding } from "./support/overriding.js";
-import { startTestStore, type TestStore } from "./support/test-store.js";
+import {
+  type ClientOptions,
+  type Sent,
+  type StoreWithOutage,
+  startStoreWithOutage,
+} from "./support/store-with-outage.js";
+import type { TestStore } from "./support/test-store.js";
 
 // The sink health store on its own against real dynalite: README's "Sink health" (healthy → failing
 // after retryable failures in a row across instances, disabled until an operator enables it, a
 // success while disabled still recorded) and what each change costs in DynamoDB calls.
 
-type Sent = Parameters<DynamoDBClient["send"]>[0];
-
 let store: TestStore;
-// A stopped store: its client's calls meet a real refused connection.
-let down: TestStore;
+// It and a stopped twin: calls sent to the twin meet a real refused connection.
+let stores: StoreWithOutage;
 let seq = 0;
 const sinkName = (what: string) => `${what}_${seq++}`;
 
 beforeAll(async () => {
-  [store, down] = await Promise.all([startTestStore("sink-store"), startTestStore("sink-store-down")]);
-  await down.stop();
+  stores = await startStoreWithOutage("sink-store");
+  store = stores.store;
 });
-afterAll(() => Promise.all([store.close(), down.close()]));
+afterAll(() => stores.close());
 
 // A real client that notes every call and may hold one (`before`) or send it to the stopped store.
-const clientWith = (
-  options: {
-    sent?: Sent[];
-    before?: (command: Sent) => Promise<void>;
-    failing?: (command: Sent) => boolean;
-  } = {},
-) =>
-  overriding(store.client, {
-    send: (async (command: Sent) => {
-      options.sent?.push(command);
-      await options.before?.(command);
-      return (options.failing?.(command) ? down.client : store.client).send(command as never);
-    }) as DynamoDBClient["send"],
-  });
+const clientWith = (options: ClientOptions = {}) => stores.clientWith(options);
 
 const healthOn = (client: DynamoDBClient = store.client) =>
   new DynamoSinkStore({ client, tableName: store.tableName });

@@ -26,7 +26,13 @@ import { TABLE_SCHEMA } from "../src/store/table-schema.js";
 import { overriding } from "./support/overriding.js";
 import { makeStep } from "./support/run-steps.js";
 import { idInShard, idOf, snapshot } from "./support/step-snapshots.js";
-import { startTestStore, type TestStore } from "./support/test-store.js";
+import {
+  type ClientOptions,
+  type Sent,
+  type StoreWithOutage,
+  startStoreWithOutage,
+} from "./support/store-with-outage.js";
+import type { TestStore } from "./support/test-store.js";
 
 // The step store on its own against real dynalite, method by method: SPEC §4 (the state rules as
 // conditional writes, duplicates counted once in the rollup, a run's steps in created_at order),
@@ -34,36 +40,21 @@ import { startTestStore, type TestStore } from "./support/test-store.js";
 // reads by id and by run, and what an unreachable store looks like to callers. The listing of
 // terminal steps across runs is test/step-store-listing.test.ts.
 
-type Sent = Parameters<DynamoDBClient["send"]>[0];
-
 let store: TestStore;
-// A stopped store: its client's calls meet a real refused connection.
-let down: TestStore;
+// It and a stopped twin: calls sent to the twin meet a real refused connection.
+let stores: StoreWithOutage;
 let seq = 0;
 const uid = (what: string) => `${what}_${Date.now().toString(36)}_${seq++}`;
 
 beforeAll(async () => {
-  [store, down] = await Promise.all([startTestStore("step-store"), startTestStore("step-store-down")]);
-  await down.stop();
+  stores = await startStoreWithOutage("step-store");
+  store = stores.store;
 });
-afterAll(() => Promise.all([store.close(), down.close()]));
+afterAll(() => stores.close());
 
 // A real client that notes every call, may run something just before one (`before`), and sends
 // the calls `failing` picks to the stopped store.
-const clientWith = (
-  options: {
-    sent?: Sent[];
-    before?: (command: Sent) => Promise<void>;
-    failing?: (command: Sent) => boolean;
-  } = {},
-) =>
-  overriding(store.client, {
-    send: (async (command: Sent) => {
-      options.sent?.push(command);
-      await options.before?.(command);
-      return (options.failing?.(command) ? down.client : store.client).send(command as never);
-    }) as DynamoDBClient["send"],
-  });
+const clientWith = (options: ClientOptions = {}) => stores.clientWith(options);
 
 const stepsOn = (client: DynamoDBClient = store.client, options: Partial<DynamoStepStoreOptions> = {}) =>
   new DynamoStepStore({ client, tableName: store.tableName, retentionDays: 0, ...options });
