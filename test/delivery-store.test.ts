@@ -31,6 +31,7 @@ import { TABLE_SCHEMA } from "../src/store/table-schema.js";
 import { makeStep } from "./support/run-steps.js";
 import {
   type ClientOptions,
+  itemReads,
   type Sent,
   type StoreWithOutage,
   startStoreWithOutage,
@@ -210,20 +211,12 @@ describe("create and get: one delivery per (step, sink, kind)", () => {
     await deliveries.getMany([ref(kept)]);
     await deliveries.documents(["step_consistent"]);
     await deliveries.deadBetween(sink, T, T, 10);
-    const reads = sent.filter((c) => c instanceof GetItemCommand || c instanceof BatchGetItemCommand);
-    expect(reads.map((c) => c.constructor.name)).toEqual([
-      "GetItemCommand",
-      "BatchGetItemCommand",
-      "BatchGetItemCommand",
-      "BatchGetItemCommand",
+    expect(itemReads(sent, store.tableName)).toEqual([
+      { name: "GetItemCommand", consistent: true },
+      { name: "BatchGetItemCommand", consistent: true },
+      { name: "BatchGetItemCommand", consistent: true },
+      { name: "BatchGetItemCommand", consistent: true },
     ]);
-    for (const read of reads) {
-      const input = read.input as { ConsistentRead?: boolean; RequestItems?: Record<string, unknown> };
-      const consistent = input.RequestItems
-        ? (input.RequestItems[store.tableName] as { ConsistentRead?: boolean }).ConsistentRead
-        : input.ConsistentRead;
-      expect(consistent).toBe(true);
-    }
   });
 });
 
@@ -742,19 +735,11 @@ describe("recoverOutbox: transitions whose instance died before recording their 
       o.recovered(id, "audit", "completed", T + 70_000),
     );
     // Its reads: the watermarks, and the deliveries owed.
-    const reads = sent.filter((c) => c instanceof GetItemCommand || c instanceof BatchGetItemCommand);
-    expect(reads.map((c) => c.constructor.name)).toEqual([
-      "GetItemCommand",
-      "BatchGetItemCommand",
-      "GetItemCommand",
+    expect(itemReads(sent, o.tableName)).toEqual([
+      { name: "GetItemCommand", consistent: true },
+      { name: "BatchGetItemCommand", consistent: true },
+      { name: "GetItemCommand", consistent: true },
     ]);
-    for (const read of reads) {
-      const input = read.input as { ConsistentRead?: boolean; RequestItems?: Record<string, unknown> };
-      const consistent = input.RequestItems
-        ? (input.RequestItems[o.tableName] as { ConsistentRead?: boolean }).ConsistentRead
-        : input.ConsistentRead;
-      expect(consistent).toBe(true);
-    }
   });
 
   it("a delivery another instance writes between the check and the write is that instance's: not counted, not overwritten", async () => {

@@ -1,4 +1,9 @@
-import { type DynamoDBClient, QueryCommand } from "@aws-sdk/client-dynamodb";
+import {
+  BatchGetItemCommand,
+  type DynamoDBClient,
+  GetItemCommand,
+  QueryCommand,
+} from "@aws-sdk/client-dynamodb";
 import { overriding } from "./overriding.js";
 import { startTestStore, type TestStore } from "./test-store.js";
 
@@ -48,4 +53,20 @@ export async function startStoreWithOutage(name: string): Promise<StoreWithOutag
       await Promise.all([store.close(), down.close()]);
     },
   };
+}
+
+/**
+ * The item reads among `sent` (GetItem, BatchGetItem of `table`), each as its command's name and
+ * whether it asked for a strongly consistent read (dynalite is always consistent: only the request
+ * shows it).
+ */
+export function itemReads(sent: readonly Sent[], table: string): { name: string; consistent: boolean }[] {
+  return sent.flatMap((command) => {
+    if (!(command instanceof GetItemCommand) && !(command instanceof BatchGetItemCommand)) return [];
+    const input = command.input as { ConsistentRead?: boolean; RequestItems?: Record<string, unknown> };
+    const asked = input.RequestItems
+      ? (input.RequestItems[table] as { ConsistentRead?: boolean } | undefined)?.ConsistentRead
+      : input.ConsistentRead;
+    return [{ name: command.constructor.name, consistent: asked === true }];
+  });
 }
