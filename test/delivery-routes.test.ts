@@ -1,34 +1,24 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateWebhookSecret } from "../src/domain/webhook-secret.js";
-import { deliver, deliveryOf, webhookSink } from "./support/deliveries.js";
-import { type SinkServer, startSinkServer } from "./support/sink-server.js";
-import { createTestApp, TEST_TOKEN, type TestApp } from "./support/test-app.js";
-import { startTestStore, type TestStore } from "./support/test-store.js";
-import { type ThrottleableStore, throttleable } from "./support/throttling.js";
+import { deliver, deliveryOf } from "./support/deliveries.js";
+import type { SinkServer } from "./support/sink-server.js";
+import { TEST_TOKEN, type TestApp } from "./support/test-app.js";
+import { type RouteTestBed, startRouteTestBed, type ThrottleableStore } from "./support/throttling.js";
 
 // `/v1/deliveries` (SPEC §5, §6; README "Operator actions"): what each route answers to a request it
 // cannot act on, in the API's one error shape, and what it tells the operator's log. One app with
 // one webhook sink on a real dynalite, whose client can be throttled.
 
-let store: TestStore;
+let bed: RouteTestBed;
 let throttling: ThrottleableStore;
 let sink: SinkServer;
 let app: TestApp;
 const lines: string[] = [];
 
 beforeAll(async () => {
-  [store, sink] = await Promise.all([startTestStore(), startSinkServer()]);
-  throttling = throttleable(store);
-  app = await createTestApp(
-    throttling.store,
-    { NOTIFY_SINKS: JSON.stringify([webhookSink("hook", `${sink.url}/in`, generateWebhookSecret())]) },
-    { logLines: lines, logLevel: "info" },
-  );
+  bed = await startRouteTestBed({ options: { logLines: lines, logLevel: "info" } });
+  ({ throttling, sink, app } = bed);
 });
-afterAll(async () => {
-  await app.drain();
-  await Promise.all([store.close(), sink.close()]);
-});
+afterAll(() => bed.close());
 
 interface Answer {
   status: number;

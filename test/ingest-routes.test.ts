@@ -1,13 +1,10 @@
 import type { ExecutionContext } from "hono";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateWebhookSecret } from "../src/domain/webhook-secret.js";
-import { webhookSink } from "./support/deliveries.js";
 import { makeStep } from "./support/run-steps.js";
-import { type SinkServer, startSinkServer } from "./support/sink-server.js";
-import { createTestApp, type TestApp } from "./support/test-app.js";
-import { startTestStore, type TestStore } from "./support/test-store.js";
-import { type ThrottleableStore, throttleable } from "./support/throttling.js";
+import type { SinkServer } from "./support/sink-server.js";
+import type { TestApp } from "./support/test-app.js";
+import { type RouteTestBed, startRouteTestBed, type ThrottleableStore } from "./support/throttling.js";
 
 // `POST /v1/webhooks/run-steps` (SPEC §3, README "Ingest"): the media type and size decided from the
 // headers, what the route logs for a delta, what it hands a Workers runtime to finish after the
@@ -15,7 +12,7 @@ import { type ThrottleableStore, throttleable } from "./support/throttling.js";
 
 const MAX_BODY_BYTES = 4096;
 
-let store: TestStore;
+let bed: RouteTestBed;
 let throttling: ThrottleableStore;
 let sink: SinkServer;
 let app: TestApp;
@@ -23,21 +20,13 @@ const lines: string[] = [];
 let seq = 0;
 
 beforeAll(async () => {
-  [store, sink] = await Promise.all([startTestStore(), startSinkServer()]);
-  throttling = throttleable(store);
-  app = await createTestApp(
-    throttling.store,
-    {
-      NOTIFY_SINKS: JSON.stringify([webhookSink("hook", `${sink.url}/in`, generateWebhookSecret())]),
-      MAX_BODY_BYTES: String(MAX_BODY_BYTES),
-    },
-    { logLines: lines, logLevel: "info" },
-  );
+  bed = await startRouteTestBed({
+    env: { MAX_BODY_BYTES: String(MAX_BODY_BYTES) },
+    options: { logLines: lines, logLevel: "info" },
+  });
+  ({ throttling, sink, app } = bed);
 });
-afterAll(async () => {
-  await app.drain();
-  await Promise.all([store.close(), sink.close()]);
-});
+afterAll(() => bed.close());
 
 /** POSTs `body` signed with the app's secret, with these headers on top of the signature's. */
 async function post(body: string, headers: Record<string, string> = {}, ctx?: ExecutionContext) {

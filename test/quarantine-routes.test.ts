@@ -1,18 +1,17 @@
 import type { ExecutionContext } from "hono";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateWebhookSecret } from "../src/domain/webhook-secret.js";
-import { webhookSink } from "./support/deliveries.js";
 import { seedQuarantined } from "./support/quarantine.js";
 import { makeStep } from "./support/run-steps.js";
-import { type SinkServer, startSinkServer } from "./support/sink-server.js";
-import { createTestApp, TEST_TOKEN, type TestApp } from "./support/test-app.js";
-import { startTestStore, type TestStore } from "./support/test-store.js";
-import { type ThrottleableStore, throttleable } from "./support/throttling.js";
+import type { SinkServer } from "./support/sink-server.js";
+import { TEST_TOKEN, type TestApp } from "./support/test-app.js";
+import type { TestStore } from "./support/test-store.js";
+import { type RouteTestBed, startRouteTestBed, type ThrottleableStore } from "./support/throttling.js";
 
 // `/v1/quarantine` (SPEC §5, README "Quarantine"): the answers for ids it does not have or has
 // replayed, what a replay hands the runtime to finish after its answer, what it logs, and 503 under
 // a throttled store. Records are seeded as an older release kept them (bodies today's rules accept).
 
+let bed: RouteTestBed;
 let store: TestStore;
 let throttling: ThrottleableStore;
 let sink: SinkServer;
@@ -21,18 +20,10 @@ const lines: string[] = [];
 let seq = 0;
 
 beforeAll(async () => {
-  [store, sink] = await Promise.all([startTestStore(), startSinkServer()]);
-  throttling = throttleable(store);
-  app = await createTestApp(
-    throttling.store,
-    { NOTIFY_SINKS: JSON.stringify([webhookSink("hook", `${sink.url}/in`, generateWebhookSecret())]) },
-    { logLines: lines, logLevel: "info" },
-  );
+  bed = await startRouteTestBed({ options: { logLines: lines, logLevel: "info" } });
+  ({ store, throttling, sink, app } = bed);
 });
-afterAll(async () => {
-  await app.drain();
-  await Promise.all([store.close(), sink.close()]);
-});
+afterAll(() => bed.close());
 
 /** What a Workers runtime gives a request: work handed to waitUntil outlives the answer. */
 function workersContext() {

@@ -1,37 +1,22 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateWebhookSecret } from "../src/domain/webhook-secret.js";
-import { webhookSink } from "./support/deliveries.js";
-import { type SinkServer, startSinkServer } from "./support/sink-server.js";
-import { createTestApp, TEST_TOKEN, type TestApp } from "./support/test-app.js";
-import { startTestStore, type TestStore } from "./support/test-store.js";
-import { type ThrottleableStore, throttleable } from "./support/throttling.js";
+import { TEST_TOKEN, type TestApp } from "./support/test-app.js";
+import { type RouteTestBed, startRouteTestBed, type ThrottleableStore } from "./support/throttling.js";
 
 // `/v1/sinks` (SPEC §5): every sink on one page, 404s that name the sink asked for, and 503 under a
 // throttled store. One app with a webhook sink (a loopback server) and a console sink.
 
-let store: TestStore;
+let bed: RouteTestBed;
 let throttling: ThrottleableStore;
-let sink: SinkServer;
 let app: TestApp;
 
 beforeAll(async () => {
-  [store, sink] = await Promise.all([startTestStore(), startSinkServer()]);
-  throttling = throttleable(store);
-  app = await createTestApp(
-    throttling.store,
-    {
-      NOTIFY_SINKS: JSON.stringify([
-        webhookSink("hook", `${sink.url}/in`, generateWebhookSecret()),
-        { name: "log", type: "console" },
-      ]),
-    },
-    { writeLine: () => undefined },
-  );
+  bed = await startRouteTestBed({
+    extraSinks: [{ name: "log", type: "console" }],
+    options: { writeLine: () => undefined },
+  });
+  ({ throttling, app } = bed);
 });
-afterAll(async () => {
-  await app.drain();
-  await Promise.all([store.close(), sink.close()]);
-});
+afterAll(() => bed.close());
 
 async function call(method: "GET" | "POST", path: string) {
   const response = await app.app.request(path, {
