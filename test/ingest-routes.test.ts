@@ -5,6 +5,7 @@ import { makeStep } from "./support/run-steps.js";
 import type { SinkServer } from "./support/sink-server.js";
 import type { TestApp } from "./support/test-app.js";
 import { type RouteTestBed, startRouteTestBed, type ThrottleableStore } from "./support/throttling.js";
+import { workersContext } from "./support/workers-context.js";
 
 // `POST /v1/webhooks/run-steps` (SPEC §3, README "Ingest"): the media type and size decided from the
 // headers, what the route logs for a delta, what it hands a Workers runtime to finish after the
@@ -50,19 +51,6 @@ async function post(body: string, headers: Record<string, string> = {}, ctx?: Ex
     ctx,
   );
   return { status: response.status, headers: response.headers, body: (await response.json()) as unknown };
-}
-
-/** What a Workers runtime gives a request: work handed to waitUntil outlives the answer. */
-function workersContext() {
-  const tasks: Promise<unknown>[] = [];
-  const ctx = {
-    waitUntil: (task: Promise<unknown>) => {
-      tasks.push(task);
-    },
-    passThroughOnException: () => undefined,
-    props: {},
-  } as ExecutionContext;
-  return { ctx, tasks };
 }
 
 const tooLarge = {

@@ -6,6 +6,7 @@ import type { SinkServer } from "./support/sink-server.js";
 import { TEST_TOKEN, type TestApp } from "./support/test-app.js";
 import type { TestStore } from "./support/test-store.js";
 import { type RouteTestBed, startRouteTestBed, type ThrottleableStore } from "./support/throttling.js";
+import { workersContext } from "./support/workers-context.js";
 
 // `/v1/quarantine` (SPEC §5, README "Quarantine"): the answers for ids it does not have or has
 // replayed, what a replay hands the runtime to finish after its answer, what it logs, and 503 under
@@ -24,19 +25,6 @@ beforeAll(async () => {
   ({ store, throttling, sink, app } = bed);
 });
 afterAll(() => bed.close());
-
-/** What a Workers runtime gives a request: work handed to waitUntil outlives the answer. */
-function workersContext() {
-  const tasks: Promise<unknown>[] = [];
-  const ctx = {
-    waitUntil: (task: Promise<unknown>) => {
-      tasks.push(task);
-    },
-    passThroughOnException: () => undefined,
-    props: {},
-  } as ExecutionContext;
-  return { ctx, tasks };
-}
 
 async function call(
   method: "GET" | "POST" | "DELETE",
