@@ -230,3 +230,61 @@ describe("configuration", () => {
     );
   });
 });
+
+describe("configuration: each setting's accepted forms and its refusal, word for word", () => {
+  const parsed = (env: Record<string, string>) => parseConfig({ WEBHOOK_SECRET: secret, ...env });
+  const refusal = (env: Record<string, string>) => error({ WEBHOOK_SECRET: secret, ...env });
+
+  it.each([
+    ["SIGNATURE_TOLERANCE_S", " 42 ", 42],
+    ["SIGNATURE_TOLERANCE_S", "1", 1],
+    ["SIGNATURE_TOLERANCE_S", "86400", 86_400],
+    ["SWEEP_INTERVAL_S", "0.05", 0.05],
+    ["SWEEP_INTERVAL_S", " 1.25 ", 1.25],
+    ["SWEEP_BUDGET_MS", " 100 ", 100],
+    ["SWEEP_BUDGET_MS", "840000", 840_000],
+    ["DYNAMODB_TABLE", "a.b-c_1", "a.b-c_1"],
+    ["AWS_REGION", "eu-west-3", "eu-west-3"],
+  ] as const)("%s=%j reads as %j", (name, value, expected) => {
+    expect(parsed({ [name]: value })[name]).toBe(expected);
+  });
+
+  it("reads NOTIFY_RETRY_SCHEDULE's seconds, fractions included", () => {
+    expect(parsed({ NOTIFY_RETRY_SCHEDULE: "30, 1.25,600" }).NOTIFY_RETRY_SCHEDULE).toEqual([30, 1.25, 600]);
+  });
+
+  it("takes a blank value as unset: the default applies", () => {
+    expect(parsed({ DYNAMODB_TABLE: "   ", SIGNATURE_TOLERANCE_S: " " })).toMatchObject({
+      DYNAMODB_TABLE: "stepwatch",
+      SIGNATURE_TOLERANCE_S: 300,
+    });
+  });
+
+  it.each([
+    [
+      "SIGNATURE_TOLERANCE_S",
+      ["x5", "5x", "4 2", "1.5", "0", "86401"],
+      "must be a whole number from 1 to 86400",
+    ],
+    ["SWEEP_INTERVAL_S", ["x1", "1x", "1.", "1.5x", ". 5"], "must be a number of seconds"],
+    ["SWEEP_INTERVAL_S", ["0.04"], "must be at least 0.05"],
+    [
+      "SWEEP_BUDGET_MS",
+      ["x100", "100x", "1 00", "1.5", "99", "840001"],
+      "must be a whole number of ms from 100 to 840000",
+    ],
+    ["DYNAMODB_TABLE", ["ab", "x/abc", "abc!", "my table"], "must be 3–255 letters, digits, _, - or ."],
+    ["DYNAMODB_ENDPOINT", ["127.0.0.1:8000"], "must be an absolute URL"],
+    ["AWS_REGION", ["US-EAST-1", "!us-east-1", "us-east-1!"], "must be a region name such as us-east-1"],
+    ["NOTIFY_SINKS", ["[{", "sinks"], "must be a JSON array of sinks"],
+    [
+      "NOTIFY_RETRY_SCHEDULE",
+      ["30,x", "x30", "30x", "1.", "1.5s"],
+      "must be comma-separated seconds, e.g. 30,120,600",
+    ],
+  ] as const)("%s refuses %j: one line naming it", (name, values, message) => {
+    for (const value of values) {
+      expect(refusal({ [name]: value }), value).toBe(`Invalid configuration: ${name} ${message}`);
+    }
+  });
+});
