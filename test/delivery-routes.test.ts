@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deliver, deliveryOf } from "./support/deliveries.js";
+import { type RouteTestBed, startRouteTestBed } from "./support/route-test-bed.js";
 import type { SinkServer } from "./support/sink-server.js";
 import { TEST_TOKEN, type TestApp } from "./support/test-app.js";
-import { type RouteTestBed, startRouteTestBed, type ThrottleableStore } from "./support/throttling.js";
+import type { ThrottleableStore } from "./support/throttling.js";
 
 // `/v1/deliveries` (SPEC §5, §6; README "Operator actions"): what each route answers to a request it
 // cannot act on, in the API's one error shape, and what it tells the operator's log. One app with

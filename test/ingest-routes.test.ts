@@ -1,10 +1,11 @@
 import type { ExecutionContext } from "hono";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type RouteTestBed, startRouteTestBed } from "./support/route-test-bed.js";
 import { makeStep } from "./support/run-steps.js";
 import type { SinkServer } from "./support/sink-server.js";
 import type { TestApp } from "./support/test-app.js";
-import { type RouteTestBed, startRouteTestBed, type ThrottleableStore } from "./support/throttling.js";
+import type { ThrottleableStore } from "./support/throttling.js";
 import { workersContext } from "./support/workers-context.js";
 
 // `POST /v1/webhooks/run-steps` (SPEC §3, README "Ingest"): the media type and size decided from the

@@ -1,11 +1,12 @@
 import type { ExecutionContext } from "hono";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { seedQuarantined } from "./support/quarantine.js";
+import { type RouteTestBed, startRouteTestBed } from "./support/route-test-bed.js";
 import { makeStep } from "./support/run-steps.js";
 import type { SinkServer } from "./support/sink-server.js";
 import { TEST_TOKEN, type TestApp } from "./support/test-app.js";
 import type { TestStore } from "./support/test-store.js";
-import { type RouteTestBed, startRouteTestBed, type ThrottleableStore } from "./support/throttling.js";
+import type { ThrottleableStore } from "./support/throttling.js";
 import { workersContext } from "./support/workers-context.js";
 
 // `/v1/quarantine` (SPEC §5, README "Quarantine"): the answers for ids it does not have or has

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type RouteTestBed, startRouteTestBed } from "./support/route-test-bed.js";
 import { TEST_TOKEN, type TestApp } from "./support/test-app.js";
-import { type RouteTestBed, startRouteTestBed, type ThrottleableStore } from "./support/throttling.js";
+import type { ThrottleableStore } from "./support/throttling.js";
 
 // `/v1/sinks` (SPEC §5): every sink on one page, 404s that name the sink asked for, and 503 under a
 // throttled store. One app with a webhook sink (a loopback server) and a console sink.
