@@ -3,10 +3,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { Webhook } from "standardwebhooks";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { generateWebhookSecret } from "../src/domain/webhook-secret.js";
 import { openFileSpool, SpoolLockedError } from "../src/relay/file-spool.js";
-import { createForwarder, type RefusedEvent } from "../src/relay/forwarder.js";
+import {
+  createForwarder as createForwarderOf,
+  type Forwarder,
+  type RefusedEvent,
+} from "../src/relay/forwarder.js";
 import {
   isRunStepsPath,
   type RelayEvent,
@@ -116,10 +120,24 @@ describe("run step events", () => {
   });
 });
 
-describe("forwarder", () => {
+// A per-test bound well above what each test takes (the slowest waits out a 1 s Retry-After): a
+// forwarder that never settles fails its test rather than holding the file for the default 30 s.
+describe("forwarder", { timeout: 5000 }, () => {
   let sink: SinkServer;
   const secret = generateWebhookSecret();
   const dirs: string[] = [];
+  // Every forwarder a test made is closed after it, even when an assertion failed first; a close
+  // that hangs (a forwarder stuck sending) is given up after a second rather than stalling the file.
+  const open: Forwarder[] = [];
+  const createForwarder = async (...args: Parameters<typeof createForwarderOf>) => {
+    const forwarder = await createForwarderOf(...args);
+    open.push(forwarder);
+    return forwarder;
+  };
+  afterEach(async () => {
+    const closing = Promise.all(open.splice(0).map((f) => f.close()));
+    await Promise.race([closing, new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
+  });
   beforeAll(async () => {
     sink = await startSinkServer();
   });
