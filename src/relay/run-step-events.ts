@@ -12,13 +12,14 @@ export const RUN_STEP_SNAPSHOT_EVENTS = [
 
 const DELTA_EVENT = "thread.run.step.delta";
 const SNAPSHOTS: ReadonlySet<string> = new Set(RUN_STEP_SNAPSHOT_EVENTS);
-const STATUS_EVENT: Readonly<Record<string, string>> = {
-  in_progress: "thread.run.step.in_progress",
-  completed: "thread.run.step.completed",
-  failed: "thread.run.step.failed",
-  cancelled: "thread.run.step.cancelled",
-  expired: "thread.run.step.expired",
-};
+// A Map, not an object literal: a status such as "constructor" must find nothing, not Object's own.
+const STATUS_EVENT: ReadonlyMap<unknown, string> = new Map([
+  ["in_progress", "thread.run.step.in_progress"],
+  ["completed", "thread.run.step.completed"],
+  ["failed", "thread.run.step.failed"],
+  ["cancelled", "thread.run.step.cancelled"],
+  ["expired", "thread.run.step.expired"],
+]);
 
 /** One event on its way to stepwatch: the webhook body and what keeps it ordered and de-duplicated. */
 export interface RelayEvent {
@@ -57,7 +58,7 @@ export async function runStepEventOf(
     try {
       parsed = JSON.parse(data);
     } catch {
-      return null;
+      // Not JSON (`[DONE]`, a torn line): it stays a string, which is no step either.
     }
   }
   if (!isRecord(parsed) || typeof parsed.id !== "string") return null;
@@ -74,7 +75,7 @@ export async function runStepEventsOfJson(json: unknown): Promise<RelayEvent[]> 
   const out: RelayEvent[] = [];
   for (const step of steps) {
     if (!isRecord(step) || step.object !== "thread.run.step" || typeof step.id !== "string") continue;
-    const event = typeof step.status === "string" ? STATUS_EVENT[step.status] : undefined;
+    const event = STATUS_EVENT.get(step.status);
     if (!event) continue;
     out.push(await relayEvent(event, step.id, JSON.stringify({ event, data: step })));
   }

@@ -33,9 +33,10 @@ export function parseSpoolLine(line: string): RelayEvent | { readonly ack: strin
   try {
     value = JSON.parse(line);
   } catch {
-    return null;
+    // A torn last line (a crash mid-write): value stays undefined, read below as a foreign line.
   }
-  if (typeof value !== "object" || value === null) return null;
+  // null, numbers, strings and booleans are foreign lines; an array has none of the fields below.
+  if (!(value instanceof Object)) return null;
   const record = value as Partial<SpoolRecord> & { ack?: unknown };
   if (typeof record.ack === "string") return { ack: record.ack };
   if (
