@@ -22,8 +22,9 @@ import { createTestApp, type TestApp } from "./support/test-app.js";
 import { startTestStore, type TestStore } from "./support/test-store.js";
 
 // What createStepwatch wires, seen from outside: each option a runtime passes (Node, Worker, Lambda)
-// and each budget it sets, through the built app, its sweep and its sweeper's lanes. One store for
-// the file; each test gets its own table, so no outbox recovery or sweep sees another test's rows.
+// and each budget it sets, through the built app, its sweep and its sweeper's lanes. One store and
+// table for the file, each test with sinks of its own; the outbox recovery (its own tests' subject)
+// is held to what a test needs, as the store's queries are most of a sweep's time.
 
 let store: TestStore;
 let sink: SinkServer;
@@ -48,7 +49,7 @@ afterAll(async () => {
 
 type Options = Parameters<typeof createTestApp>[2];
 
-/** A stepwatch on a table of its own in the file's store. */
+/** A stepwatch on the file's table; its watchdog off unless STALL_AFTER_S is given. */
 async function stepwatchOn(env: Record<string, string>, options: Options = {}): Promise<TestApp> {
   const app = await createTestApp(store, { NOTIFY_TIMEOUT_MS: "1000", STALL_AFTER_S: "0", ...env }, options);
   apps.push(app);
