@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ListTablesCommand } from "@aws-sdk/client-dynamodb";
+import { CreateTableCommand, type DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type EmbeddedDynamo, startEmbeddedDynamo } from "../src/runtime/embedded-dynamo.js";
 import { createNodeDynamoHandler } from "../src/runtime/node-dynamo-handler.js";
@@ -31,34 +31,30 @@ async function start(...args: Parameters<typeof startEmbeddedDynamo>): Promise<E
   return server;
 }
 
-async function tableNames(endpoint: string): Promise<string[]> {
+/** Calls the store at `endpoint` with the SDK, as stepwatch does. */
+async function withClient<T>(endpoint: string, call: (client: DynamoDBClient) => Promise<T>): Promise<T> {
   const client = createDynamoClient({ ...TEST_AWS, DYNAMODB_ENDPOINT: endpoint }, createNodeDynamoHandler());
   try {
-    return (await client.send(new ListTablesCommand({}))).TableNames ?? [];
+    return await call(client);
   } finally {
     client.destroy();
   }
 }
 
-async function createTable(endpoint: string, name: string): Promise<void> {
-  const response = await fetch(endpoint, {
-    method: "POST",
-    headers: {
-      "content-type": "application/x-amz-json-1.0",
-      "x-amz-target": "DynamoDB_20120810.CreateTable",
-      authorization:
-        "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
-      "x-amz-date": "20260101T000000Z",
-    },
-    body: JSON.stringify({
-      TableName: name,
-      BillingMode: "PAY_PER_REQUEST",
-      KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }],
-      AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }],
-    }),
-  });
-  expect(response.status).toBe(200);
-}
+const tableNames = (endpoint: string) =>
+  withClient(endpoint, async (client) => (await client.send(new ListTablesCommand({}))).TableNames ?? []);
+
+const createTable = (endpoint: string, name: string) =>
+  withClient(endpoint, (client) =>
+    client.send(
+      new CreateTableCommand({
+        TableName: name,
+        BillingMode: "PAY_PER_REQUEST",
+        KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }],
+        AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }],
+      }),
+    ),
+  );
 
 describe("the embedded store", () => {
   it("creates its directory, listens on loopback, and keeps its tables across a restart", async () => {
