@@ -191,3 +191,32 @@ describe("GET /metrics", () => {
     expect((await without.get("/metrics")).status).toBe(404);
   });
 });
+
+describe("the Prometheus exposition's fixed parts", () => {
+  it("process metrics under stepwatch_process_; attempts bucketed up to 30 s, sweeps up to 60 s", async () => {
+    const metrics = createPromMetrics();
+    metrics.deliveryAttempt("slowpoke", "delivered", 20);
+    metrics.sweep(45, 3, 0);
+    const { body } = await metrics.render([], 0);
+    expect(body).toMatch(/^stepwatch_process_process_cpu_user_seconds_total \d/m);
+    expect(body).toMatch(/^stepwatch_process_nodejs_heap_size_used_bytes \d/m);
+    expect(body).not.toMatch(/^(process|nodejs)_/m);
+    const bucket = (name: string, le: string) =>
+      Number(
+        body.match(
+          new RegExp(
+            `^${name}_bucket\\{(?:sink="slowpoke",)?le="${le}"(?:,sink="slowpoke")?\\} (\\d+)$`,
+            "m",
+          ),
+        )?.[1],
+      );
+    expect([
+      bucket("stepwatch_delivery_attempt_duration_seconds", "10"),
+      bucket("stepwatch_delivery_attempt_duration_seconds", "30"),
+    ]).toEqual([0, 1]);
+    expect([
+      bucket("stepwatch_sweep_duration_seconds", "30"),
+      bucket("stepwatch_sweep_duration_seconds", "60"),
+    ]).toEqual([0, 1]);
+  });
+});

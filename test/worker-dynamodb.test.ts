@@ -556,6 +556,9 @@ describe("the Worker's DynamoDB client on the wire", () => {
       const elapsed = Date.now() - started;
       expect(failed.name).toBe("TimeoutError");
       expect(failed).toBeInstanceOf(lean.TimeoutError);
+      expect(failed.message).toBe("DynamoDB GetItem did not answer within 300 ms");
+      // The abort that ended the attempt, for whoever looks further.
+      expect(failed.cause).toMatchObject({ name: "TimeoutError" });
       expect(elapsed).toBeGreaterThanOrEqual(550);
       expect(elapsed).toBeLessThan(2_000);
       expect(sockets.size).toBe(2);
@@ -599,6 +602,140 @@ describe("the Worker's DynamoDB client on the wire", () => {
     } finally {
       for (const socket of sockets) socket.destroy();
       await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+});
+
+describe("the Worker's DynamoDB client's answers, as the SDK gives them", () => {
+  const once = (url: string) => leanClient(url, { maxAttempts: 1 });
+  const get = new lean.GetItemCommand({ TableName: TABLE, Key: {} });
+
+  it("a DynamoServiceError is a server fault from 500 up, a client fault below, with the SDK's $metadata", () => {
+    const server = new lean.DynamoServiceError("InternalServerError", "inside", 500);
+    expect(server).toBeInstanceOf(Error);
+    expect(server).toMatchObject({ name: "InternalServerError", message: "inside", $fault: "server" });
+    expect(server.$metadata).toEqual({ httpStatusCode: 500, attempts: 1, totalRetryDelay: 0 });
+    expect(new lean.DynamoServiceError("ThrottlingException", "slow", 499).$fault).toBe("client");
+  });
+
+  it("carries the answer's request id in $metadata, of an output and of an error", async () => {
+    const server = await startScripted([
+      { status: 200, body: "{}", headers: { "x-amzn-requestid": "REQ-OK" } },
+      { status: 400, body: errorBody("ValidationException"), headers: { "x-amzn-requestid": "REQ-BAD" } },
+      { status: 200, body: "{}" },
+    ]);
+    try {
+      const client = once(server.url);
+      expect((await client.send(get)).$metadata).toMatchObject({ httpStatusCode: 200, requestId: "REQ-OK" });
+      expect((await caught(client.send(get))).$metadata).toMatchObject({ requestId: "REQ-BAD" });
+      expect((await client.send(get)).$metadata).not.toHaveProperty("requestId");
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("only a 2xx answer is an output: a 300 with a JSON object is an error", async () => {
+    const server = await startScripted([{ status: 300, body: "{}" }]);
+    try {
+      const failed = await caught(once(server.url).send(get));
+      expect(failed).toBeInstanceOf(lean.DynamoServiceError);
+      expect(failed).toMatchObject({ name: "300", $fault: "client" });
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("an error's message: its message field; else its code for a JSON object; else the body's first 200 characters; else its code", async () => {
+    const long = `<html>${"x".repeat(300)}</html>`;
+    const bodies = [
+      "{}",
+      JSON.stringify({ __type: "com.amazonaws.dynamodb.v20120810#ValidationException" }),
+      "5",
+      '["a"]',
+      "null",
+      '"text"',
+      long,
+      "",
+    ];
+    const server = await startScripted(bodies.map((body) => ({ status: 400, body })));
+    try {
+      const client = once(server.url);
+      const failures = [];
+      for (const _ of bodies) failures.push(await caught(client.send(get)));
+      expect(failures.map(({ name, message }) => ({ name, message }))).toEqual([
+        { name: "400", message: "400" },
+        { name: "ValidationException", message: "ValidationException" },
+        { name: "400", message: "5" },
+        { name: "400", message: '["a"]' },
+        { name: "400", message: "null" },
+        { name: "400", message: '"text"' },
+        { name: "400", message: long.slice(0, 200) },
+        { name: "400", message: "400" },
+      ]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("a call with options but no abort signal is retried like one without", async () => {
+    await client.send(new lean.PutItemCommand({ TableName: TABLE, Item: richItem("optioned", 1) }));
+    const server = await startScripted([{ status: 500, body: errorBody("InternalServerError") }]);
+    try {
+      const output = await leanClient(server.url).send(
+        new lean.GetItemCommand({ TableName: TABLE, Key: { pk: { S: "optioned" }, sk: { N: "1" } } }),
+        {},
+      );
+      expect(output.Item).toEqual(richItem("optioned", 1));
+      expect(output.$metadata).toMatchObject({ attempts: 2 });
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("retries a request that got no answer (a network failure), but not an abort that is not its own time-out, nor a throw that is no Error", async () => {
+    const rejections: unknown[] = [];
+    let calls = 0;
+    vi.stubGlobal("fetch", async () => {
+      calls++;
+      throw rejections[0];
+    });
+    const attempts = async (rejection: unknown) => {
+      rejections[0] = rejection;
+      calls = 0;
+      const failed = await caught(leanClient("http://127.0.0.1:9", { maxAttempts: 3 }, () => 0).send(get));
+      expect(failed).toBe(rejection);
+      return calls;
+    };
+    try {
+      expect(await attempts(new TypeError("fetch failed"))).toBe(3);
+      expect(await attempts(new Error("Network connection lost."))).toBe(3);
+      expect(await attempts(new DOMException("The operation was aborted.", "AbortError"))).toBe(1);
+      expect(await attempts("not an Error")).toBe(1);
+    } finally {
+      vi.unstubAllGlobals();
+    }
+  });
+
+  it("decodes binary keys in LastEvaluatedKey and BatchGetItem's UnprocessedKeys", async () => {
+    const server = await startScripted([
+      { status: 200, body: JSON.stringify({ Items: [], LastEvaluatedKey: { pk: { B: "AQI=" } } }) },
+      {
+        status: 200,
+        body: JSON.stringify({
+          Responses: { [TABLE]: [] },
+          UnprocessedKeys: { [TABLE]: { Keys: [{ pk: { B: "/wA=" } }] }, other: { ConsistentRead: true } },
+        }),
+      },
+    ]);
+    try {
+      const client = once(server.url);
+      const page = await client.send(new lean.QueryCommand({ TableName: TABLE }));
+      expect(page.LastEvaluatedKey).toEqual({ pk: { B: new Uint8Array([1, 2]) } });
+      const batch = await client.send(new lean.BatchGetItemCommand({ RequestItems: {} }));
+      expect(batch.UnprocessedKeys?.[TABLE]?.Keys).toEqual([{ pk: { B: new Uint8Array([255, 0]) } }]);
+      expect(batch.UnprocessedKeys?.other).toEqual({ ConsistentRead: true });
+    } finally {
+      await server.close();
     }
   });
 });

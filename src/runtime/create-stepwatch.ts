@@ -169,9 +169,7 @@ export async function createStepwatch(
 
   const sweep = async (): Promise<SweepReport> => {
     // Stall notices first, so that this sweep delivers them too.
-    await watchdog.run(
-      nowMs() + (config.SWEEP_BUDGET_MS ?? options.sweepBudgetMs ?? DEFAULT_SWEEP_BUDGET_MS),
-    );
+    await watchdog.run(nowMs() + sweepBudgetMs);
     const report = await notifier.sweep();
     recordSweep(report);
     return report;
@@ -196,6 +194,7 @@ export async function createStepwatch(
       // interval.
       const lane = (name: string, run: () => Promise<boolean>) => {
         let running = false;
+        // Stryker disable next-line BooleanLiteral: never read before a tick sets it (every tick assigns it first).
         let again = false;
         const tick = (): void => {
           if (running) {

@@ -58,6 +58,7 @@ async function checkStore(path: string, shownAs: string): Promise<void> {
   try {
     await db.open();
   } catch (error) {
+    // Stryker disable next-line OptionalChaining: level's open error always wraps the one underneath as its cause.
     const code = (error as { cause?: { code?: string } }).cause?.code;
     if (code === "LEVEL_LOCKED") {
       throw new StartupError(
