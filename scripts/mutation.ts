@@ -141,7 +141,7 @@ const AREAS: Readonly<Record<string, Area>> = {
       "backlog-metrics",
       "create-stepwatch",
       "embedded-dynamo",
-      "runtime-helpers",
+      "logger",
       "worker-dynamodb",
       "store-errors",
       "dynamo-client",
