@@ -47,6 +47,8 @@ export async function openFileSpool(dir: string): Promise<Spool> {
   let writing: Promise<void> | null = null;
   let truncating: Promise<void> | null = null;
   let closed = false;
+  // Lines taken so far: what tells clear() that something came in while it waited.
+  let enqueued = 0;
 
   const flush = async () => {
     const batch = pending;
@@ -81,6 +83,7 @@ export async function openFileSpool(dir: string): Promise<Spool> {
         reject(new Error("the spool is closed"));
         return;
       }
+      enqueued++;
       pending.push({ line: Buffer.from(line, "utf8"), durable, resolve, reject });
       schedule();
     });
@@ -124,9 +127,12 @@ export async function openFileSpool(dir: string): Promise<Spool> {
       return { events, next: offset };
     },
     async clear() {
+      const before = enqueued;
       await settled();
-      // An append that came in meanwhile keeps the file as it is (the next idle moment clears it).
-      if (pending.length > 0 || writing || truncating || closed) return;
+      // An append that came in meanwhile keeps the file as it is (the next idle moment clears it):
+      // waiting for the writes under way also waits for the ones queued behind them, which were
+      // accepted and must stay on disk.
+      if (enqueued !== before || truncating || closed) return;
       truncating = handle
         .truncate(0)
         .then(() => {
@@ -163,21 +169,22 @@ async function takeLock(lockPath: string): Promise<void> {
   await writeFile(lockPath, String(process.pid));
 }
 
-/** Rewrites the spool without acknowledged records (two streaming passes: memory holds only ids). */
+/**
+ * Rewrites the spool without acknowledged records (two streaming passes: memory holds only ids).
+ * Always rewritten, even with nothing acknowledged: that also drops a torn last line (a crash
+ * mid-write), which the next append would otherwise run into, making its record unreadable.
+ */
 async function compact(path: string): Promise<void> {
   const acked = new Set<string>();
-  let records = 0;
   try {
     for await (const line of lines(path)) {
       const parsed = parseSpoolLine(line);
       if (parsed && "ack" in parsed) acked.add(parsed.ack);
-      else if (parsed) records++;
     }
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
     throw error;
   }
-  if (acked.size === 0 && records === 0) return;
   const tmp = `${path}.tmp`;
   const out = await open(tmp, "w");
   try {
