@@ -340,6 +340,36 @@ describe("file spool: clear and close", () => {
     expect((await again.read(0, 10)).events).toEqual([event(1)]);
   });
 
+  it("clears that overlap truncate once, and an append that comes in meanwhile is written after it and kept", async () => {
+    const dir = await freshDir();
+    const spool = await openTracked(dir);
+    await spool.append(event(0));
+    spool.ack("msg_0");
+    await within(spool.clear(), 1000, "clear");
+    await spool.append(event(1));
+    spool.ack("msg_1");
+    const proto = await fileHandleProto(dir);
+    const original = proto.truncate;
+    const held = gate();
+    const truncate = vi.spyOn(proto, "truncate").mockImplementationOnce(async function (
+      this: FileHandle,
+      length,
+    ) {
+      held.entered();
+      await held.opened;
+      return original.call(this, length);
+    });
+    const clears = Promise.all([spool.clear(), spool.clear()]);
+    await within(held.reached, 1000, "the truncation");
+    const start = spool.append(event(2));
+    held.open();
+    await within(Promise.all([clears, start]), 1000, "clears and append");
+    expect(truncate).toHaveBeenCalledTimes(1);
+    expect(await start).toBe(0);
+    expect(await readFile(fileOf(dir), "utf8")).toBe(recordLine(event(2)));
+    expect(spool.durableEnd).toBe(bytes(recordLine(event(2))));
+  });
+
   it("after close, append rejects, ack and clear do nothing, and the file is left as it was", async () => {
     const dir = await freshDir();
     const spool = await openFileSpool(dir);
@@ -383,7 +413,10 @@ describe("file spool: reopening", () => {
     spool.ack("msg_unknown");
     await spool.close();
 
+    // The rewritten file is on disk before it takes the old one's place.
+    const sync = vi.spyOn(await fileHandleProto(dir), "sync");
     const again = await openTracked(dir);
+    expect(sync).toHaveBeenCalledTimes(1);
     const kept = [events[0], events[2], events[4]] as RelayEvent[];
     const content = kept.map(recordLine).join("");
     expect(await readFile(fileOf(dir), "utf8")).toBe(content);
