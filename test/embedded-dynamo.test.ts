@@ -80,6 +80,24 @@ describe("the embedded store", () => {
     await again.close();
   });
 
+  it("listens on 127.0.0.1 only: not on another address of the machine (here ::1)", async () => {
+    const store = await start();
+    const port = Number(new URL(store.endpoint).port);
+    await expect(fetch(`http://[::1]:${port}/`, { signal: AbortSignal.timeout(2000) })).rejects.toMatchObject(
+      {
+        cause: { code: "ECONNREFUSED" },
+      },
+    );
+    await store.close();
+  });
+
+  it("a port already taken: starting fails with the listen error instead of hanging", async () => {
+    const store = await start();
+    const port = Number(new URL(store.endpoint).port);
+    await expect(startEmbeddedDynamo(undefined, port)).rejects.toMatchObject({ code: "EADDRINUSE" });
+    await store.close();
+  }, 5000);
+
   it("a directory another process has open: a StartupError saying so and what to do, named as shown", async () => {
     const dir = join(root, "busy");
     const holder = await start(dir);

@@ -24,8 +24,9 @@ export interface SinkBacklogSample {
 
 const M = BACKLOG_METRICS;
 
-const ageS = (oldestMs: number | null, nowMs: number) =>
-  oldestMs === null ? 0 : Math.max(0, Math.round((nowMs - oldestMs) / 1000));
+function ageS(oldestMs: number | null, nowMs: number): number {
+  return oldestMs === null ? 0 : Math.max(0, Math.round((nowMs - oldestMs) / 1000));
+}
 
 // One EMF document: the metric values sit at the top level beside `_aws`, as EMF requires.
 function emfLine(

@@ -35,7 +35,7 @@ export async function startEmbeddedDynamo(path?: string, port = 0, shownAs = pat
     endpoint: `http://127.0.0.1:${bound}`,
     close: () =>
       new Promise<void>((resolve) => {
-        server.closeAllConnections?.();
+        server.closeAllConnections();
         server.close(() => resolve());
       }),
   };

@@ -139,11 +139,11 @@ export class DynamoDBClient {
           "user-agent": USER_AGENT,
         },
         body,
-        // Stryker disable ConditionalExpression,EqualityOperator: AbortSignal.any of no signal never aborts, and of one aborts with it, as no signal and that one do.
+        // Stryker disable next-line ConditionalExpression,EqualityOperator: AbortSignal.any of no signal never aborts, as no signal does.
         ...(signals.length > 0
-          ? { signal: signals.length === 1 ? signals[0] : AbortSignal.any(signals) }
+          ? // Stryker disable next-line ConditionalExpression,EqualityOperator: AbortSignal.any of one signal aborts with it, as that one does.
+            { signal: signals.length === 1 ? signals[0] : AbortSignal.any(signals) }
           : {}),
-        // Stryker restore ConditionalExpression,EqualityOperator
       });
       const response = await fetch(request);
       status = response.status;
