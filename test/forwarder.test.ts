@@ -193,9 +193,11 @@ describe("forwarder", { timeout: 5000 }, () => {
     expect(delays).toEqual([125, 30_000]);
 
     sink.reset();
-    sink.fallback = { status: 200, delayMs: 30 };
+    // Answers slow enough that every send has started before the first one ends, even on a busy machine.
+    sink.fallback = { status: 200, delayMs: 150 };
+    const steps = await Promise.all([...Array(9).keys()].map((s) => event(`step_w${s}`, "completed")));
     const wide = await createForwarder({ url: sink.url, secret });
-    for (let s = 0; s < 10; s++) await wide.accept(await event(`step_w${s}`, "completed"));
+    for (const e of steps) await wide.accept(e);
     await within(wide.idle());
     expect(sink.maxInFlight).toBe(8);
   });
@@ -265,9 +267,12 @@ describe("forwarder", { timeout: 5000 }, () => {
     for (const status of [401, 403, 404, 405, 300, 302, 308]) {
       sink.reset();
       sink.fallback = { status, body: "{}" };
+      const [f1, f2, f3] = await Promise.all(
+        ["step_f1", "step_f2", "step_f3"].map((s) => event(s, "completed")),
+      );
       const forwarder = await createForwarder({ url: sink.url, secret, concurrency: 1 });
-      await forwarder.accept(await event("step_f1", "completed"));
-      await forwarder.accept(await event("step_f2", "completed"));
+      // Both taken before any answer can come back.
+      await Promise.all([forwarder.accept(f1 as RelayEvent), forwarder.accept(f2 as RelayEvent)]);
       const error = await rejectionOf(forwarder.idle());
       expect(error).toBeInstanceOf(RelayFailedError);
       expect(error.name).toBe("RelayFailedError");
@@ -277,7 +282,7 @@ describe("forwarder", { timeout: 5000 }, () => {
         ),
       );
       expect(error.message).not.toContain(secret.slice(6));
-      await expect(forwarder.accept(await event("step_f3", "completed"))).rejects.toBe(error);
+      await expect(forwarder.accept(f3 as RelayEvent)).rejects.toBe(error);
       expect(forwarder.hasRoom()).toBe(false);
       await within(forwarder.close());
       // Nothing after the refusal was sent.
@@ -355,18 +360,28 @@ describe("forwarder", { timeout: 5000 }, () => {
     await sleep(20);
     expect(sink.received).toHaveLength(1);
     expect(stuck.stats).toEqual(stats({ accepted: 1, retries: 1 }));
+
+    // With a spool too: nothing is written once closed.
+    const spooled = await createForwarder({ url: sink.url, secret, spool: await openFileSpool(spoolDir()) });
+    await within(spooled.close());
+    const closedError = await rejectionOf(spooled.accept(await event("step_close2", "completed")));
+    expect(closedError).toBeInstanceOf(RelayFailedError);
+    expect(closedError.message).toBe("the relay is closed");
   });
 
   it("without a spool, accepting waits while memory is full (backpressure), and gives up when the relay stops", async () => {
     sink.fallback = { status: 200, delayMs: 40 };
     const forwarder = await createForwarder({ url: sink.url, secret, maxQueued: 2, concurrency: 1 });
     expect(forwarder.hasRoom()).toBe(true);
-    await forwarder.accept(await event("step_b1", "completed"));
+    const [b1, b2, b3] = await Promise.all(
+      ["step_b1", "step_b2", "step_b3"].map((s) => event(s, "completed")),
+    );
+    await forwarder.accept(b1 as RelayEvent);
     expect(forwarder.hasRoom()).toBe(true);
-    await forwarder.accept(await event("step_b2", "completed"));
+    await forwarder.accept(b2 as RelayEvent);
     expect(forwarder.hasRoom()).toBe(false);
     let third = false;
-    const accepting = forwarder.accept(await event("step_b3", "completed")).then(() => {
+    const accepting = forwarder.accept(b3 as RelayEvent).then(() => {
       third = true;
     });
     await sleep(15);
@@ -378,17 +393,20 @@ describe("forwarder", { timeout: 5000 }, () => {
     expect(forwarder.stats).toEqual(stats({ accepted: 3, acknowledged: 3 }));
 
     // Waiting for room when close() comes: refused as closed.
+    const [c1, c2, x1, x2] = await Promise.all(
+      ["step_c1", "step_c2", "step_x1", "step_x2"].map((s) => event(s, "completed")),
+    );
     const closing = await createForwarder({ url: sink.url, secret, maxQueued: 1 });
-    await closing.accept(await event("step_c1", "completed"));
-    const late = rejectionOf(closing.accept(await event("step_c2", "completed")));
+    await closing.accept(c1 as RelayEvent);
+    const late = rejectionOf(closing.accept(c2 as RelayEvent));
     await within(closing.close());
     expect((await late).message).toBe("the relay is closed");
 
     // Waiting for room when stepwatch refuses everything: refused with that reason.
     sink.fallback = { status: 401, delayMs: 20 };
     const failing = await createForwarder({ url: sink.url, secret, maxQueued: 1 });
-    await failing.accept(await event("step_x1", "completed"));
-    const refused = await rejectionOf(failing.accept(await event("step_x2", "completed")));
+    await failing.accept(x1 as RelayEvent);
+    const refused = await rejectionOf(failing.accept(x2 as RelayEvent));
     expect(refused).toBeInstanceOf(RelayFailedError);
     expect(refused.message).toMatch(/HTTP 401.*check the URL and the secret$/);
     expect(failing.stats).toEqual(stats({ accepted: 1 }));
@@ -432,12 +450,18 @@ describe("forwarder", { timeout: 5000 }, () => {
         return result;
       },
     });
+    // The first answer comes late, so the first 6 events certainly overflow memory; the next 4 come
+    // while what spilled is being read back.
+    sink.script({ status: 200, delayMs: 150 });
     sink.fallback = { status: 200, delayMs: 5 };
     const forwarder = await createForwarder({ url: sink.url, secret, maxQueued: 2, concurrency: 1, spool });
-    for (let seq = 0; seq < 10; seq++) {
-      await forwarder.accept(await event(`step_s${seq % 2}`, "in_progress", seq));
+    const events = await Promise.all(
+      [...Array(10).keys()].map((seq) => event(`step_s${seq % 2}`, "in_progress", seq)),
+    );
+    for (const [seq, e] of events.entries()) {
+      await forwarder.accept(e);
       expect(forwarder.hasRoom()).toBe(true);
-      await sleep(3);
+      if (seq >= 6) await sleep(10);
     }
     expect(forwarder.stats.accepted).toBe(10);
     await within(forwarder.idle(), 2000);
@@ -466,9 +490,8 @@ describe("forwarder", { timeout: 5000 }, () => {
       concurrency: 4,
       spool: await openFileSpool(spoolDir()),
     });
-    await Promise.all(
-      [0, 1, 2, 3].map(async (s) => forwarder.accept(await event(`step_q${s}`, "completed"))),
-    );
+    const steps = await Promise.all([0, 1, 2, 3].map((s) => event(`step_q${s}`, "completed")));
+    await Promise.all(steps.map((e) => forwarder.accept(e)));
     await within(forwarder.idle());
     expect(sink.received).toHaveLength(4);
     expect(sink.maxInFlight).toBe(1);
@@ -549,8 +572,10 @@ describe("forwarder", { timeout: 5000 }, () => {
     await within(forwarder.idle());
     expect(forwarder.stats.acknowledged).toBe(1);
     await writing;
+    const i2 = await event("step_i2", "completed");
+    // Nothing is pending when idle() is called; the accept comes while it clears the spool.
     const waiting = forwarder.idle();
-    const accepting = forwarder.accept(await event("step_i2", "completed"));
+    const accepting = forwarder.accept(i2);
     await within(waiting);
     expect(forwarder.stats.acknowledged).toBe(2);
     await accepting;
