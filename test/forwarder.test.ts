@@ -441,28 +441,31 @@ describe("forwarder", { timeout: 5000 }, () => {
     const dir = spoolDir();
     const inner = await openFileSpool(dir);
     const reads: number[] = [];
-    // Reading back is slow here, so memory empties while a read is under way and accepts go on.
+    // The first read back is slow: events accepted meanwhile, with room in memory again, must still
+    // queue behind what waits on disk.
+    let slow = true;
     const spool = overSpool(inner, {
       read: async (from, max) => {
         reads.push(max);
         const result = await inner.read(from, max);
-        await sleep(20);
+        if (slow) await sleep(80);
+        slow = false;
         return result;
       },
     });
-    // The first answer comes late, so the first 6 events certainly overflow memory; the next 4 come
-    // while what spilled is being read back.
-    sink.script({ status: 200, delayMs: 150 });
+    // The first answer comes late, so the first 6 events certainly overflow memory.
+    sink.script({ status: 200, delayMs: 100 });
     sink.fallback = { status: 200, delayMs: 5 };
     const forwarder = await createForwarder({ url: sink.url, secret, maxQueued: 2, concurrency: 1, spool });
     const events = await Promise.all(
       [...Array(10).keys()].map((seq) => event(`step_s${seq % 2}`, "in_progress", seq)),
     );
-    for (const [seq, e] of events.entries()) {
+    for (const e of events.slice(0, 6)) {
       await forwarder.accept(e);
       expect(forwarder.hasRoom()).toBe(true);
-      if (seq >= 6) await sleep(10);
     }
+    await eventually(async () => (reads.length > 0 ? true : undefined), 2000, 1);
+    for (const e of events.slice(6)) await forwarder.accept(e);
     expect(forwarder.stats.accepted).toBe(10);
     await within(forwarder.idle(), 2000);
     expect(sink.received).toHaveLength(10);
@@ -477,8 +480,11 @@ describe("forwarder", { timeout: 5000 }, () => {
     expect(readFileSync(join(dir, "spool.jsonl"), "utf8")).toBe("");
     await expect(openFileSpool(dir)).rejects.toBeInstanceOf(SpoolLockedError);
     await within(forwarder.close());
-    // Closed: the lock is released.
-    await (await openFileSpool(dir)).close();
+    // Closed: the lock is released. A second close() leaves alone the spool another relay now holds.
+    const next = await openFileSpool(dir);
+    await within(forwarder.close());
+    await expect(openFileSpool(dir)).rejects.toBeInstanceOf(SpoolLockedError);
+    await next.close();
   });
 
   it("with a spool, memory still holds at most maxQueued events: one in flight at a time with maxQueued 1", async () => {
