@@ -66,14 +66,20 @@ export interface Forwarder {
    * waits while `maxQueued` events are in memory: a pulled source is slowed down, not buffered.
    */
   accept(event: RelayEvent): Promise<void>;
-  /** Resolves when every event accepted so far is acknowledged or refused; rejects if the forwarder failed. */
+  /**
+   * Resolves when every event accepted so far is acknowledged or refused; rejects if the forwarder
+   * failed, or was closed with events left.
+   */
   idle(): Promise<void>;
   /** Whether an event would be held in memory right now without waiting. */
   hasRoom(): boolean;
   readonly stats: Readonly<RelayStats>;
   /** Counts an event a push source had to drop (see forward-run-steps.ts). */
   noteDropped(): void;
-  /** Stops sending (what is left stays in the spool) and closes the spool. */
+  /**
+   * Stops sending (what is left stays in the spool) and closes the spool: attempts in flight are
+   * waited for, backoffs are not.
+   */
   close(): Promise<void>;
 }
 
