@@ -13,7 +13,7 @@ export interface RefusedEvent {
   readonly id: string;
   readonly stepId: string;
   readonly event: string;
-  readonly status: number | null;
+  readonly status: number;
   readonly error: string;
 }
 
@@ -66,18 +66,24 @@ export interface Forwarder {
    * waits while `maxQueued` events are in memory: a pulled source is slowed down, not buffered.
    */
   accept(event: RelayEvent): Promise<void>;
-  /** Resolves when every event accepted so far is acknowledged or refused; rejects if the forwarder failed. */
+  /**
+   * Resolves when every event accepted so far is acknowledged or refused; rejects if the forwarder
+   * failed, or was closed with events left.
+   */
   idle(): Promise<void>;
   /** Whether an event would be held in memory right now without waiting. */
   hasRoom(): boolean;
   readonly stats: Readonly<RelayStats>;
   /** Counts an event a push source had to drop (see forward-run-steps.ts). */
   noteDropped(): void;
-  /** Stops sending (what is left stays in the spool) and closes the spool. */
+  /**
+   * Stops sending (what is left stays in the spool) and closes the spool: attempts in flight are
+   * waited for, backoffs are not.
+   */
   close(): Promise<void>;
 }
 
-/** HTTP answers that mean every request would be refused: the URL or the secret is wrong. */
+/** HTTP answers that mean every request would be refused: the URL or the secret is wrong (so do 3xx). */
 const FATAL_STATUSES = new Set([401, 403, 404, 405]);
 
 /**
@@ -114,17 +120,33 @@ export async function createForwarder(options: ForwarderOptions): Promise<Forwar
   const idleWaiters: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
   const sleepers = new Set<{ timer: ReturnType<typeof setTimeout>; wake: () => void }>();
 
-  const isIdle = () => queued === 0 && running === 0 && appending === 0 && spillFrom === null;
+  // A send counts in `queued` until its event is acknowledged or refused, so no separate check of
+  // `running` is needed: nothing is in flight once `queued` is 0.
+  const isIdle = () => queued === 0 && appending === 0 && spillFrom === null;
+  // The spool's clear() under way: an append waits for it, so a record written meanwhile is never
+  // truncated away after being reported on disk.
+  let clearing: Promise<void> | null = null;
 
   const settleIdle = () => {
     if (failure) {
       for (const w of idleWaiters.splice(0)) w.reject(failure);
       return;
     }
-    if (!isIdle()) return;
+    if (!isIdle()) {
+      // Closed with events left: they will not be sent by this forwarder.
+      if (closed)
+        for (const w of idleWaiters.splice(0)) w.reject(new RelayFailedError("the relay was closed"));
+      return;
+    }
+    if (!spool || closed) {
+      for (const w of idleWaiters.splice(0)) w.resolve();
+      return;
+    }
     // Everything is acknowledged: the spool can start again from nothing.
-    const cleared = spool && !closed ? spool.clear() : Promise.resolve();
-    cleared.then(
+    clearing ??= spool.clear().finally(() => {
+      clearing = null;
+    });
+    clearing.then(
       () => {
         if (isIdle()) for (const w of idleWaiters.splice(0)) w.resolve();
       },
@@ -147,7 +169,8 @@ export async function createForwarder(options: ForwarderOptions): Promise<Forwar
   };
 
   const pump = () => {
-    while (!failure && !closed && running < concurrency && ready.length > 0) {
+    // After a failure or close(), deliver() returns at once: the lanes stay as they are.
+    while (running < concurrency && ready.length > 0) {
       const stepId = ready.shift() as string;
       running++;
       void sendHead(stepId).finally(() => {
@@ -159,9 +182,9 @@ export async function createForwarder(options: ForwarderOptions): Promise<Forwar
   };
 
   const sendHead = async (stepId: string) => {
-    const lane = lanes.get(stepId);
-    const event = lane?.[0];
-    if (!lane || !event) return;
+    // A ready step always has a lane with an event in it: a lane is deleted once it is empty.
+    const lane = lanes.get(stepId) as RelayEvent[];
+    const event = lane[0] as RelayEvent;
     const delivered = await deliver(event);
     if (!delivered) return;
     lane.shift();
@@ -176,6 +199,11 @@ export async function createForwarder(options: ForwarderOptions): Promise<Forwar
 
   const sleep = (ms: number) =>
     new Promise<void>((resolve) => {
+      // Stopped during the attempt (after wakeAll() ran): no backoff to wait out.
+      if (failure || closed) {
+        resolve();
+        return;
+      }
       const sleeper = {
         timer: setTimeout(() => {
           sleepers.delete(sleeper);
@@ -199,11 +227,15 @@ export async function createForwarder(options: ForwarderOptions): Promise<Forwar
         stats.acknowledged++;
         return true;
       }
-      const status = result.status ?? null;
       if (!result.retryable) {
-        if (status !== null && (FATAL_STATUSES.has(status) || (status >= 300 && status < 400))) {
+        // fetch answers no 1xx and a 2xx is ok: under 400 is a redirect, and no status at all (0) is
+        // a request that could not even be built (a URL fetch cannot use), which no event gets past.
+        const status = result.status ?? 0;
+        if (FATAL_STATUSES.has(status) || status < 400) {
           fail(
-            `stepwatch refused ${event.event} for step ${event.stepId} with ${result.error}: check the URL and the secret`,
+            status === 0
+              ? `${event.event} for step ${event.stepId} could not be sent (${result.error}): check the URL`
+              : `stepwatch refused ${event.event} for step ${event.stepId} with ${result.error}: check the URL and the secret`,
           );
           return false;
         }
@@ -234,14 +266,19 @@ export async function createForwarder(options: ForwarderOptions): Promise<Forwar
     }
   };
 
-  const fail = (reason: string) => {
-    failure ??= new RelayFailedError(reason);
-    for (const w of roomWaiters.splice(0)) w();
+  // Ends every backoff and every wait for room at once: sends and accepts see why and return.
+  const wakeAll = () => {
     for (const s of sleepers) {
       clearTimeout(s.timer);
       s.wake();
     }
     sleepers.clear();
+    for (const w of roomWaiters.splice(0)) w();
+  };
+
+  const fail = (reason: string) => {
+    failure ??= new RelayFailedError(reason);
+    wakeAll();
     settleIdle();
   };
 
@@ -261,7 +298,8 @@ export async function createForwarder(options: ForwarderOptions): Promise<Forwar
       } finally {
         refilling = null;
       }
-      if (spillFrom !== null) refill();
+      // Records appended while reading are not in `events`: read on (refill stops when nothing is left).
+      refill();
       settleIdle();
     })();
   };
@@ -284,6 +322,7 @@ export async function createForwarder(options: ForwarderOptions): Promise<Forwar
       }
       appending++;
       try {
+        while (clearing) await clearing.catch(() => undefined);
         const start = await spool.append(event);
         stats.accepted++;
         // Order is kept: once something is left on disk, everything after it waits there too.
@@ -309,14 +348,9 @@ export async function createForwarder(options: ForwarderOptions): Promise<Forwar
     async close() {
       if (closed) return;
       closed = true;
-      for (const s of sleepers) {
-        clearTimeout(s.timer);
-        s.wake();
-      }
-      sleepers.clear();
-      for (const w of roomWaiters.splice(0)) w();
+      wakeAll();
       while (running > 0 || refilling) await new Promise((resolve) => setTimeout(resolve, 5));
-      for (const w of idleWaiters.splice(0)) w.reject(new RelayFailedError("the relay was closed"));
+      settleIdle();
       await spool?.close();
     },
   };
