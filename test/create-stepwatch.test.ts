@@ -10,6 +10,7 @@ import { ensureTable } from "../src/store/ensure-table.js";
 import {
   deliveryOf,
   idsInShard,
+  NO_WORK,
   seedPending,
   sinkOf,
   sleep,
@@ -282,17 +283,7 @@ function deferred<T>() {
   return { promise, resolve };
 }
 
-const idleReport = (exhausted: boolean): SweepReport => ({
-  recovered: 0,
-  attempts: 0,
-  delivered: 0,
-  retrying: 0,
-  dead: 0,
-  parked: 0,
-  probes: 0,
-  durationMs: 0,
-  exhausted,
-});
+const idleReport = (exhausted: boolean): SweepReport => ({ ...NO_WORK, exhausted });
 
 describe("the sweeper's lanes", () => {
   it("sweep at once, then each interval; a tick while a lane sweeps makes it sweep again right after, as does an exhausted sweep; never two at a time; stop ends it", async () => {

@@ -6,7 +6,7 @@ import { RunStepSchema } from "../src/domain/run-step-schema.js";
 import { generateWebhookSecret } from "../src/domain/webhook-secret.js";
 import { createSinks } from "../src/notify/create-sinks.js";
 import { DeliveryNotifier } from "../src/notify/delivery-notifier.js";
-import type { AppliedTransition, SweepReport } from "../src/notify/notifier.js";
+import type { AppliedTransition } from "../src/notify/notifier.js";
 import { createLogger } from "../src/observability/logger.js";
 import type { DeliveryStore, SinkHealthStore } from "../src/store/delivery-store.js";
 import { probeLeaseKey } from "../src/store/item-codec.js";
@@ -15,6 +15,7 @@ import {
   applyWithoutNotifier,
   deliveryFixture,
   idsInShard,
+  NO_WORK,
   queueShardOf,
   seedPending,
   sleep,
@@ -39,17 +40,6 @@ const TIMEOUT_MS = 2_000;
 const SWEEP_BUDGET_MS = 1_000;
 /** When the outbox recovery may record a transition nobody recorded (README: prompt lease + 60 s). */
 const RECOVERY_AFTER_MS = 2 * TIMEOUT_MS + 5_000 + 60_000;
-const NO_WORK: SweepReport = {
-  recovered: 0,
-  attempts: 0,
-  delivered: 0,
-  retrying: 0,
-  dead: 0,
-  parked: 0,
-  probes: 0,
-  durationMs: 0,
-  exhausted: false,
-};
 
 interface Rig {
   readonly app: TestApp;

@@ -3,6 +3,7 @@ import * as v from "valibot";
 import { afterAll, beforeAll } from "vitest";
 import { type DeliveryIntent, newDelivery } from "../../src/domain/delivery.js";
 import { RunStepSchema } from "../../src/domain/run-step-schema.js";
+import type { SweepReport } from "../../src/notify/notifier.js";
 import { type Item, keyOf, shardOf } from "../../src/store/item-codec.js";
 import { TABLE_SCHEMA } from "../../src/store/table-schema.js";
 import { mapConcurrent } from "./concurrency.js";
@@ -260,3 +261,16 @@ export async function deliver(app: TestApp, id: string, timestampS?: number): Pr
   if (response.status !== 200) throw new Error(`sending ${id}: ${response.status}`);
   await app.drain();
 }
+
+/** A sweep's report when it found nothing to do; tests spread it and set what they expect. */
+export const NO_WORK: SweepReport = {
+  recovered: 0,
+  attempts: 0,
+  delivered: 0,
+  retrying: 0,
+  dead: 0,
+  parked: 0,
+  probes: 0,
+  durationMs: 0,
+  exhausted: false,
+};
