@@ -78,6 +78,7 @@ const ROUTE_TESTS = t(
   "metrics",
   "quarantine",
   "run-step-ingest",
+  "sink-health",
 );
 
 /** The areas, each file of src/ in exactly one. */
