@@ -165,10 +165,22 @@ describe("forwardRunSteps and its relay", () => {
       options(),
     );
     await expect(within(relay.done)).rejects.toThrow("stream broke");
+    expect(relay.stats.accepted).toBe(1);
     const attempts = sink.received.length;
     expect(attempts).toBeGreaterThan(0);
     await sleep(80);
     expect(sink.received.length).toBe(attempts);
+  });
+
+  it("rejects `done` when its relay cannot start, forwarding nothing from the emitter", async () => {
+    const stream = emitter();
+    const handle = forwardRunSteps(stream, { url: sink.url, secret: "whsec_" });
+    stream.emit("event", created("step_z1"));
+    await expect(within(handle.done)).rejects.toThrow(/whsec_/);
+    stream.emit("event", created("step_z2"));
+    stream.emit("end");
+    await sleep(20);
+    expect(sink.received).toEqual([]);
   });
 
   it("rejects `done` when the relay fails, and takes no more events from the emitter", async () => {

@@ -128,15 +128,13 @@ function observe(
       if (forwarder) forwarder.noteDropped();
       else droppedEarly++;
     };
-    // Without a forwarder yet (it failed to start: `done` says why), nothing is forwarded.
+    // A forwarder that fails to start rejects `done`; the events then find none and are skipped.
     let chain = ready.then(
       (ready) => {
         forwarder = ready;
         for (; droppedEarly > 0; droppedEarly--) ready.noteDropped();
       },
-      () => {
-        failed = true;
-      },
+      () => undefined,
     );
     stream.on("event", (item) => {
       if (failed) return;
