@@ -66,12 +66,24 @@ export function forwardRunSteps(
     };
   };
 
+  const counting = ready.then(countFrom);
+  // An emitter is listened to from now on: its events may come before the forwarder is ready
+  // (creating one is asynchronous), and they wait in its chain until then.
+  const observed = isAssistantStream(stream)
+    ? observe(
+        stream,
+        counting.then(() => ready),
+        options,
+      )
+    : null;
+  observed?.catch(() => undefined);
+
   const done = (async () => {
     const forwarder = await ready;
-    const update = await countFrom(forwarder);
+    const update = await counting;
     try {
-      if (isAssistantStream(stream)) await observe(stream, forwarder, options);
-      else await pull(stream, forwarder, options);
+      if (observed) await observed;
+      else await pull(stream as AsyncIterable<StreamEvent>, forwarder, options);
       await forwarder.idle();
       update();
       return { ...stats };
@@ -102,22 +114,40 @@ async function pull(
  * without one, an event arriving while `maxQueued` are waiting is dropped and counted, so memory
  * stays bounded whatever the stream's size.
  */
-function observe(stream: AssistantStreamLike, forwarder: Forwarder, options: ExtractOptions): Promise<void> {
+function observe(
+  stream: AssistantStreamLike,
+  ready: Promise<Forwarder>,
+  options: ExtractOptions,
+): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    let chain = Promise.resolve();
+    let forwarder: Forwarder | null = null;
     let waiting = 0;
     let failed = false;
+    let droppedEarly = 0;
+    const drop = () => {
+      if (forwarder) forwarder.noteDropped();
+      else droppedEarly++;
+    };
+    // A forwarder that fails to start rejects `done`; the events then find none and are skipped.
+    let chain = ready.then(
+      (ready) => {
+        forwarder = ready;
+        for (; droppedEarly > 0; droppedEarly--) ready.noteDropped();
+      },
+      () => undefined,
+    );
     stream.on("event", (item) => {
       if (failed) return;
-      if (waiting >= MAX_WAITING || (waiting > 0 && !forwarder.hasRoom())) {
-        forwarder.noteDropped();
+      // Before the forwarder is ready there is room: the events wait in the chain (at most MAX_WAITING).
+      if (waiting >= MAX_WAITING || (waiting > 0 && forwarder?.hasRoom() === false)) {
+        drop();
         return;
       }
       waiting++;
       chain = chain
         .then(async () => {
           const event = await runStepEventOf(item.event, item.data, options);
-          if (event) await forwarder.accept(event);
+          if (event && forwarder) await forwarder.accept(event);
         })
         .catch((error: unknown) => {
           failed = true;
