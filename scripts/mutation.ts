@@ -157,7 +157,17 @@ const AREAS: Readonly<Record<string, Area>> = {
   },
   relay: {
     mutate: ["src/relay/**/*.ts"],
-    tests: t("sse-parser", "run-step-events", "spool", "file-spool", "forwarder", "relay-core", "relay-e2e"),
+    tests: t(
+      "sse-parser",
+      "run-step-events",
+      "spool",
+      "file-spool",
+      "forwarder",
+      "relay-core",
+      "tap-handler",
+      "forward-run-steps",
+      "relay-e2e",
+    ),
     ignoreStatic: true,
   },
 };
