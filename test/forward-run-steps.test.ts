@@ -8,6 +8,7 @@ import { createForwarder, type Forwarder } from "../src/relay/forwarder.js";
 import { overriding } from "./support/overriding.js";
 import { makeStep } from "./support/run-steps.js";
 import { type SinkServer, startSinkServer } from "./support/sink-server.js";
+import { within } from "./support/within.js";
 
 const SECRET = "whsec_c2lua3NlY3JldDAxMjM0NTY3ODlhYmNkZWZnaGlq";
 const OK = { status: 200, body: "ok" };
@@ -30,13 +31,6 @@ afterAll(async () => {
 });
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const within = <T>(promise: Promise<T>, ms = 1000): Promise<T> =>
-  Promise.race([
-    promise,
-    sleep(ms).then(() => {
-      throw new Error(`not settled within ${ms} ms`);
-    }),
-  ]);
 
 const target = { url: "", secret: SECRET };
 const options = () => ({ url: sink.url, secret: SECRET, initialDelayMs: 10 });

@@ -7,6 +7,7 @@ import { createTapHandler, type TapOptions } from "../src/relay/tap-handler.js";
 import { overriding } from "./support/overriding.js";
 import { makeStep } from "./support/run-steps.js";
 import { type SinkServer, startSinkServer } from "./support/sink-server.js";
+import { within } from "./support/within.js";
 
 const SECRET = "whsec_c2lua3NlY3JldDAxMjM0NTY3ODlhYmNkZWZnaGlq";
 const API_KEY = "sk-test-tap-handler-0123456789";
@@ -59,13 +60,6 @@ afterAll(async () => {
 });
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const within = <T>(promise: Promise<T>, ms = 1000): Promise<T> =>
-  Promise.race([
-    promise,
-    sleep(ms).then(() => {
-      throw new Error(`not settled within ${ms} ms`);
-    }),
-  ]);
 
 const forwarder = async (overrides: Partial<Forwarder> = {}) => {
   const real = await createForwarder({ url: sink.url, secret: SECRET, initialDelayMs: 10 });
