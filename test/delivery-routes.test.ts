@@ -3,7 +3,7 @@ import { deliver, deliveryOf } from "./support/deliveries.js";
 import { type RouteTestBed, startRouteTestBed } from "./support/route-test-bed.js";
 import type { SinkServer } from "./support/sink-server.js";
 import { TEST_TOKEN, type TestApp } from "./support/test-app.js";
-import type { ThrottleableStore } from "./support/throttling.js";
+import { expectStoreUnavailable, type ThrottleableStore } from "./support/throttling.js";
 
 // `/v1/deliveries` (SPEC §5, §6; README "Operator actions"): what each route answers to a request it
 // cannot act on, in the API's one error shape, and what it tells the operator's log. One app with
@@ -156,8 +156,7 @@ describe("POST /v1/deliveries/{id}/retry and /resend", () => {
 
 describe("the store throttled", () => {
   it("every deliveries route answers 503 store_unavailable with Retry-After", async () => {
-    throttling.throttled = true;
-    try {
+    await throttling.whileThrottled(async () => {
       for (const [method, path, body] of [
         ["GET", "/v1/deliveries?state=pending", undefined],
         ["POST", "/v1/deliveries/retry", JSON.stringify({ sink: "hook" })],
@@ -167,14 +166,8 @@ describe("the store throttled", () => {
         const answer = await call(method, path, {
           ...(body === undefined ? {} : { body, headers: { "content-type": "application/json" } }),
         });
-        expect(answer, `${method} ${path}`).toMatchObject({
-          status: 503,
-          body: { error: { code: "store_unavailable" } },
-        });
-        expect(answer.headers.get("retry-after")).toBe("5");
+        expectStoreUnavailable(answer, `${method} ${path}`);
       }
-    } finally {
-      throttling.throttled = false;
-    }
+    });
   });
 });

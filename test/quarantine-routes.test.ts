@@ -6,7 +6,7 @@ import { makeStep } from "./support/run-steps.js";
 import type { SinkServer } from "./support/sink-server.js";
 import { TEST_TOKEN, type TestApp } from "./support/test-app.js";
 import type { TestStore } from "./support/test-store.js";
-import type { ThrottleableStore } from "./support/throttling.js";
+import { expectStoreUnavailable, type ThrottleableStore } from "./support/throttling.js";
 import { workersContext } from "./support/workers-context.js";
 
 // `/v1/quarantine` (SPEC §5, README "Quarantine"): the answers for ids it does not have or has
@@ -139,8 +139,7 @@ describe("POST /v1/quarantine/{id}/replay", () => {
 describe("the store throttled", () => {
   it("every quarantine route answers 503 store_unavailable with Retry-After", async () => {
     const id = await seed(makeStep({ id: "step_throttled" }));
-    throttling.throttled = true;
-    try {
+    await throttling.whileThrottled(async () => {
       for (const [method, path] of [
         ["GET", "/v1/quarantine"],
         ["GET", `/v1/quarantine/${id}`],
@@ -148,14 +147,8 @@ describe("the store throttled", () => {
         ["DELETE", `/v1/quarantine/${id}`],
       ] as const) {
         const answer = await call(method, path);
-        expect(answer, `${method} ${path}`).toMatchObject({
-          status: 503,
-          body: { error: { code: "store_unavailable" } },
-        });
-        expect(answer.headers.get("retry-after")).toBe("5");
+        expectStoreUnavailable(answer, `${method} ${path}`);
       }
-    } finally {
-      throttling.throttled = false;
-    }
+    });
   });
 });

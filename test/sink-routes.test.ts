@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RouteTestBed, startRouteTestBed } from "./support/route-test-bed.js";
 import { TEST_TOKEN, type TestApp } from "./support/test-app.js";
-import type { ThrottleableStore } from "./support/throttling.js";
+import { expectStoreUnavailable, type ThrottleableStore } from "./support/throttling.js";
 
 // `/v1/sinks` (SPEC §5): every sink on one page, 404s that name the sink asked for, and 503 under a
 // throttled store. One app with a webhook sink (a loopback server) and a console sink.
@@ -69,8 +69,7 @@ describe("a sink no one configured", () => {
 
 describe("the store throttled", () => {
   it("every sink route answers 503 store_unavailable with Retry-After", async () => {
-    throttling.throttled = true;
-    try {
+    await throttling.whileThrottled(async () => {
       for (const [method, path] of [
         ["GET", "/v1/sinks"],
         ["GET", "/v1/sinks/hook"],
@@ -79,14 +78,8 @@ describe("the store throttled", () => {
         ["POST", "/v1/sinks/hook/test"],
       ] as const) {
         const answer = await call(method, path);
-        expect(answer, `${method} ${path}`).toMatchObject({
-          status: 503,
-          body: { error: { code: "store_unavailable" } },
-        });
-        expect(answer.headers.get("retry-after")).toBe("5");
+        expectStoreUnavailable(answer, `${method} ${path}`);
       }
-    } finally {
-      throttling.throttled = false;
-    }
+    });
   });
 });

@@ -5,7 +5,7 @@ import { applyWithoutNotifier } from "./support/deliveries.js";
 import { makeStep } from "./support/run-steps.js";
 import { createTestApp, type TestApp } from "./support/test-app.js";
 import { startTestStore, type TestStore } from "./support/test-store.js";
-import { type ThrottleableStore, throttleable } from "./support/throttling.js";
+import { expectStoreUnavailable, type ThrottleableStore, throttleable } from "./support/throttling.js";
 
 // `/v1/run-steps` and `/v1/runs` (SPEC §5): the time range of the listing, 404s that name what was
 // asked for, a step's deliveries before any is recorded, and 503 under a throttled store. One app
@@ -109,20 +109,15 @@ describe("GET /v1/run-steps/{id}: deliveries", () => {
 
 describe("the store throttled", () => {
   it("every step and run route answers 503 store_unavailable with Retry-After", async () => {
-    throttling.throttled = true;
-    try {
+    await throttling.whileThrottled(async () => {
       for (const path of [
         "/v1/run-steps",
         "/v1/run-steps/step_ranged",
         "/v1/runs/run_abc123",
         "/v1/runs/run_abc123/steps",
       ]) {
-        const answer = await get(path);
-        expect(answer, path).toMatchObject({ status: 503, body: { error: { code: "store_unavailable" } } });
-        expect(answer.headers.get("retry-after")).toBe("5");
+        expectStoreUnavailable(await get(path), path);
       }
-    } finally {
-      throttling.throttled = false;
-    }
+    });
   });
 });

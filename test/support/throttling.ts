@@ -1,4 +1,5 @@
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { expect } from "vitest";
 import { overriding } from "./overriding.js";
 import type { TestStore } from "./test-store.js";
 
@@ -8,8 +9,20 @@ export interface ThrottleableStore {
   readonly store: TestStore;
   /** While true, every call fails with DynamoDB's ThrottlingException (after the SDK's own retries). */
   throttled: boolean;
+  /** Runs `body` with the store throttled, and lets it answer again afterwards whatever happened. */
+  whileThrottled(body: () => Promise<void>): Promise<void>;
 }
 
+/** What every route answers while the store throttles: 503 store_unavailable, retry in 5 s. */
+export function expectStoreUnavailable(
+  answer: { status: number; headers: Headers; body: unknown },
+  label?: string,
+): void {
+  expect(answer, label).toMatchObject({ status: 503, body: { error: { code: "store_unavailable" } } });
+  expect(answer.headers.get("retry-after")).toBe("5");
+}
+
+/** Wraps `real` so that its client can be throttled on demand. */
 export function throttleable(real: TestStore): ThrottleableStore {
   const state: ThrottleableStore = {
     store: {
@@ -26,6 +39,14 @@ export function throttleable(real: TestStore): ThrottleableStore {
       }),
     },
     throttled: false,
+    async whileThrottled(body) {
+      state.throttled = true;
+      try {
+        await body();
+      } finally {
+        state.throttled = false;
+      }
+    },
   };
   return state;
 }
