@@ -567,26 +567,16 @@ describe("getRunRollup: SPEC §4's rollup, each step counted once", () => {
       await apply(tied, 990);
       await apply(tied, 991);
       await apply({ id: `${run}_c`, created_at: 100, thread_id: "thread_later" }, 1_000);
-      await apply(
-        {
-          id: `${run}_c`,
-          created_at: 100,
-          thread_id: "thread_later",
-          status: "completed",
-          usage: usage(1, 2),
-        },
-        1_030,
-      );
-      await apply(
-        {
-          id: `${run}_c`,
-          created_at: 100,
-          thread_id: "thread_later",
-          status: "completed",
-          usage: usage(1, 2),
-        },
-        1_040,
-      );
+      const completedC = {
+        id: `${run}_c`,
+        created_at: 100,
+        thread_id: "thread_later",
+        status: "completed",
+        usage: usage(1, 2),
+      };
+      await apply(completedC, 1_030);
+      // The same completion again (a duplicate): counted once.
+      await apply(completedC, 1_040);
       await apply({ id: `${run}_d`, created_at: 200, status: "cancelled", usage: null }, 1_020);
       await apply({ id: `${run}_e`, created_at: 300, status: "expired", usage: usage(100, 0) }, 1_025);
       return run;

@@ -130,9 +130,9 @@ function observe(
     };
     // A forwarder that fails to start rejects `done`; the events then find none and are skipped.
     let chain = ready.then(
-      (ready) => {
-        forwarder = ready;
-        for (; droppedEarly > 0; droppedEarly--) ready.noteDropped();
+      (started) => {
+        forwarder = started;
+        for (; droppedEarly > 0; droppedEarly--) started.noteDropped();
       },
       () => undefined,
     );
