@@ -105,7 +105,11 @@ export function benchClient(endpoint: string): DynamoDBClient {
 /** A pending delivery whose first attempt failed with `error` five seconds ago, due now. */
 export function failedOnce(error: string, status: number | null) {
   return (stepId: string, runId: string, sink: string, nowMs: number): Delivery => ({
-    ...newDelivery({ sink, event: "run_step.completed" }, stepId, runId, nowMs - 5_000),
+    ...newDelivery(
+      { sink, event: "run_step.completed" },
+      { kind: "run_step", id: stepId, runId: runId },
+      nowMs - 5_000,
+    ),
     attempts: 1,
     lastError: error,
     nextAttemptMs: nowMs,

@@ -3,10 +3,11 @@ import { describe, expect, it } from "vitest";
 import { formatConsoleLine } from "../src/domain/notification-payloads.js";
 import { RunStepSchema } from "../src/domain/run-step-schema.js";
 import { makeStep } from "./support/run-steps.js";
+import { stepNotification } from "./support/subject-notifications.js";
 
 const lineFor = (overrides: Record<string, unknown>) => {
   const document = makeStep({ status: "failed", ...overrides });
-  return formatConsoleLine({ event: "run_step.failed", step: v.parse(RunStepSchema, document), document });
+  return formatConsoleLine(stepNotification("run_step.failed", v.parse(RunStepSchema, document)));
 };
 
 describe("the console sink's line", () => {

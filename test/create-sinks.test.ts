@@ -13,6 +13,7 @@ import { bytesToBase64, generateWebhookSecret, WebhookSecretError } from "../src
 import { createSinks } from "../src/notify/create-sinks.js";
 import { makeStep } from "./support/run-steps.js";
 import { type SinkServer, startSinkServer } from "./support/sink-server.js";
+import { stepNotification } from "./support/subject-notifications.js";
 
 // Each sink type is built into the sender it names, inside the test (the apps of other test files
 // build theirs before any test runs): a Slack config posts Slack's format, and so on.
@@ -26,7 +27,7 @@ afterAll(() => server.close());
 function notification(): Notification {
   const parsed = parseRunStepEvent(makeStep({ id: "step_sinks", status: "completed" }));
   if (!parsed.ok || parsed.event.kind !== "snapshot") throw new Error("the sample step must be valid");
-  return { event: "run_step.completed", step: parsed.event.step, document: parsed.event.document };
+  return stepNotification("run_step.completed", parsed.event.document);
 }
 
 describe("createSinks", () => {

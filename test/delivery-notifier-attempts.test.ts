@@ -30,6 +30,7 @@ import {
 } from "./support/deliveries.js";
 import { makeStep } from "./support/run-steps.js";
 import type { Reply, SinkServer } from "./support/sink-server.js";
+import { stepTransition } from "./support/subject-notifications.js";
 import type { createTestApp, TestApp } from "./support/test-app.js";
 
 const fixture = deliveryFixture();
@@ -119,12 +120,8 @@ async function instance(
 /** A completed step's transition, as the ingest path hands it to the notifier. */
 function transition(id: string, sink: string, requestId: string) {
   const document = makeStep({ id, status: "completed" });
-  return {
-    step: v.parse(RunStepSchema, document),
-    document,
-    intents: [{ sink, event: "run_step.completed" as const }],
-    requestId,
-  };
+  v.parse(RunStepSchema, document);
+  return stepTransition(document, [{ sink, event: "run_step.completed" }], { requestId });
 }
 
 const at = (clock: TestClock) => Math.floor(clock.now / 1000);
@@ -145,7 +142,8 @@ async function makeFailing(s: SetUp, ids: readonly string[]): Promise<void> {
 /** One sweep of the test's sink (without the outbox recovery, which has nothing to do here). */
 const sweep = (s: SetUp) => s.app.notifier.sweepSink(s.name);
 
-const stored = (app: TestApp, stepId: string, sink: string) => app.deliveries.get({ stepId, sink });
+const stored = (app: TestApp, stepId: string, sink: string) =>
+  app.deliveries.get({ kind: "run_step" as const, subjectId: stepId, sink });
 
 describe("what each sweep attempt leaves behind (SPEC §6)", () => {
   it("one sweep, four outcomes: the report counts each once, each attempt is recorded and logged with its number, status, error and latency, and counted in the metrics", async () => {
@@ -249,44 +247,45 @@ describe("what each sweep attempt leaves behind (SPEC §6)", () => {
     expect(s.app.notifier.attemptsInFlight).toBe(0);
   });
 
-  it("a step whose stored document is gone or unreadable is not sent: its delivery is dead with the reason", async () => {
+  it("a step whose stored document is gone is not sent (dead with the reason); one today's schema would refuse is sent as stored", async () => {
     const s = await setUp("unrendered");
-    const [missing, unreadable, fine] = ["unrendered_missing", "unrendered_bad", "unrendered_ok"];
-    await seedPending(s.app, [missing, unreadable, fine] as string[], "unrendered", s.clock.now);
+    const [missing, outdated, fine] = ["unrendered_missing", "unrendered_old", "unrendered_ok"];
+    await seedPending(s.app, [missing, outdated, fine] as string[], "unrendered", s.clock.now);
     const { client, tableName } = fixture.store;
-    // As its retention would remove it, and as a document no RunStepObject schema reads.
+    // As its retention would remove it, and as a document no RunStepObject schema reads (a schema
+    // tightened since it was stored): what its intent was written for is still what is sent.
     await client.send(
       new DeleteItemCommand({ TableName: tableName, Key: keyOf(stepKey(missing as string)) }),
     );
+    const old = { id: outdated, object: "thread.run.step", run_id: "run_old", status: "completed" };
     await client.send(
       new UpdateItemCommand({
         TableName: tableName,
-        Key: keyOf(stepKey(unreadable as string)),
+        Key: keyOf(stepKey(outdated as string)),
         UpdateExpression: "SET #d = :d",
         ExpressionAttributeNames: { "#d": TABLE_SCHEMA.attributes.document },
-        ExpressionAttributeValues: {
-          ":d": { S: JSON.stringify({ id: unreadable, object: "thread.run.step" }) },
-        },
+        ExpressionAttributeValues: { ":d": { S: JSON.stringify(old) } },
       }),
     );
 
     const report = await sweep(s);
 
-    expect(report).toMatchObject({ attempts: 3, delivered: 1, dead: 2, retrying: 0, parked: 0 });
-    expect(s.sink.received.map(stepIdOf)).toEqual([fine]);
-    for (const [id, reason] of [
-      [missing, "stored step is missing"],
-      [unreadable, "stored step is unreadable"],
-    ] as const) {
-      expect(await stored(s.app, id as string, "unrendered")).toMatchObject({
-        state: "dead",
-        attempts: 0,
-        lastError: reason,
-        nextAttemptMs: null,
-        log: [],
-      });
-    }
-    expect(attemptLines(s.lines).map((l) => l.step_id)).toEqual([fine]);
+    expect(report).toMatchObject({ attempts: 3, delivered: 2, dead: 1, retrying: 0, parked: 0 });
+    expect(s.sink.received.map(stepIdOf).sort()).toEqual([fine, outdated].sort());
+    const sent = s.sink.received.find((r) => stepIdOf(r) === outdated);
+    expect(JSON.parse(sent?.body ?? "{}")).toMatchObject({ type: "run_step.completed", data: old });
+    expect(await stored(s.app, missing as string, "unrendered")).toMatchObject({
+      state: "dead",
+      attempts: 0,
+      lastError: "stored run step is missing",
+      nextAttemptMs: null,
+      log: [],
+    });
+    expect(
+      attemptLines(s.lines)
+        .map((l) => l.step_id)
+        .sort(),
+    ).toEqual([fine, outdated].sort());
   });
 
   it("a sink that throws instead of answering (stdout closed under the console sink): dead at once, a failure that does not count against the sink", async () => {
@@ -459,7 +458,7 @@ describe("sink health bookkeeping per attempt (SPEC §6)", () => {
 /** Another writer's change to a stored delivery (a sweeper whose lease ran out, an operator). */
 async function rewrite(app: TestApp, ref: DeliveryRef, change: (d: Delivery) => Partial<Delivery>) {
   const current = await app.deliveries.get(ref);
-  if (!current) throw new Error(`no delivery ${ref.stepId}`);
+  if (!current) throw new Error(`no delivery ${ref.subjectId}`);
   expect(await app.deliveries.replace({ ...current, ...change(current), version: current.version + 1 })).toBe(
     true,
   );
@@ -649,7 +648,7 @@ describe("probes of a failing sink (SPEC §6: probed, not hammered)", () => {
         await fixture.store.client.send(
           new DeleteItemCommand({
             TableName: fixture.store.tableName,
-            Key: keyOf(deliveryKey(ref.sink, ref.stepId)),
+            Key: keyOf(deliveryKey(ref)),
           }),
         );
       },
@@ -665,7 +664,7 @@ describe("probes of a failing sink (SPEC §6: probed, not hammered)", () => {
         async getMany(refs) {
           const [ref] = refs;
           if (changed === undefined && ref) {
-            changed = ref.stepId;
+            changed = ref.subjectId;
             await change(s.app, ref);
           }
           return s.app.deliveries.getMany(refs);
@@ -726,12 +725,12 @@ describe("where a sweep stops (SPEC §6: until nothing is due or the budget is s
       async getMany(refs) {
         if (!raced) {
           raced = true;
-          await rewrite(s.app, { stepId: done, sink: "reread" }, () => ({
+          await rewrite(s.app, { kind: "run_step" as const, subjectId: done, sink: "reread" }, () => ({
             state: "delivered",
             attempts: 1,
             nextAttemptMs: null,
           }));
-          await rewrite(s.app, { stepId: later, sink: "reread" }, () => ({
+          await rewrite(s.app, { kind: "run_step" as const, subjectId: later, sink: "reread" }, () => ({
             attempts: 1,
             lastError: "HTTP 503",
             nextAttemptMs: s.clock.now + 30_000,
@@ -750,13 +749,17 @@ describe("where a sweep stops (SPEC §6: until nothing is due or the budget is s
     const s = await setUp("overtaken");
     await seedPending(s.app, ["overtaken_1"], "overtaken", s.clock.now);
     const deliveries = overriding<DeliveryStore>(s.app.deliveries, {
-      async documents(stepIds) {
-        const documents = await s.app.deliveries.documents(stepIds);
-        await rewrite(s.app, { stepId: "overtaken_1", sink: "overtaken" }, () => ({
-          state: "dead",
-          lastError: "theirs",
-          nextAttemptMs: null,
-        }));
+      async subjects(refs) {
+        const documents = await s.app.deliveries.subjects(refs);
+        await rewrite(
+          s.app,
+          { kind: "run_step" as const, subjectId: "overtaken_1", sink: "overtaken" },
+          () => ({
+            state: "dead",
+            lastError: "theirs",
+            nextAttemptMs: null,
+          }),
+        );
         return documents;
       },
     });

@@ -27,6 +27,7 @@ import {
 import { overriding } from "./support/overriding.js";
 import { makeStep } from "./support/run-steps.js";
 import { type SinkServer, startSinkServer } from "./support/sink-server.js";
+import { stepNotification, stepTransition } from "./support/subject-notifications.js";
 import type { TestApp } from "./support/test-app.js";
 
 // The notifier itself (src/notify/delivery-notifier.ts), wired to the file's real dynalite and real
@@ -121,12 +122,12 @@ async function rig(names: readonly string[], options: RigOptions = {}): Promise<
 /** A completed step's transition owing `sinks`, as the ingest path hands it over. */
 function transition(id: string, sinks: readonly string[]): AppliedTransition {
   const document = makeStep({ id, status: "completed" });
-  return {
-    step: v.parse(RunStepSchema, document),
+  v.parse(RunStepSchema, document);
+  return stepTransition(
     document,
-    intents: sinks.map((sink) => ({ sink, event: "run_step.completed" as const })),
-    requestId: `req_${id}`,
-  };
+    sinks.map((sink) => ({ sink, event: "run_step.completed" })),
+    { requestId: `req_${id}` },
+  );
 }
 
 /** The step id of the first request a sink server received. */
@@ -136,7 +137,8 @@ function firstStepOf(server: SinkServer): string {
   return stepIdOf(request);
 }
 
-const stored = (app: TestApp, stepId: string, sink: string) => app.deliveries.get({ stepId, sink });
+const stored = (app: TestApp, stepId: string, sink: string) =>
+  app.deliveries.get({ kind: "run_step" as const, subjectId: stepId, sink });
 
 describe("prompt delivery (SPEC §6: delivered at once, then acknowledged)", () => {
   it("a healthy sink gets the notification at once; the attempt is counted in flight while it is sent, logged once with the request id, and recorded delivered", async () => {
@@ -241,7 +243,7 @@ describe("prompt delivery (SPEC §6: delivered at once, then acknowledged)", () 
     expect(server.received).toHaveLength(1);
     const first = firstStepOf(server);
     const states = await Promise.all(ids.map((id) => stored(app, id, "p_close")));
-    expect(states.map((d) => (d ? `${d.stepId}:${d.state}/${d.attempts}` : null)).sort()).toEqual(
+    expect(states.map((d) => (d ? `${d.subjectId}:${d.state}/${d.attempts}` : null)).sort()).toEqual(
       ids.map((id) => (id === first ? `${id}:delivered/1` : `${id}:pending/0`)).sort(),
     );
     expect(logged().map((line) => line.msg)).toEqual(["delivery attempt"]);
@@ -256,7 +258,7 @@ describe("prompt delivery (SPEC §6: delivered at once, then acknowledged)", () 
       // The 1,000 queued ones are recorded at the shutdown below; a refused write keeps that quick.
       deliveries: (real) => ({
         create: (delivery) =>
-          delivery.stepId.startsWith("p_full_q")
+          delivery.subjectId.startsWith("p_full_q")
             ? Promise.reject(new Error("throttled"))
             : real.create(delivery),
       }),
@@ -452,11 +454,15 @@ describe("an operator's attempt (retry, resend) and test notification", () => {
     return { ...r, before };
   }
 
-  it("a delivery to a sink no longer configured, or whose stored step is unreadable, is dead at once without a request", async () => {
+  it("a delivery to a sink no longer configured is dead at once without a request; a stored step is sent as stored", async () => {
     const { server, clock, notifier } = await rig(["o_dead"]);
     const document = makeStep({ id: "o_dead_1", status: "completed" });
     const owed = (sink: string) =>
-      newDelivery({ sink, event: "run_step.completed" }, "o_dead_1", "run_abc123", clock.now);
+      newDelivery(
+        { sink, event: "run_step.completed" },
+        { kind: "run_step", id: "o_dead_1", runId: "run_abc123" },
+        clock.now,
+      );
 
     expect(await notifier.attemptNow(owed("o_unconfigured"), { document, stalledAtMs: null })).toEqual({
       ...owed("o_unconfigured"),
@@ -464,13 +470,16 @@ describe("an operator's attempt (retry, resend) and test notification", () => {
       lastError: "sink is no longer configured",
       nextAttemptMs: null,
     });
-    expect(await notifier.attemptNow(owed("o_dead"), { document: {}, stalledAtMs: null })).toEqual({
-      ...owed("o_dead"),
-      state: "dead",
-      lastError: "stored step is unreadable",
-      nextAttemptMs: null,
-    });
     expect(server.received).toEqual([]);
+    // Not validated again: what the intent was written for is sent, whatever the schema says today.
+    const outdated = { id: "o_dead_1", object: "thread.run.step", status: "completed" };
+    expect(
+      await notifier.attemptNow(owed("o_dead"), { document: outdated, stalledAtMs: null }),
+    ).toMatchObject({
+      state: "delivered",
+      attempts: 1,
+    });
+    expect(server.received.map((r) => JSON.parse(r.body).data)).toEqual([outdated]);
   });
 
   it("a retry of a failing sink's delivery that fails again is not its probe: the next probe stays where it was", async () => {
@@ -479,8 +488,7 @@ describe("an operator's attempt (retry, resend) and test notification", () => {
     const document = makeStep({ id: "o_retry_1", status: "completed" });
     const delivery = newDelivery(
       { sink: "o_retry", event: "run_step.completed" },
-      "o_retry_1",
-      "run_abc123",
+      { kind: "run_step", id: "o_retry_1", runId: "run_abc123" },
       clock.now,
     );
 
@@ -517,7 +525,7 @@ describe("an operator's attempt (retry, resend) and test notification", () => {
   it("a test notification reports the sink's answer and its latency; one that fails does not push a failing sink's probe back; an unknown sink gets none", async () => {
     const { app, server, clock, notifier, before } = await failingRig("o_test");
     const step = v.parse(RunStepSchema, makeStep({ id: "o_test_1", status: "completed" }));
-    const notification = { event: "run_step.completed" as const, step, document: { ...step }, test: true };
+    const notification = stepNotification("run_step.completed", { ...step }, { test: true });
     server.respond = () => {
       clock.advance(37);
       return { status: 502, body: "bad gateway" };

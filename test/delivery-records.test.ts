@@ -62,8 +62,12 @@ describe("RETENTION_DAYS", () => {
     await deliver(app, "keep_pending");
     await deliver(app, "keep_done");
     expect(await ttlOf(stepKey("keep_done"))).toBeUndefined();
-    expect(await ttlOf(deliveryKey("keep", "keep_done"))).toBeUndefined();
-    expect(await ttlOf(deliveryKey("keep", "keep_pending"))).toBeUndefined();
+    expect(
+      await ttlOf(deliveryKey({ kind: "run_step", sink: "keep", subjectId: "keep_done" })),
+    ).toBeUndefined();
+    expect(
+      await ttlOf(deliveryKey({ kind: "run_step", sink: "keep", subjectId: "keep_pending" })),
+    ).toBeUndefined();
   });
 
   it("N > 0: ttl = now + N days on the step and on every write of a delivery", async () => {
@@ -80,12 +84,16 @@ describe("RETENTION_DAYS", () => {
     sink.script({ status: 503 });
     await deliver(app, "expire_1", appliedS);
     expect(await ttlOf(stepKey("expire_1"))).toBe(appliedS + 7 * DAY_S);
-    expect(await ttlOf(deliveryKey("expire", "expire_1"))).toBe(appliedS + 7 * DAY_S);
+    expect(await ttlOf(deliveryKey({ kind: "run_step", sink: "expire", subjectId: "expire_1" }))).toBe(
+      appliedS + 7 * DAY_S,
+    );
 
     // The retry a day later writes the delivery again: kept 7 days from then.
     clock.advance(DAY_S * 1000);
     expect((await app.sweep()).delivered).toBe(1);
-    expect(await ttlOf(deliveryKey("expire", "expire_1"))).toBe(nowS() + 7 * DAY_S);
+    expect(await ttlOf(deliveryKey({ kind: "run_step", sink: "expire", subjectId: "expire_1" }))).toBe(
+      nowS() + 7 * DAY_S,
+    );
     expect(await ttlOf(stepKey("expire_1"))).toBe(appliedS + 7 * DAY_S);
   });
 });

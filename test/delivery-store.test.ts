@@ -10,7 +10,7 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import * as v from "valibot";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Delivery, newDelivery, STALLED_EVENT } from "../src/domain/delivery.js";
+import { type Delivery, newDelivery, refOf, STALLED_EVENT } from "../src/domain/delivery.js";
 import { RunStepSchema, type TerminalStatus } from "../src/domain/run-step-schema.js";
 import { createLogger } from "../src/observability/logger.js";
 import { DynamoDeliveryStore } from "../src/store/dynamo-delivery-store.js";
@@ -85,11 +85,15 @@ function idsIn(prefix: string, shard: number, count: number, shards: number = SH
 }
 
 const pending = (sink: string, stepId: string, dueMs: number, extra: Partial<Delivery> = {}): Delivery => ({
-  ...newDelivery({ sink, event: "run_step.completed" }, stepId, "run_store", dueMs),
+  ...newDelivery(
+    { sink, event: "run_step.completed" },
+    { kind: "run_step", id: stepId, runId: "run_store" },
+    dueMs,
+  ),
   ...extra,
 });
 const stallNotice = (sink: string, stepId: string, dueMs: number): Delivery =>
-  newDelivery({ sink, event: STALLED_EVENT }, stepId, "run_store", dueMs);
+  newDelivery({ sink, event: STALLED_EVENT }, { kind: "run_step", id: stepId, runId: "run_store" }, dueMs);
 const dead = (sink: string, stepId: string, diedMs: number): Delivery => ({
   ...pending(sink, stepId, diedMs - 1_000),
   state: "dead",
@@ -111,7 +115,7 @@ async function created(...deliveries: Delivery[]): Promise<void> {
   if (!results.every(Boolean)) throw new Error("a delivery already existed");
 }
 
-const ref = (d: Delivery) => ({ stepId: d.stepId, sink: d.sink, stalled: d.event === STALLED_EVENT });
+const ref = (d: Delivery) => refOf(d);
 const queries = (sent: readonly Sent[]): QueryCommandInput[] =>
   sent.flatMap((c) => (c instanceof QueryCommand ? [c.input as QueryCommandInput] : []));
 const partitionsOf = (inputs: readonly QueryCommandInput[]) =>
@@ -161,11 +165,15 @@ describe("create and get: one delivery per (step, sink, kind)", () => {
     const sink = sinkName("kinds");
     const notice = stallNotice(sink, "step_kinds", T);
     await created(notice);
-    expect(await deliveriesOn().get({ stepId: "step_kinds", sink })).toBeNull();
-    expect(await deliveriesOn().get({ stepId: "step_kinds", sink, stalled: true })).toEqual(notice);
+    expect(await deliveriesOn().get({ kind: "run_step" as const, subjectId: "step_kinds", sink })).toBeNull();
+    expect(
+      await deliveriesOn().get({ kind: "run_step" as const, subjectId: "step_kinds", sink, stalled: true }),
+    ).toEqual(notice);
     const terminal = pending(sink, "step_kinds", T + 1);
     await created(terminal);
-    expect(await deliveriesOn().get({ stepId: "step_kinds", sink })).toEqual(terminal);
+    expect(await deliveriesOn().get({ kind: "run_step" as const, subjectId: "step_kinds", sink })).toEqual(
+      terminal,
+    );
   });
 
   it("getMany: in the order asked, the missing ones left out", async () => {
@@ -176,7 +184,7 @@ describe("create and get: one delivery per (step, sink, kind)", () => {
     await created(a, b, notice);
     const found = await deliveriesOn().getMany([
       ref(b),
-      { stepId: "step_many_missing", sink },
+      { kind: "run_step" as const, subjectId: "step_many_missing", sink },
       ref(notice),
       ref(a),
     ]);
@@ -191,13 +199,15 @@ describe("create and get: one delivery per (step, sink, kind)", () => {
     const longId = `step_${"ü".repeat(1_100)}`;
     const sent: Sent[] = [];
     const deliveries = deliveriesOn(clientWith({ sent }));
-    expect(await deliveries.get({ stepId: longId, sink })).toBeNull();
+    expect(await deliveries.get({ kind: "run_step" as const, subjectId: longId, sink })).toBeNull();
     expect(sent).toEqual([]);
-    expect(await deliveries.getMany([{ stepId: longId, sink }, ref(kept)])).toEqual([kept]);
+    expect(
+      await deliveries.getMany([{ kind: "run_step" as const, subjectId: longId, sink }, ref(kept)]),
+    ).toEqual([kept]);
     // Only the key that could be stored is asked for.
     const [batch] = sent as [BatchGetItemCommand];
     expect(batch.input.RequestItems?.[store.tableName]?.Keys).toEqual([
-      keyOf(deliveryKey(sink, "step_short")),
+      keyOf(deliveryKey({ kind: "run_step", sink: sink, subjectId: "step_short" })),
     ]);
   });
 
@@ -209,7 +219,7 @@ describe("create and get: one delivery per (step, sink, kind)", () => {
     const deliveries = deliveriesOn(clientWith({ sent }));
     await deliveries.get(ref(kept));
     await deliveries.getMany([ref(kept)]);
-    await deliveries.documents(["step_consistent"]);
+    await deliveries.subjects([{ kind: "run_step", subjectId: "step_consistent" }]);
     await deliveries.deadBetween(sink, T, T, 10);
     expect(itemReads(sent, store.tableName)).toEqual([
       { name: "GetItemCommand", consistent: true },
@@ -238,11 +248,19 @@ describe("documents: what a notification is rendered from", () => {
     await apply(done);
     await apply(slow);
     expect(await steps().markStalled("step_doc_slow", T + 7)).toBe(true);
-    const documents = await deliveriesOn().documents(["step_doc_slow", "step_doc_unknown", "step_doc_done"]);
-    expect([...documents.keys()].sort()).toEqual(["step_doc_done", "step_doc_slow"]);
-    expect(documents.get("step_doc_done")).toEqual({ document: done, stalledAtMs: null });
-    expect(documents.get("step_doc_slow")).toEqual({ document: slow, stalledAtMs: T + 7 });
-    expect(await deliveriesOn().documents([])).toEqual(new Map());
+    const refs = ["step_doc_slow", "step_doc_unknown", "step_doc_done"].map((subjectId) => ({
+      kind: "run_step" as const,
+      subjectId,
+    }));
+    const documents = await deliveriesOn().subjects(refs);
+    expect([...documents.keys()].sort()).toEqual(["run_step:step_doc_done", "run_step:step_doc_slow"]);
+    expect(documents.get("run_step:step_doc_done")).toEqual({ document: done, stalledAtMs: null });
+    expect(documents.get("run_step:step_doc_slow")).toEqual({ document: slow, stalledAtMs: T + 7 });
+    expect(await deliveriesOn().subjects([])).toEqual(new Map());
+    // Another kind's subject is read from its own item: a step of the same id is not it.
+    expect(await deliveriesOn().subjects([{ kind: "response", subjectId: "step_doc_done" }])).toEqual(
+      new Map(),
+    );
   });
 });
 
@@ -261,12 +279,12 @@ describe("findDue: what a sweeper works through", () => {
       pending(sinkName("other"), a, T - 30),
     );
     expect(await deliveriesOn().findDue(sink, 5, T, 100)).toEqual([
-      { stepId: a, sink, stalled: false, dueMs: T - 10 },
-      { stepId: d, sink, stalled: true, dueMs: T - 5 },
-      { stepId: b, sink, stalled: false, dueMs: T },
+      { kind: "run_step" as const, subjectId: a, sink, stalled: false, dueMs: T - 10 },
+      { kind: "run_step" as const, subjectId: d, sink, stalled: true, dueMs: T - 5 },
+      { kind: "run_step" as const, subjectId: b, sink, stalled: false, dueMs: T },
     ]);
     expect(await deliveriesOn().findDue(sink, 2, T, 100)).toEqual([
-      { stepId: elsewhere, sink, stalled: false, dueMs: T - 20 },
+      { kind: "run_step" as const, subjectId: elsewhere, sink, stalled: false, dueMs: T - 20 },
     ]);
     expect(await deliveriesOn().findDue(sink, 5, T - 11, 100)).toEqual([]);
   });
@@ -372,12 +390,14 @@ describe("list: pending or dead deliveries, page by page", () => {
     const [c] = idsIn("cursor_c", 5, 1) as [string];
     await created(pending(sink, a, T), pending(sink, b, T + 1), pending(sink, c, T));
     const first = await deliveriesOn().list("pending", [sink], 1, null);
-    expect(first.items.map((d) => d.stepId)).toEqual([a]);
+    expect(first.items.map((d) => d.subjectId)).toEqual([a]);
     const second = await deliveriesOn().list("pending", [sink], 1, first.nextCursor);
-    expect(second.items.map((d) => d.stepId)).toEqual([b]);
+    expect(second.items.map((d) => d.subjectId)).toEqual([b]);
     const sent: Sent[] = [];
     const third = await deliveriesOn(clientWith({ sent })).list("pending", [sink], 1, second.nextCursor);
-    expect(third.items).toEqual([await deliveriesOn().get({ stepId: c, sink })]);
+    expect(third.items).toEqual([
+      await deliveriesOn().get({ kind: "run_step" as const, subjectId: c, sink }),
+    ]);
     expect(partitionsOf(queries(sent))).toEqual([2, 3, 4, 5].map((shard) => `P#${sink}#${shard}`));
     // DynamoDB cannot tell a full page from the last one: the page after is empty, and the end.
     expect(await deliveriesOn().list("pending", [sink], 1, third.nextCursor)).toEqual({
@@ -390,7 +410,7 @@ describe("list: pending or dead deliveries, page by page", () => {
     const sink = sinkName("lag");
     const [a, b, c] = idsIn("lag", 1, 3) as [string, string, string];
     await created(pending(sink, a, T), pending(sink, b, T + 1), pending(sink, c, T + 2));
-    const retried = await deliveriesOn().get({ stepId: a, sink });
+    const retried = await deliveriesOn().get({ kind: "run_step" as const, subjectId: a, sink });
     let moved = false;
     const before = async (command: Sent) => {
       if (!(command instanceof BatchGetItemCommand) || moved) return;
@@ -398,19 +418,29 @@ describe("list: pending or dead deliveries, page by page", () => {
       // Meanwhile: one delivered, one gone (its retention ran out).
       await deliveriesOn().replace({ ...delivered(sink, a, T + 5), version: (retried?.version ?? 0) + 1 });
       await store.client.send(
-        new DeleteItemCommand({ TableName: store.tableName, Key: keyOf(deliveryKey(sink, b)) }),
+        new DeleteItemCommand({
+          TableName: store.tableName,
+          Key: keyOf(deliveryKey({ kind: "run_step", sink: sink, subjectId: b })),
+        }),
       );
     };
     const page = await deliveriesOn(clientWith({ before })).list("pending", [sink], 10, null);
     expect(moved).toBe(true);
-    expect(page).toEqual({ items: [await deliveriesOn().get({ stepId: c, sink })], nextCursor: null });
+    expect(page).toEqual({
+      items: [await deliveriesOn().get({ kind: "run_step" as const, subjectId: c, sink })],
+      nextCursor: null,
+    });
   });
 
   it("refuses a cursor it did not hand out for this state and these sinks, with the message the API answers 400 with", async () => {
     const sink = sinkName("refused");
     const position = (overrides: Record<string, unknown>) =>
       encodeCursor({ state: "pending", sink, shard: 3, ...overrides });
-    const key = { pk: { S: deliveryKey(sink, "step_1") }, q: { S: `P#${sink}#0` }, qt: { N: "1" } };
+    const key = {
+      pk: { S: deliveryKey({ kind: "run_step", sink: sink, subjectId: "step_1" }) },
+      q: { S: `P#${sink}#0` },
+      qt: { N: "1" },
+    };
     // A cursor at the start of a shard, and one within it, are good.
     expect(await deliveriesOn().list("pending", [sink], 5, position({ shard: 7 }))).toEqual({
       items: [],
@@ -573,7 +603,7 @@ describe("an unreachable store", () => {
       [all.replace({ ...kept, version: 1 }), "writeDelivery"],
       [all.get(ref(kept)), "getDelivery"],
       [all.getMany([ref(kept)]), "getDeliveries"],
-      [all.documents(["step_outage"]), "readDocuments"],
+      [all.subjects([{ kind: "run_step", subjectId: "step_outage" }]), "readDocuments"],
       [all.findDue(sink, 0, T, 10), "findDue"],
       [all.acquireLease(shardLeaseKey(sink, 0), T + 1, T), "acquireLease"],
       [all.releaseLease(shardLeaseKey(sink, 0), 1), "releaseLease"],
@@ -585,7 +615,9 @@ describe("an unreachable store", () => {
       failures.map(([call, operation]) => expect(call).rejects.toEqual(unavailable(operation))),
     );
     expect(await deliveriesOn().get(ref(kept))).toEqual(kept);
-    expect(await deliveriesOn().get({ stepId: "step_outage_new", sink })).toBeNull();
+    expect(
+      await deliveriesOn().get({ kind: "run_step" as const, subjectId: "step_outage_new", sink }),
+    ).toBeNull();
   });
 
   it("fails a listing or a bulk retry's read whichever of its calls fails", async () => {
@@ -663,7 +695,11 @@ describe("recoverOutbox: transitions whose instance died before recording their 
         return deliveries(client, () => clock.now).recoverOutbox(upToMs, nowMs, deadline);
       },
       recovered: (stepId: string, sink: string, status: TerminalStatus, nowMs: number): Delivery =>
-        newDelivery({ sink, event: `run_step.${status}` }, stepId, `run_of_${stepId}`, nowMs),
+        newDelivery(
+          { sink, event: `run_step.${status}` },
+          { kind: "run_step", id: stepId, runId: `run_of_${stepId}` },
+          nowMs,
+        ),
       async watermark(status: TerminalStatus, shard: number) {
         const { Item } = await store.client.send(
           new GetItemCommand({
@@ -692,10 +728,10 @@ describe("recoverOutbox: transitions whose instance died before recording their 
       recovered: 3,
     });
     const got = await o.deliveries().getMany([
-      { stepId: done, sink: "hook" },
-      { stepId: done, sink: "audit" },
-      { stepId: failed, sink: "hook" },
-      { stepId: later, sink: "hook" },
+      { kind: "run_step" as const, subjectId: done, sink: "hook" },
+      { kind: "run_step" as const, subjectId: done, sink: "audit" },
+      { kind: "run_step" as const, subjectId: failed, sink: "hook" },
+      { kind: "run_step" as const, subjectId: later, sink: "hook" },
     ]);
     expect(got).toEqual([
       o.recovered(done, "hook", "completed", now),
@@ -714,7 +750,7 @@ describe("recoverOutbox: transitions whose instance died before recording their 
       checked: 1,
       recovered: 1,
     });
-    expect(await o.deliveries().get({ stepId: later, sink: "hook" })).toEqual(
+    expect(await o.deliveries().get({ kind: "run_step" as const, subjectId: later, sink: "hook" })).toEqual(
       o.recovered(later, "hook", "completed", now + 1),
     );
   });
@@ -730,8 +766,10 @@ describe("recoverOutbox: transitions whose instance died before recording their 
     expect(sent.filter((c) => c instanceof PutItemCommand)).toHaveLength(1);
     // Pages of 100 entries: the work between two looks at the deadline stays bounded.
     expect(queries(sent).map((input) => input.Limit)).toEqual([100, 100]);
-    expect(await o.deliveries().get({ stepId: id, sink: "hook" })).toEqual(settled);
-    expect(await o.deliveries().get({ stepId: id, sink: "audit" })).toEqual(
+    expect(await o.deliveries().get({ kind: "run_step" as const, subjectId: id, sink: "hook" })).toEqual(
+      settled,
+    );
+    expect(await o.deliveries().get({ kind: "run_step" as const, subjectId: id, sink: "audit" })).toEqual(
       o.recovered(id, "audit", "completed", T + 70_000),
     );
     // Its reads: the watermarks, and the deliveries owed.
@@ -751,7 +789,9 @@ describe("recoverOutbox: transitions whose instance died before recording their 
       if (command instanceof PutItemCommand) await o.deliveries().create(theirs);
     };
     expect(await o.sweep(T, T + 70_000, { before })).toEqual({ checked: 1, recovered: 0 });
-    expect(await o.deliveries().get({ stepId: id, sink: "hook" })).toEqual(theirs);
+    expect(await o.deliveries().get({ kind: "run_step" as const, subjectId: id, sink: "hook" })).toEqual(
+      theirs,
+    );
   });
 
   it("follows pages DynamoDB ends early, moving the watermark after each", async () => {
@@ -783,8 +823,10 @@ describe("recoverOutbox: transitions whose instance died before recording their 
       mark: outboxSortKey(T + 4, ids[4] as string),
       version: "3",
     });
-    const written = await o.deliveries().getMany(ids.map((stepId) => ({ stepId, sink: "hook" })));
-    expect(written.map((d) => d.stepId)).toEqual(ids);
+    const written = await o
+      .deliveries()
+      .getMany(ids.map((stepId) => ({ kind: "run_step" as const, subjectId: stepId, sink: "hook" })));
+    expect(written.map((d) => d.subjectId)).toEqual(ids);
   });
 
   it("leaves a partition to another sweeper that moved its watermark meanwhile", async () => {

@@ -222,13 +222,15 @@ describe("leases fence concurrent sweepers", () => {
   it("replace is fenced by version: a writer that read an older version changes nothing", async () => {
     const app = await appFor([{ name: "fence", url: "http://127.0.0.1:9/in" }]);
     await seedPending(app, ["fence_1"], "fence");
-    const read = await app.deliveries.get({ stepId: "fence_1", sink: "fence" });
+    const read = await app.deliveries.get({ kind: "run_step" as const, subjectId: "fence_1", sink: "fence" });
     if (!read) throw new Error("not seeded");
     const winner = { ...read, state: "dead" as const, lastError: "someone else", nextAttemptMs: null };
     expect(await app.deliveries.replace({ ...winner, version: read.version + 1 })).toBe(true);
     const late = { ...read, state: "delivered" as const, attempts: 1, nextAttemptMs: null };
     expect(await app.deliveries.replace({ ...late, version: read.version + 1 })).toBe(false);
-    expect(await app.deliveries.get({ stepId: "fence_1", sink: "fence" })).toMatchObject({
+    expect(
+      await app.deliveries.get({ kind: "run_step" as const, subjectId: "fence_1", sink: "fence" }),
+    ).toMatchObject({
       state: "dead",
       lastError: "someone else",
       version: read.version + 1,
@@ -248,13 +250,19 @@ describe("leases fence concurrent sweepers", () => {
     await sink.waitFor(1, 2_000);
     // While the attempt is in flight, another writer (a sweeper that took the expired lease, an
     // operator) records its own outcome.
-    const read = await app.deliveries.get({ stepId: "outlive_1", sink: "outlive" });
+    const read = await app.deliveries.get({
+      kind: "run_step" as const,
+      subjectId: "outlive_1",
+      sink: "outlive",
+    });
     if (!read) throw new Error("not seeded");
     const theirs = { ...read, state: "dead" as const, attempts: 7, lastError: "theirs", nextAttemptMs: null };
     expect(await app.deliveries.replace({ ...theirs, version: read.version + 1 })).toBe(true);
     await sweeping;
 
-    expect(await app.deliveries.get({ stepId: "outlive_1", sink: "outlive" })).toMatchObject({
+    expect(
+      await app.deliveries.get({ kind: "run_step" as const, subjectId: "outlive_1", sink: "outlive" }),
+    ).toMatchObject({
       state: "dead",
       attempts: 7,
       lastError: "theirs",

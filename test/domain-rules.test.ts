@@ -8,6 +8,8 @@ import { type RunStep, RunStepSchema } from "../src/domain/run-step-schema.js";
 import { shuffled } from "../src/domain/shuffled.js";
 import { type SinkConfig, SinkListSchema } from "../src/domain/sink-config-schema.js";
 import { outcomeOfRefusal } from "../src/domain/state-rules.js";
+import { RESPONSE_KIND } from "../src/domain/subjects/response-kind.js";
+import { RUN_STEP_KIND } from "../src/domain/subjects/run-step-kind.js";
 import { makeStep } from "./support/run-steps.js";
 
 // The pure rules of src/domain that the store, notifier and HTTP tests only reach through dynalite:
@@ -16,17 +18,39 @@ import { makeStep } from "./support/run-steps.js";
 
 const step = (overrides: Record<string, unknown> = {}): RunStep =>
   v.parse(RunStepSchema, makeStep({ status: "failed", ...overrides }));
+// The sinks a run step's reaching its status owes, as the ingest path asks.
+const route = (s: RunStep, list: readonly SinkConfig[]) =>
+  selectIntents(RUN_STEP_KIND.view(s), notificationEvent({ kind: "run_step" }, s.status), list);
+const response = (overrides: Record<string, unknown> = {}) =>
+  RESPONSE_KIND.view({
+    id: "resp_1",
+    object: "response",
+    created_at: 1_764_000_000,
+    status: "failed",
+    model: "gpt-5",
+    prompt: { id: "pmpt_1" },
+    error: { code: "rate_limit_exceeded", message: "slow down" },
+    metadata: { env: "prod" },
+    ...overrides,
+  });
 const sinks = (entries: unknown[]): SinkConfig[] => v.parse(SinkListSchema, entries);
 const console_ = (extra: Record<string, unknown> = {}) => ({ type: "console", ...extra });
 
 describe("which sinks hear of a step (SPEC §6)", () => {
   it("names the notification after the terminal status", () => {
-    expect(notificationEvent("completed")).toBe("run_step.completed");
-    expect(notificationEvent("cancelled")).toBe("run_step.cancelled");
+    expect(notificationEvent({ kind: "run_step" }, "completed")).toBe("run_step.completed");
+    expect(notificationEvent({ kind: "run_step" }, "cancelled")).toBe("run_step.cancelled");
+    expect(notificationEvent({ kind: "run_step" }, "in_progress")).toBeNull();
+    expect(notificationEvent({ kind: "response" }, "incomplete")).toBe("response.incomplete");
+    expect(notificationEvent({ kind: "response" }, "queued")).toBeNull();
+    expect(notificationEvent({ kind: "agent_session" }, "action_required")).toBe(
+      "agent.session.action_required",
+    );
+    expect(notificationEvent({ kind: "agent_session" }, "in_progress")).toBeNull();
   });
 
   it("an in_progress step notifies nobody, whatever the sinks subscribe to", () => {
-    expect(selectIntents(step({ status: "in_progress" }), sinks([console_()]))).toEqual([]);
+    expect(route(step({ status: "in_progress" }), sinks([console_()]))).toEqual([]);
   });
 
   it("every subscribed sink, in configuration order; default `on`: all terminal statuses but PagerDuty's", () => {
@@ -35,44 +59,121 @@ describe("which sinks hear of a step (SPEC §6)", () => {
       { type: "pagerduty", name: "pd", routing_key: "R0123456789abcdef0123456789abcdef" },
       console_({ name: "b", on: ["completed"] }),
     ]);
-    expect(selectIntents(step({ status: "failed" }), list)).toEqual([
+    expect(route(step({ status: "failed" }), list)).toEqual([
       { sink: "a", event: "run_step.failed" },
       { sink: "pd", event: "run_step.failed" },
     ]);
-    expect(selectIntents(step({ status: "completed" }), list)).toEqual([
+    expect(route(step({ status: "completed" }), list)).toEqual([
       { sink: "a", event: "run_step.completed" },
       { sink: "b", event: "run_step.completed" },
     ]);
-    expect(selectIntents(step({ status: "cancelled" }), list)).toEqual([
-      { sink: "a", event: "run_step.cancelled" },
-    ]);
+    expect(route(step({ status: "cancelled" }), list)).toEqual([{ sink: "a", event: "run_step.cancelled" }]);
   });
 
   it("an assistant_id filter lets through only the listed assistants", () => {
     const list = sinks([console_({ filter: { assistant_id: ["asst_one", "asst_two"] } })]);
-    expect(selectIntents(step({ assistant_id: "asst_two" }), list)).toHaveLength(1);
-    expect(selectIntents(step({ assistant_id: "asst_three" }), list)).toEqual([]);
+    expect(route(step({ assistant_id: "asst_two" }), list)).toHaveLength(1);
+    expect(route(step({ assistant_id: "asst_three" }), list)).toEqual([]);
   });
 
   it("a metadata filter needs every pair, with equal values", () => {
     const list = sinks([console_({ filter: { metadata: { env: "prod", team: "ops" } } })]);
-    expect(selectIntents(step({ metadata: { env: "prod", team: "ops", x: "y" } }), list)).toHaveLength(1);
-    expect(selectIntents(step({ metadata: { env: "prod" } }), list)).toEqual([]);
-    expect(selectIntents(step({ metadata: { env: "dev", team: "ops" } }), list)).toEqual([]);
-    expect(selectIntents(step({ metadata: null }), list)).toEqual([]);
+    expect(route(step({ metadata: { env: "prod", team: "ops", x: "y" } }), list)).toHaveLength(1);
+    expect(route(step({ metadata: { env: "prod" } }), list)).toEqual([]);
+    expect(route(step({ metadata: { env: "dev", team: "ops" } }), list)).toEqual([]);
+    expect(route(step({ metadata: null }), list)).toEqual([]);
   });
 
   it("a metadata filter on an inherited name (toString, constructor) never matches a step without it", () => {
     // `in`/plain lookups would find Object.prototype's members on any metadata object.
     const list = sinks([console_({ filter: { metadata: { toString: "x" } } })]);
-    expect(selectIntents(step({ metadata: {} }), list)).toEqual([]);
-    expect(selectIntents(step({ metadata: { toString: "x" } }), list)).toHaveLength(1);
+    expect(route(step({ metadata: {} }), list)).toEqual([]);
+    expect(route(step({ metadata: { toString: "x" } }), list)).toHaveLength(1);
   });
 
   it("both filters must hold", () => {
     const list = sinks([console_({ filter: { assistant_id: ["asst_abc123"], metadata: { env: "prod" } } })]);
-    expect(selectIntents(step({ metadata: { env: "prod" } }), list)).toHaveLength(1);
-    expect(selectIntents(step({ assistant_id: "asst_zzz", metadata: { env: "prod" } }), list)).toEqual([]);
+    expect(route(step({ metadata: { env: "prod" } }), list)).toHaveLength(1);
+    expect(route(step({ assistant_id: "asst_zzz", metadata: { env: "prod" } }), list)).toEqual([]);
+  });
+});
+
+describe("which sinks hear of a response or an agent session (SPEC §9)", () => {
+  it("by the full event name; a bare status word is a run step's only", () => {
+    const list = sinks([
+      console_({ name: "bare", on: ["failed"] }),
+      console_({ name: "full", on: ["response.failed", "agent.session.action_required"] }),
+      console_({ name: "steps", on: ["run_step.failed"] }),
+    ]);
+    expect(selectIntents(response(), "response.failed", list)).toEqual([
+      { sink: "full", event: "response.failed" },
+    ]);
+    expect(route(step(), list)).toEqual([
+      { sink: "bare", event: "run_step.failed" },
+      { sink: "steps", event: "run_step.failed" },
+    ]);
+    expect(selectIntents(response(), null, list)).toEqual([]);
+  });
+
+  it("default `on`: every kind's notifications, PagerDuty only what pages a person", () => {
+    const [everything, pager] = sinks([
+      console_(),
+      { type: "pagerduty", routing_key: "R0123456789abcdef0123456789abcdef" },
+    ]);
+    expect(everything?.on).toEqual([
+      "completed",
+      "failed",
+      "cancelled",
+      "expired",
+      "response.completed",
+      "response.failed",
+      "response.cancelled",
+      "response.incomplete",
+      "agent.session.action_required",
+      "agent.session.failed",
+      "agent.session.idle",
+    ]);
+    expect(pager?.on).toEqual([
+      "failed",
+      "expired",
+      "response.failed",
+      "agent.session.action_required",
+      "agent.session.failed",
+    ]);
+  });
+
+  it("model and prompt_id filters match the response's; a subject without one never matches", () => {
+    const list = sinks([
+      console_({ name: "m", filter: { model: ["gpt-5"] } }),
+      console_({ name: "p", filter: { prompt_id: ["pmpt_2"] } }),
+    ]);
+    expect(selectIntents(response(), "response.failed", list)).toEqual([
+      { sink: "m", event: "response.failed" },
+    ]);
+    expect(
+      selectIntents(response({ model: "gpt-4o", prompt: { id: "pmpt_2" } }), "response.failed", list),
+    ).toEqual([{ sink: "p", event: "response.failed" }]);
+    expect(route(step(), list)).toEqual([]);
+  });
+
+  it("assistant_id matches a response's prompt id, else its model", () => {
+    const list = sinks([console_({ filter: { assistant_id: ["pmpt_1", "gpt-4o"] } })]);
+    expect(selectIntents(response(), "response.failed", list)).toHaveLength(1);
+    expect(selectIntents(response({ prompt: null, model: "gpt-4o" }), "response.failed", list)).toHaveLength(
+      1,
+    );
+    expect(selectIntents(response({ prompt: null }), "response.failed", list)).toEqual([]);
+  });
+
+  it("`on` refuses names no kind has", () => {
+    for (const on of [
+      ["response.queued"],
+      ["agent.session.requires_action"],
+      ["run_step.in_progress"],
+      ["nope"],
+    ]) {
+      expect(() => sinks([console_({ on })])).toThrow();
+    }
   });
 });
 

@@ -11,6 +11,7 @@ import {
   decodeDocument,
   decodeSinkHealth,
   deliveryKey,
+  deliveryRefOfKey,
   encodeCursor,
   encodeDelivery,
   encodeDocument,
@@ -31,6 +32,7 @@ import {
   sinkKey,
   stepIdOfKey,
   stepKey,
+  subjectItemKey,
   toStoredStep,
   watchPartition,
   watchWatermarkKey,
@@ -48,7 +50,7 @@ const utf8 = (text: string) => new TextEncoder().encode(text).length;
 describe("key values: the table layout", () => {
   it("each kind of item has its own prefix, and no prefix starts another", () => {
     expect(stepKey("step_1")).toBe("S#step_1");
-    expect(deliveryKey("hook", "step_1")).toBe("D#hook#step_1");
+    expect(deliveryKey({ kind: "run_step", sink: "hook", subjectId: "step_1" })).toBe("D#hook#step_1");
     expect(sinkKey("hook")).toBe("K#hook");
     expect(keyOf("S#step_1")).toEqual({ pk: { S: "S#step_1" } });
     const prefixes = Object.values(TABLE_SCHEMA.prefixes);
@@ -56,8 +58,12 @@ describe("key values: the table layout", () => {
   });
 
   it("a delivery's key names its sink and step; a stall notice's carries the stalled mark", () => {
-    expect(deliveryKey("hook", "step_1", false)).toBe("D#hook#step_1");
-    expect(deliveryKey("hook", "step_1", true)).toBe("D#hook~stalled#step_1");
+    expect(deliveryKey({ kind: "run_step", sink: "hook", subjectId: "step_1", stalled: false })).toBe(
+      "D#hook#step_1",
+    );
+    expect(deliveryKey({ kind: "run_step", sink: "hook", subjectId: "step_1", stalled: true })).toBe(
+      "D#hook~stalled#step_1",
+    );
   });
 
   it("sweepers' bookkeeping lives under M#, queue partitions under P#/X#/W#, outbox ones under O#", () => {
@@ -362,7 +368,8 @@ const attempt = (n: number, over: Partial<DeliveryAttempt> = {}): DeliveryAttemp
   ...over,
 });
 const delivery = (over: Partial<Delivery> = {}): Delivery => ({
-  stepId: "step_1",
+  kind: "run_step",
+  subjectId: "step_1",
   runId: "run_1",
   sink: "hook",
   event: "run_step.completed",
@@ -403,8 +410,52 @@ const DELIVERIES: Record<string, Delivery> = {
     log: range(3, 12).map((n) => attempt(n, { status: 500, error: "sink answered HTTP 500" })),
     version: 12,
   }),
-  stalled: delivery({ event: STALLED_EVENT, sink: "pager", stepId: "step_😀", version: 2 }),
+  stalled: delivery({ event: STALLED_EVENT, sink: "pager", subjectId: "step_😀", version: 2 }),
 };
+
+describe("deliveries of every kind of subject", () => {
+  const kinds = [
+    ["run_step", "D#hook#step_1", undefined],
+    ["response", "D#hook~response#step_1", "response"],
+    ["agent_session", "D#hook~agent_session#step_1", "agent_session"],
+  ] as const;
+
+  it("a run step's key and item are as before there were kinds; another kind's key and item say which", () => {
+    for (const [kind, key, attribute] of kinds) {
+      const d = { ...(DELIVERIES.retrying as Delivery), kind };
+      const item = encodeDelivery(d, null);
+      expect(item[A.key]).toEqual({ S: key });
+      expect(item[A.subjectKind]).toEqual(attribute === undefined ? undefined : { S: attribute });
+      expect(decodeDelivery(item)).toEqual(d);
+      expect(deliveryRefOfKey(key)).toEqual({ kind, subjectId: "step_1", sink: "hook", stalled: false });
+    }
+    const stall = encodeDelivery(
+      { ...(DELIVERIES.retrying as Delivery), kind: "response", event: "response.stalled" },
+      null,
+    );
+    expect(stall[A.key]).toEqual({ S: "D#hook~response~stalled#step_1" });
+    expect(deliveryRefOfKey("D#hook~response~stalled#a#b")).toEqual({
+      kind: "response",
+      subjectId: "a#b",
+      sink: "hook",
+      stalled: true,
+    });
+  });
+
+  it("an unknown kind attribute reads as a run step; keys that are not a delivery's read as none", () => {
+    const item = { ...encodeDelivery(DELIVERIES.retrying as Delivery, null), [A.subjectKind]: { S: "nope" } };
+    expect(decodeDelivery(item).kind).toBe("run_step");
+    for (const key of ["S#step_1", "D#", "D##step_1", "D#hook", "D#hook~x#step_1", "D#~response#s"]) {
+      expect(deliveryRefOfKey(key), key).toBeNull();
+    }
+  });
+
+  it("each kind's subject is read from its own item", () => {
+    expect(subjectItemKey({ kind: "run_step", subjectId: "x" })).toBe("S#x");
+    expect(subjectItemKey({ kind: "response", subjectId: "x" })).toBe("R#x");
+    expect(subjectItemKey({ kind: "agent_session", subjectId: "x" })).toBe("V#x");
+  });
+});
 
 describe("deliveries", () => {
   it("every field reads back as written, in every state", () => {
@@ -502,7 +553,8 @@ describe("deliveries", () => {
     expect(
       decodeDelivery({ [A.deliveryState]: { S: "pending" }, [A.event]: { S: "run_step.failed" } }),
     ).toEqual({
-      stepId: "",
+      kind: "run_step",
+      subjectId: "",
       runId: "",
       sink: "",
       event: "run_step.failed",

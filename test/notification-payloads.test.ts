@@ -12,6 +12,7 @@ import {
 } from "../src/domain/notification-payloads.js";
 import { RunStepSchema, type TerminalStatus } from "../src/domain/run-step-schema.js";
 import { makeStep } from "./support/run-steps.js";
+import { stepNotification } from "./support/subject-notifications.js";
 
 // What each sink receives (SPEC §6), rendered without a network: notifications.test.ts checks the
 // same bodies arriving at real HTTP sinks, this file pins their every field and edge.
@@ -25,12 +26,8 @@ function notification(
   test = false,
 ): Notification {
   const document = makeStep({ status, ...overrides });
-  return {
-    event: `run_step.${status}` as NotificationEvent,
-    step: v.parse(RunStepSchema, document),
-    document,
-    ...(test ? { test: true } : {}),
-  };
+  v.parse(RunStepSchema, document);
+  return stepNotification(`run_step.${status}` as NotificationEvent, document, test ? { test: true } : {});
 }
 
 describe("when a notification happened", () => {
@@ -44,7 +41,7 @@ describe("when a notification happened", () => {
 
   it("falls back to created_at when the terminal timestamp is absent (the streaming shape)", () => {
     const n = notification("expired");
-    expect(occurredAt({ ...n, step: { ...n.step, expired_at: null } })).toBe(iso(CREATED));
+    expect(occurredAt(stepNotification(n.event, { ...n.document, expired_at: null }))).toBe(iso(CREATED));
   });
 });
 

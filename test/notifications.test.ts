@@ -111,6 +111,7 @@ describe("payloads of each sink type", () => {
       {
         id: `${step.id}:hook`,
         step_id: step.id,
+        subject: { kind: "run_step", id: step.id },
         run_id: "run_abc123",
         sink: "hook",
         event: "run_step.completed",

@@ -187,10 +187,10 @@ describe("a retry holds its delivery away from sweepers", () => {
     let swept: Awaited<ReturnType<TestApp["sweep"]>> | undefined;
     const ops = racingOperations({
       // Once the retry has taken the delivery, before its attempt: the last millisecond of the hold.
-      async documents(stepIds) {
+      async subjects(refs) {
         clock.advance(TIMEOUT_MS + HOLD_MARGIN_MS - 1);
         swept = await app.notifier.sweepSink("alpha");
-        return app.deliveries.documents(stepIds);
+        return app.deliveries.subjects(refs);
       },
     });
     expect(await ops.retry("hold_1:alpha")).toMatchObject({
@@ -228,9 +228,9 @@ describe("another action on the same delivery at the same time", () => {
     let first: Awaited<ReturnType<DeliveryOperations["resend"]>> | undefined;
     const second = racingOperations({
       // After the second resend took the delivery and before its attempt, the first one runs to its end.
-      async documents(stepIds) {
+      async subjects(refs) {
         first = await app.operations.resend("race_resend:alpha");
-        return app.deliveries.documents(stepIds);
+        return app.deliveries.subjects(refs);
       },
     });
     expect(await second.resend("race_resend:alpha")).toEqual({
@@ -247,7 +247,11 @@ describe("a delivery whose step is gone (RETENTION_DAYS expired the step first)"
   it("a retry sends nothing: the delivery is dead again, saying the step is unreadable", async () => {
     const diedMs = clock.now - 60_000;
     const created = await app.deliveries.create({
-      ...newDelivery({ sink: "alpha", event: "run_step.completed" }, "gone_1", "run_gone", diedMs),
+      ...newDelivery(
+        { sink: "alpha", event: "run_step.completed" },
+        { kind: "run_step", id: "gone_1", runId: "run_gone" },
+        diedMs,
+      ),
       state: "dead",
       attempts: 1,
       lastError: "HTTP 400",
@@ -262,7 +266,7 @@ describe("a delivery whose step is gone (RETENTION_DAYS expired the step first)"
       id: "gone_1:alpha",
       state: "dead",
       attempts: 1,
-      last_error: "stored step is unreadable",
+      last_error: "stored run step is missing",
       next_attempt_at: null,
     });
     expect(sink.received).toHaveLength(before);

@@ -54,13 +54,17 @@ describe("outbox recovery", () => {
     });
     await first.drain();
     expect(hook.received).toHaveLength(1);
-    expect(await first.deliveries.get({ stepId: "orphan_1", sink: "hook" })).toBeNull();
+    expect(
+      await first.deliveries.get({ kind: "run_step" as const, subjectId: "orphan_1", sink: "hook" }),
+    ).toBeNull();
     // Shown as pending with no attempt while unrecorded.
     expect(await deliveryOf(first, "orphan_1", "hook")).toMatchObject({ state: "pending", attempts: 0 });
 
     clock.now = appliedAt + RECOVERY_AFTER_MS - 1;
     expect(await first.sweep()).toMatchObject({ recovered: 0, attempts: 0 });
-    expect(await first.deliveries.get({ stepId: "orphan_1", sink: "hook" })).toBeNull();
+    expect(
+      await first.deliveries.get({ kind: "run_step" as const, subjectId: "orphan_1", sink: "hook" }),
+    ).toBeNull();
     expect(hook.received).toHaveLength(1);
     expect(audit.received).toHaveLength(1);
 
@@ -107,7 +111,9 @@ describe("outbox recovery", () => {
       expect(counts.size).toBe(ids.length);
       expect([...counts.entries()].filter(([, n]) => n !== 1)).toEqual([]);
     }
-    expect(await first.deliveries.get({ stepId: ids[7] as string, sink: "audit" })).toMatchObject({
+    expect(
+      await first.deliveries.get({ kind: "run_step" as const, subjectId: ids[7] as string, sink: "audit" }),
+    ).toMatchObject({
       state: "delivered",
       attempts: 1,
     });

@@ -13,7 +13,11 @@ import { FAILING_AFTER, probeDelayMs } from "../src/domain/sink-health.js";
 
 const T0 = 1_764_000_000_000;
 const fresh = (): Delivery =>
-  newDelivery({ sink: "hook", event: "run_step.completed" }, "step_1", "run_1", T0);
+  newDelivery(
+    { sink: "hook", event: "run_step.completed" },
+    { kind: "run_step", id: "step_1", runId: "run_1" },
+    T0,
+  );
 const policy = (scheduleS: number[], random = 0.5): RetryPolicy => ({ scheduleS, random: () => random });
 const failed = (extra: Partial<Extract<AttemptResult, { ok: false }>> = {}): AttemptResult => ({
   ok: false,
@@ -220,16 +224,55 @@ describe("sink health rules", () => {
 
 describe("delivery ids", () => {
   it("split at the last colon, so step ids may contain colons", () => {
-    expect(deliveryId("step:a:b", "hook")).toBe("step:a:b:hook");
-    expect(parseDeliveryId("step:a:b:hook")).toEqual({ stepId: "step:a:b", sink: "hook", stalled: false });
-    for (const bad of ["", "nocolon", ":hook", "step:", "step:~stalled"])
+    expect(deliveryId({ kind: "run_step", subjectId: "step:a:b", sink: "hook" })).toBe("step:a:b:hook");
+    expect(parseDeliveryId("step:a:b:hook")).toEqual({
+      kind: "run_step" as const,
+      subjectId: "step:a:b",
+      sink: "hook",
+      stalled: false,
+    });
+    for (const bad of [
+      "",
+      "nocolon",
+      ":hook",
+      "step:",
+      "step:~stalled",
+      "step:~response",
+      "step:a~b",
+      "step:hook~x~stalled",
+    ])
       expect(parseDeliveryId(bad)).toBeNull();
   });
 
   it("a stall notice's id is its sink's with ~stalled, which no sink name can end with", () => {
-    expect(deliveryId("step:a", "hook", "run_step.stalled")).toBe("step:a:hook~stalled");
-    expect(deliveryId("step:a", "hook", "run_step.failed")).toBe("step:a:hook");
-    expect(parseDeliveryId("step:a:hook~stalled")).toEqual({ stepId: "step:a", sink: "hook", stalled: true });
+    expect(deliveryId({ kind: "run_step", subjectId: "step:a", sink: "hook", stalled: true })).toBe(
+      "step:a:hook~stalled",
+    );
+    expect(deliveryId({ kind: "run_step", subjectId: "step:a", sink: "hook", stalled: false })).toBe(
+      "step:a:hook",
+    );
+  });
+
+  it("another kind's id carries its kind's mark after the sink, before a stall mark, and splits back", () => {
+    for (const ref of [
+      { kind: "response", subjectId: "resp:1", sink: "hook", stalled: false },
+      { kind: "response", subjectId: "resp_1", sink: "hook", stalled: true },
+      { kind: "agent_session", subjectId: "evt_1", sink: "ops-2", stalled: false },
+    ] as const) {
+      expect(parseDeliveryId(deliveryId(ref))).toEqual(ref);
+    }
+    expect(deliveryId({ kind: "response", subjectId: "resp_1", sink: "hook", stalled: true })).toBe(
+      "resp_1:hook~response~stalled",
+    );
+    expect(deliveryId({ kind: "agent_session", subjectId: "evt_1", sink: "hook" })).toBe(
+      "evt_1:hook~agent_session",
+    );
+    expect(parseDeliveryId("step:a:hook~stalled")).toEqual({
+      kind: "run_step" as const,
+      subjectId: "step:a",
+      sink: "hook",
+      stalled: true,
+    });
   });
 });
 

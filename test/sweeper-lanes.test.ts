@@ -14,6 +14,7 @@ import {
 } from "./support/deliveries.js";
 import { makeStep } from "./support/run-steps.js";
 import { eventually } from "./support/sink-server.js";
+import { stepTransition } from "./support/subject-notifications.js";
 
 const fixture = deliveryFixture();
 const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -92,11 +93,7 @@ describe("consecutive failures across attempts whose writes land out of order", 
       sink.script({ status });
       const count = sink.received.length;
       const step = makeStep({ id, status: "completed" }) as never;
-      void notifier.deliverPrompt({
-        step,
-        document: step,
-        intents: [{ sink: "racy", event: "run_step.completed" }],
-      });
+      void notifier.deliverPrompt(stepTransition(step, [{ sink: "racy", event: "run_step.completed" }]));
       await sink.waitFor(count + 1, 2_000);
     };
     await deliver("racy_0", 200);

@@ -1,39 +1,47 @@
-import { type NotificationEvent, STALLED_EVENT } from "./delivery.js";
-import { type RunStep, TERMINAL_TIMESTAMP, type TerminalStatus } from "./run-step-schema.js";
+import { isStallEvent, type NotificationEvent } from "./delivery.js";
+import type { SubjectView } from "./subject.js";
+import { SUBJECT_KINDS } from "./subject-kinds.js";
 
 /** A notification ready to be rendered for any sink. */
 export interface Notification {
   readonly event: NotificationEvent;
-  readonly step: RunStep;
-  /** The stored RunStepObject, unknown fields included. */
+  /**
+   * The id its delivery is keyed by, and its `webhook-id` made from: the subject's own, or for an
+   * agent session the OpenAI event that owes it (a session cycles: each event is its own message).
+   */
+  readonly subjectId: string;
+  /** What every rendering says of the subject, read from its stored document by its kind. */
+  readonly subject: SubjectView;
+  /** The stored object (RunStepObject, Response, AgentSession), unknown fields included. */
   readonly document: Record<string, unknown>;
   /** A test an operator asked for (`POST /v1/sinks/{name}/test`): every rendering says so. */
   readonly test?: boolean;
   /**
-   * Unix ms the watchdog found the step stalled: set on its `run_step.stalled` notice, and on the
-   * terminal notification that came after it, which says the step had stalled.
+   * Unix ms the watchdog found the subject stalled: set on its `.stalled` notice, and on the
+   * notification that came after it, which says the subject had stalled.
    */
   readonly stalledAtMs?: number | null;
 }
 
 /** Whether this is the watchdog's stall notice. */
-const isStall = (n: Notification) => n.event === STALLED_EVENT;
+const isStall = (n: Notification) => isStallEvent(n.event);
 const stalledAt = (n: Notification) =>
   n.stalledAtMs === undefined || n.stalledAtMs === null ? null : new Date(n.stalledAtMs).toISOString();
+const kindOf = (n: Notification) => SUBJECT_KINDS[n.subject.kind];
+const isStep = (n: Notification) => n.subject.kind === "run_step";
 
 const testMark = (n: Notification) => (n.test ? "[test] " : "");
 
-// The word a notification is about: a terminal status, or "stalled".
-function statusWord(n: Notification): TerminalStatus | "stalled" {
-  return n.event.slice("run_step.".length) as TerminalStatus | "stalled";
+// The word a notification is about: the status it announces (`failed`, `action_required`), or "stalled".
+function statusWord(n: Notification): string {
+  return n.event.slice(kindOf(n).eventPrefix.length + 1);
 }
 
-/** When the step reached its terminal status, or was found stalled (falls back to creation), as ISO 8601. */
+/** When the subject reached its status, or was found stalled (falls back to creation), as ISO 8601. */
 export function occurredAt(n: Notification): string {
-  const word = statusWord(n);
-  if (word === "stalled") return stalledAt(n) ?? new Date(n.step.created_at * 1000).toISOString();
-  const seconds = n.step[TERMINAL_TIMESTAMP[word]] ?? n.step.created_at;
-  return new Date(seconds * 1000).toISOString();
+  const { subject } = n;
+  if (isStall(n)) return stalledAt(n) ?? new Date(subject.createdAt * 1000).toISOString();
+  return new Date((subject.statusAt ?? subject.createdAt) * 1000).toISOString();
 }
 
 // A header value must be printable ASCII; longer ids than this are hashed too, to stay well-formed.
@@ -41,33 +49,35 @@ const READABLE_ID = /^[\x21-\x7e]{1,200}$/;
 
 /**
  * The `webhook-id` of a notification to a sink: the same for every retry and resend, so a receiver
- * can de-duplicate, and different per step, status and sink. Readable (`msg_<step>_<status>_<sink>`)
- * when that is a valid header value; otherwise, for step ids with non-ASCII or control characters
- * or of great length, `msg_h_` and a SHA-256 of the three, which is just as stable.
+ * can de-duplicate, and different per subject, status and sink. Readable (`msg_<step>_<status>_<sink>`
+ * for a run step, `msg_<id>_<event>_<sink>` for other kinds) when that is a valid header value;
+ * otherwise, for ids with non-ASCII or control characters or of great length, `msg_h_` and a
+ * SHA-256 of the three, which is just as stable.
  */
 export async function notificationMessageId(
-  stepId: string,
+  subjectId: string,
   event: NotificationEvent,
   sink: string,
 ): Promise<string> {
-  const status = event.slice("run_step.".length);
-  const readable = `msg_${stepId}_${status}_${sink}`;
+  // A run step's ids are what receivers have de-duplicated on since the start: kept as they were.
+  const status = event.startsWith("run_step.") ? event.slice("run_step.".length) : event;
+  const readable = `msg_${subjectId}_${status}_${sink}`;
   if (READABLE_ID.test(readable)) return readable;
   const digest = await crypto.subtle.digest(
     "SHA-256",
-    new TextEncoder().encode(`${stepId}\n${status}\n${sink}`),
+    new TextEncoder().encode(`${subjectId}\n${status}\n${sink}`),
   );
   let binary = "";
   for (const byte of new Uint8Array(digest)) binary += String.fromCharCode(byte);
   return `msg_h_${btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "")}`;
 }
 
-/** Body of a `webhook` sink delivery (SPEC §6). */
+/** Body of a `webhook` sink delivery (SPEC §6, §9): the stored object itself, a *fat* event. */
 export function buildWebhookPayload(n: Notification): {
   type: NotificationEvent;
   timestamp: string;
   data: unknown;
-  /** When the watchdog found the step stalled (its stall notice, and the terminal one after it). */
+  /** When the watchdog found the subject stalled (its stall notice, and the one after it). */
   stalled_at?: string;
   test?: true;
 } {
@@ -85,106 +95,168 @@ export function escapeSlack(text: string): string {
   return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
 }
 
-const SLACK_ICON: Record<TerminalStatus | "stalled", string> = {
-  completed: ":white_check_mark:",
-  failed: ":x:",
-  cancelled: ":no_entry_sign:",
-  expired: ":hourglass:",
-  stalled: ":warning:",
-};
-
-// Said of a terminal notification whose step the watchdog had found stalled before it ended.
+// Said of a notification whose subject the watchdog had found stalled before it ended.
 const afterStall = (n: Notification) =>
   !isStall(n) && stalledAt(n) ? ` (had stalled at ${stalledAt(n)})` : "";
 
 // Slack caps a section's text at 3000 characters; long error messages are cut, not rejected.
 const clip = (text: string, max: number) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
 
+const tokens = (usage: SubjectView["usage"]) =>
+  usage
+    ? `${usage.total_tokens} (prompt ${usage.prompt_tokens}, completion ${usage.completion_tokens})`
+    : "n/a";
+
+/** The headline every person-facing rendering starts with: `Run step failed: step_1 (run run_1)`. */
+export function headline(n: Notification, escapeText: (text: string) => string = (t) => t): string {
+  const { subject } = n;
+  const run = subject.runId !== subject.id ? ` (run ${escapeText(subject.runId)})` : "";
+  return `${kindOf(n).label} ${statusWord(n)}: ${escapeText(subject.id)}${run}${afterStall(n)}`;
+}
+
+/**
+ * The facts a person needs, as (label, value, shown as code) in the order they are shown: what it
+ * is, where it ran, the model and prompt, the tokens, what is asked of them, its metadata. A run
+ * step's list is what Slack showed before there were other kinds.
+ */
+export function subjectFacts(n: Notification): [label: string, value: string, code: boolean][] {
+  const { subject } = n;
+  if (isStep(n)) {
+    return [
+      ["Status", statusWord(n), false],
+      ["Step", subject.id, true],
+      ["Run", subject.runId, true],
+      ["Thread", subject.threadId, true],
+      ["Assistant", subject.assistantId, true],
+      ["Tokens", tokens(subject.usage), false],
+    ];
+  }
+  const facts: [string, string, boolean][] = [
+    ["Status", statusWord(n), false],
+    [kindOf(n).label, subject.id, true],
+  ];
+  if (subject.threadId !== subject.id) facts.push(["Conversation", subject.threadId, true]);
+  if (subject.model) facts.push(["Model", subject.model, true]);
+  if (subject.promptId) facts.push(["Prompt", subject.promptId, true]);
+  else if (subject.kind === "agent_session" && subject.assistantId) {
+    facts.push(["Agent", subject.assistantId, true]);
+  }
+  facts.push(["Tokens", tokens(subject.usage), false]);
+  if (subject.requiredAction) {
+    const { type, detail } = subject.requiredAction;
+    facts.push(["Required action", detail ? `${type}: ${detail}` : type, false]);
+  }
+  // Slack shows ten fields at most: the first few metadata pairs, the rest in the webhook payload.
+  for (const [key, value] of Object.entries(subject.metadata ?? {}).slice(0, 3)) {
+    facts.push([`metadata.${key}`, value, false]);
+  }
+  return facts;
+}
+
+/** What went wrong, as a person reads it: "Error" with a code and message, or "Incomplete" with its reason. */
+export function problem(n: Notification): { title: string; code: string; message: string } | null {
+  const { error } = n.subject;
+  if (!error) return null;
+  return error.code === "incomplete"
+    ? { title: "Incomplete", code: error.message || "unknown reason", message: "" }
+    : { title: "Error", code: error.code, message: error.message };
+}
+
 /** An incoming-webhook message: a `text` fallback plus `blocks` with what a person needs to act. */
 export function buildSlackMessage(n: Notification): { text: string; blocks: unknown[] } {
-  const status = statusWord(n);
-  const { step } = n;
   const code = (value: string) => `\`${escapeSlack(value)}\``;
-  const text = `${testMark(n)}${SLACK_ICON[status]} Run step ${status}: ${escapeSlack(step.id)} (run ${escapeSlack(step.run_id)})${afterStall(n)}`;
-  const fields = [
-    `*Status*\n${status}`,
-    `*Step*\n${code(step.id)}`,
-    `*Run*\n${code(step.run_id)}`,
-    `*Thread*\n${code(step.thread_id)}`,
-    `*Assistant*\n${code(step.assistant_id)}`,
-    `*Tokens*\n${step.usage ? `${step.usage.total_tokens} (prompt ${step.usage.prompt_tokens}, completion ${step.usage.completion_tokens})` : "n/a"}`,
-  ];
+  const icon = kindOf(n).icon[statusWord(n)] ?? ":bell:";
+  const text = `${testMark(n)}${icon} ${headline(n, escapeSlack)}`;
+  const fields = subjectFacts(n).map(
+    ([label, value, isCode]) => `*${escapeSlack(label)}*\n${isCode ? code(value) : escapeSlack(value)}`,
+  );
   const blocks: unknown[] = [
     { type: "section", text: { type: "mrkdwn", text: `*${text}*` } },
-    { type: "section", fields: fields.map((f) => ({ type: "mrkdwn", text: f })) },
+    { type: "section", fields: fields.map((f) => ({ type: "mrkdwn", text: clip(f, 1900) })) },
   ];
-  if (step.last_error) {
+  const issue = problem(n);
+  if (issue) {
+    const message = issue.message ? `\n${escapeSlack(issue.message)}` : "";
     blocks.push({
       type: "section",
-      text: {
-        type: "mrkdwn",
-        text: clip(`*Error* ${code(step.last_error.code)}\n${escapeSlack(step.last_error.message)}`, 2900),
-      },
+      text: { type: "mrkdwn", text: clip(`*${issue.title}* ${code(issue.code)}${message}`, 2900) },
     });
   }
   blocks.push({ type: "context", elements: [{ type: "mrkdwn", text: `stepwatch · ${occurredAt(n)}` }] });
   return { text, blocks };
 }
 
-const SEVERITY: Record<TerminalStatus | "stalled", "info" | "warning" | "error" | "critical"> = {
-  completed: "info",
-  failed: "error",
-  cancelled: "warning",
-  expired: "warning",
-  stalled: "warning",
+const COMPONENT = {
+  run_step: "openai-assistants",
+  response: "openai-responses",
+  agent_session: "openai-agents",
 };
 
-/** A PagerDuty Events API v2 `trigger`, de-duplicated per step. */
+/** A PagerDuty Events API v2 `trigger`, de-duplicated per subject. */
 export function buildPagerDutyEvent(n: Notification, routingKey: string): Record<string, unknown> {
-  const status = statusWord(n);
-  const { step } = n;
-  const reason = step.last_error ? `: ${step.last_error.code}: ${step.last_error.message}` : "";
+  const { subject, document } = n;
+  const issue = problem(n);
+  const reason = issue ? `: ${issue.code}${issue.message ? `: ${issue.message}` : ""}` : "";
+  const where = isStep(n) ? ` (step ${subject.id}, run ${subject.runId})` : ` (${subject.id})`;
+  const word = statusWord(n);
   return {
     routing_key: routingKey,
     event_action: "trigger",
-    dedup_key: n.test ? `test_${step.id}` : step.id,
+    dedup_key: n.test ? `test_${subject.id}` : subject.id,
     client: "stepwatch",
     payload: {
-      summary: clip(
-        `${testMark(n)}Run step ${status}${reason} (step ${step.id}, run ${step.run_id})${afterStall(n)}`,
-        1024,
-      ),
-      source: `assistant ${step.assistant_id}`,
-      severity: n.test ? "info" : SEVERITY[status],
+      summary: clip(`${testMark(n)}${kindOf(n).label} ${word}${reason}${where}${afterStall(n)}`, 1024),
+      source: isStep(n)
+        ? `assistant ${subject.assistantId}`
+        : subject.model || subject.assistantId || "openai",
+      severity: n.test ? "info" : (kindOf(n).severity[word] ?? "warning"),
       timestamp: occurredAt(n),
-      component: "openai-assistants",
-      group: step.run_id,
+      component: COMPONENT[subject.kind],
+      group: subject.runId,
       class: n.event,
-      custom_details: {
-        step_id: step.id,
-        run_id: step.run_id,
-        thread_id: step.thread_id,
-        assistant_id: step.assistant_id,
-        status,
-        type: step.type,
-        last_error: step.last_error,
-        usage: step.usage,
-        metadata: step.metadata,
-      },
+      custom_details: isStep(n)
+        ? {
+            step_id: subject.id,
+            run_id: subject.runId,
+            thread_id: subject.threadId,
+            assistant_id: subject.assistantId,
+            status: word,
+            type: document.type,
+            last_error: document.last_error,
+            usage: document.usage,
+            metadata: document.metadata,
+          }
+        : {
+            [`${subject.kind}_id`]: subject.id,
+            thread_id: subject.threadId,
+            status: word,
+            model: subject.model,
+            prompt_id: subject.promptId,
+            assistant_id: subject.assistantId,
+            error: subject.error,
+            required_action: subject.requiredAction,
+            usage: subject.usage,
+            metadata: subject.metadata,
+          },
     },
   };
 }
 
 /** One human-readable line for the console sink. */
 export function formatConsoleLine(n: Notification): string {
-  const { step } = n;
-  const tokens = step.usage ? ` tokens=${step.usage.total_tokens}` : "";
-  const error = step.last_error
-    ? ` error=${step.last_error.code}: ${JSON.stringify(step.last_error.message)}`
+  const { subject } = n;
+  const usage = subject.usage ? ` tokens=${subject.usage.total_tokens}` : "";
+  const issue = problem(n);
+  const error = issue
+    ? ` error=${issue.code}${issue.message ? `: ${JSON.stringify(issue.message)}` : ""}`
     : "";
   const stall = stalledAt(n) ? ` stalled_at=${stalledAt(n)}` : "";
-  const line = `[notify] ${testMark(n)}${n.event} step=${step.id} run=${step.run_id} thread=${step.thread_id} assistant=${step.assistant_id}${tokens}${error}${stall}`;
-  return escapeControls(line);
+  const about = isStep(n)
+    ? `step=${subject.id} run=${subject.runId} thread=${subject.threadId} assistant=${subject.assistantId}`
+    : `${subject.kind}=${subject.id}${subject.model ? ` model=${subject.model}` : ""}${
+        subject.requiredAction ? ` action=${subject.requiredAction.type}` : ""
+      }`;
+  return escapeControls(`[notify] ${testMark(n)}${n.event} ${about}${usage}${error}${stall}`);
 }
 
 // Control characters (C0, DEL, C1, line and paragraph separators) as \u escapes: an id that

@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import { isPlainObject, TERMINAL_STATUSES } from "./run-step-schema.js";
+import { ALL_EVENTS, eventName, SUBJECT_KINDS } from "./subject-kinds.js";
 import { decodeWebhookSigningKey } from "./webhook-keys.js";
 import { decodeWebhookSecret } from "./webhook-secret.js";
 
@@ -46,16 +47,26 @@ const SigningKeySchema = v.pipe(
   }, "must be whsk_ followed by base64 of 32 or 64 bytes"),
 );
 
-// What a sink can subscribe to: each terminal status, and `stalled` (the watchdog's notice).
-const SUBSCRIPTIONS = [...TERMINAL_STATUSES, "stalled"] as const;
+// What a sink can subscribe to: a run step's terminal statuses and `stalled` by their bare names (as
+// sinks were configured before there were other kinds), and every kind's notifications by full name.
+const SUBSCRIPTIONS = [...TERMINAL_STATUSES, "stalled", ...ALL_EVENTS] as const;
+const SUBSCRIPTION_WORDS = `${[...TERMINAL_STATUSES, "stalled"].join(", ")} or full event names such as response.failed, agent.session.action_required`;
 
 const OnSchema = v.pipe(
   v.array(
-    v.picklist(SUBSCRIPTIONS, `must list statuses among ${SUBSCRIPTIONS.join(", ")}`),
-    `must be a list of statuses among ${SUBSCRIPTIONS.join(", ")}`,
+    v.picklist(SUBSCRIPTIONS, `must list statuses among ${SUBSCRIPTION_WORDS}`),
+    `must be a list of statuses among ${SUBSCRIPTION_WORDS}`,
   ),
   v.minLength(1, "must list at least one status"),
 );
+
+const IdListSchema = (what: string) =>
+  v.optional(
+    v.pipe(
+      v.array(v.string("must be a string"), `must be a list of ${what}`),
+      v.minLength(1, `must list at least one ${what.replace(/s$/, "")}`),
+    ),
+  );
 
 /**
  * A strict object whose issues read as plain words: an unknown field is named (with the closest
@@ -108,12 +119,9 @@ function closest(name: string, known: readonly string[]): string | undefined {
 }
 
 const FilterSchema = fields({
-  assistant_id: v.optional(
-    v.pipe(
-      v.array(v.string("must be a string"), "must be a list of assistant ids"),
-      v.minLength(1, "must list at least one assistant id"),
-    ),
-  ),
+  assistant_id: IdListSchema("assistant ids"),
+  model: IdListSchema("models"),
+  prompt_id: IdListSchema("prompt ids"),
   // An array is an object to Valibot's record: refused first, as the step's own metadata is.
   metadata: v.optional(
     v.pipe(
@@ -180,13 +188,26 @@ type WithDefaults<T> = T extends unknown
     }
   : never;
 
-// PagerDuty pages people: by default only for what needs one. Other sinks hear every terminal status.
-const DEFAULT_ON = {
-  webhook: TERMINAL_STATUSES,
-  slack: TERMINAL_STATUSES,
-  console: TERMINAL_STATUSES,
-  pagerduty: ["failed", "expired"],
-} as const;
+// Every other kind's notifications by full name: a run step's keep their bare names.
+const otherKinds = (pick: (kind: (typeof SUBJECT_KINDS)[keyof typeof SUBJECT_KINDS]) => readonly string[]) =>
+  Object.values(SUBJECT_KINDS)
+    .filter((kind) => kind.name !== "run_step")
+    .flatMap((kind) => pick(kind).map((status) => eventName(kind, status)));
+
+// PagerDuty pages people: by default only for what needs one. Other sinks hear every notification
+// of every kind, as a Svix endpoint with no filter hears every event type.
+const EVERYTHING = [...TERMINAL_STATUSES, ...otherKinds((kind) => kind.notifiable)] as Subscription[];
+const DEFAULT_ON: Record<SinkConfigInput["type"], readonly Subscription[]> = {
+  webhook: EVERYTHING,
+  slack: EVERYTHING,
+  console: EVERYTHING,
+  pagerduty: [
+    ...SUBJECT_KINDS.run_step.pagerDefault,
+    ...otherKinds((kind) => kind.pagerDefault),
+  ] as Subscription[],
+};
+
+type Subscription = (typeof SUBSCRIPTIONS)[number];
 
 /** `NOTIFY_SINKS`: a JSON array of sinks with unique names (a sink's name defaults to its type). */
 export const SinkListSchema = v.pipe(

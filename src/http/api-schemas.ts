@@ -1,5 +1,7 @@
 import * as v from "valibot";
-import { RUN_STEP_STATUSES, TERMINAL_STATUSES } from "../domain/run-step-schema.js";
+import { RUN_STEP_STATUSES } from "../domain/run-step-schema.js";
+import { SUBJECT_KIND_NAMES } from "../domain/subject.js";
+import { ALL_EVENTS } from "../domain/subject-kinds.js";
 
 const ISSUE = v.object({ path: v.string(), message: v.string() });
 
@@ -55,10 +57,13 @@ export const DeliveryAttemptResponseSchema = v.object({
 /** A notification delivery as the operator API shows it. */
 export const DeliveryResponseSchema = v.object({
   id: v.string(),
-  step_id: v.string(),
+  /** The run step's id; null for a delivery about another kind of subject. */
+  step_id: v.nullable(v.string()),
+  /** What it is about: a run step, a response, or (by the OpenAI event that owes it) an agent session. */
+  subject: v.object({ kind: v.picklist(SUBJECT_KIND_NAMES), id: v.string() }),
   run_id: v.string(),
   sink: v.string(),
-  event: v.picklist([...TERMINAL_STATUSES.map((s) => `run_step.${s}` as const), "run_step.stalled"]),
+  event: v.picklist(ALL_EVENTS),
   state: v.picklist(["pending", "parked", "delivered", "dead"]),
   attempts: v.pipe(v.number(), v.integer()),
   last_error: v.nullable(v.string()),

@@ -1,5 +1,5 @@
 import type { Context } from "hono";
-import { deliveryId } from "../domain/delivery.js";
+import { deliveryId, refOf } from "../domain/delivery.js";
 import type { QuarantinedRequest, Refusal } from "../domain/quarantined-request.js";
 import type { StoredStep } from "../store/step-store.js";
 import type { DeliveryView, SinkTestResult, SinkView } from "../usecases/delivery-operations.js";
@@ -47,8 +47,10 @@ const secondsUp = (ms: number) => Math.ceil(ms / 1000);
 export function toDeliveryResponse(view: DeliveryView): DeliveryResponse {
   const d = view.delivery;
   return {
-    id: deliveryId(d.stepId, d.sink, d.event),
-    step_id: d.stepId,
+    id: deliveryId(refOf(d)),
+    // A run step's id, as before there were other kinds; null for a response's or a session's.
+    step_id: d.kind === "run_step" ? d.subjectId : null,
+    subject: { kind: d.kind, id: d.subjectId },
     run_id: d.runId,
     sink: d.sink,
     event: d.event,

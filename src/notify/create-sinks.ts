@@ -59,7 +59,7 @@ async function createSink(config: SinkConfig, options: SinkOptions): Promise<Sin
         ...(signer.publicKeys[0] ? { publicKey: signer.publicKeys[0] } : {}),
         async send(n) {
           const body = JSON.stringify(buildWebhookPayload(n));
-          const id = await notificationMessageId(n.step.id, n.event, name);
+          const id = await notificationMessageId(n.subjectId, n.event, name);
           const headers = await signer.sign(id, nowMs() / 1000, body);
           return postJson(config.url, body, { ...headers }, timeoutMs, nowMs);
         },

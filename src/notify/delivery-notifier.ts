@@ -1,18 +1,22 @@
 import pLimit, { type LimitFunction } from "p-limit";
-import * as v from "valibot";
-import { type Delivery, type DeliveryIntent, newDelivery } from "../domain/delivery.js";
+import { type Delivery, type DeliveryIntent, missingSubject, newDelivery } from "../domain/delivery.js";
 import type { Notification } from "../domain/notification-payloads.js";
-import { selectIntents } from "../domain/notification-routing.js";
+import { notificationEvent, selectIntents } from "../domain/notification-routing.js";
 import { type AttemptResult, afterAttempt, type RetryPolicy } from "../domain/retry-policy.js";
-import { type RunStep, RunStepSchema } from "../domain/run-step-schema.js";
 import { shuffled } from "../domain/shuffled.js";
 import type { SinkConfig } from "../domain/sink-config-schema.js";
 import { FAILING_AFTER, probeDelayMs, type SinkHealth } from "../domain/sink-health.js";
+import type { SubjectView } from "../domain/subject.js";
+import { SUBJECT_KINDS } from "../domain/subject-kinds.js";
 import { describeError, type LogFields, type Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
-import type { DeliveryStore, DueDelivery, SinkHealthStore, StepDocument } from "../store/delivery-store.js";
-import { probeLeaseKey, shardLeaseKey } from "../store/item-codec.js";
-import { TABLE_SCHEMA } from "../store/table-schema.js";
+import {
+  type DeliveryStore,
+  type DueDelivery,
+  type SinkHealthStore,
+  type SubjectDocument,
+  subjectKeyOf,
+} from "../store/delivery-store.js";
 import type { AppliedTransition, Notifier, SweepReport } from "./notifier.js";
 import type { Sink } from "./sink.js";
 
@@ -40,8 +44,6 @@ export interface DeliveryNotifierOptions {
   /** Counts attempts, where the runtime keeps counters. */
   readonly metrics?: Metrics;
 }
-
-const QUEUE_SHARDS = Array.from({ length: TABLE_SCHEMA.queueShards }, (_, i) => i);
 
 /** Prompt attempts waiting for one sink beyond this are left to the sweeper instead of queueing in memory. */
 const MAX_WAITING_PER_SINK = 1_000;
@@ -78,6 +80,7 @@ export class DeliveryNotifier implements Notifier {
   readonly #o: DeliveryNotifierOptions;
   readonly #nowMs: () => number;
   readonly #policy: RetryPolicy;
+  readonly #shards: readonly number[];
   readonly #inFlight = new Set<Promise<unknown>>();
   readonly #limiters = new Map<string, LimitFunction>();
   readonly #health = new Map<string, { health: SinkHealth; readAtMs: number }>();
@@ -92,6 +95,7 @@ export class DeliveryNotifier implements Notifier {
     this.#o = options;
     this.#nowMs = options.nowMs ?? Date.now;
     this.#policy = { scheduleS: options.retryScheduleS, random: options.random ?? Math.random };
+    this.#shards = Array.from({ length: options.deliveries.queueShards }, (_, i) => i);
   }
 
   /** The configured sinks' names, in configuration order. */
@@ -99,8 +103,8 @@ export class DeliveryNotifier implements Notifier {
     return this.#o.sinkConfigs.map((config) => config.name);
   }
 
-  intentsFor(step: RunStep): DeliveryIntent[] {
-    return selectIntents(step, this.#o.sinkConfigs);
+  intentsFor(subject: SubjectView, status: string): DeliveryIntent[] {
+    return selectIntents(subject, notificationEvent(subject, status), this.#o.sinkConfigs);
   }
 
   deliverPrompt(transition: AppliedTransition): Promise<void> {
@@ -177,15 +181,11 @@ export class DeliveryNotifier implements Notifier {
    * Attempts one stored delivery now (an operator's retry or resend), within its sink's lane, and
    * returns it as it stands after the attempt (not yet written back: the caller records it).
    */
-  async attemptNow(delivery: Delivery, stored: StepDocument, context: LogFields = {}): Promise<Delivery> {
+  async attemptNow(delivery: Delivery, stored: SubjectDocument, context: LogFields = {}): Promise<Delivery> {
     const sink = this.#o.sinks.get(delivery.sink);
-    const { document, stalledAtMs } = stored;
-    const step = v.safeParse(RunStepSchema, document);
-    if (!sink || !step.success) {
-      const error = sink ? "stored step is unreadable" : "sink is no longer configured";
-      return { ...delivery, state: "dead", lastError: error, nextAttemptMs: null };
-    }
-    const notification = { event: delivery.event, step: step.output, document, stalledAtMs };
+    if (!sink)
+      return { ...delivery, state: "dead", lastError: "sink is no longer configured", nextAttemptMs: null };
+    const notification = notificationOf(delivery, stored);
     return this.#lane(delivery.sink)(() => this.#attempt(sink, delivery, notification, false, context));
   }
 
@@ -206,8 +206,8 @@ export class DeliveryNotifier implements Notifier {
   }
 
   async #deliverPromptly(transition: AppliedTransition, intent: DeliveryIntent): Promise<void> {
-    const { step, document } = transition;
-    const fresh = newDelivery(intent, step.id, step.run_id, this.#nowMs());
+    const { subject, document, ref } = transition;
+    const fresh = newDelivery(intent, ref, this.#nowMs());
     const sink = this.#o.sinks.get(intent.sink);
     try {
       const lane = this.#lane(intent.sink);
@@ -228,7 +228,8 @@ export class DeliveryNotifier implements Notifier {
         }
         const notification = {
           event: intent.event,
-          step,
+          subjectId: ref.id,
+          subject,
           document,
           stalledAtMs: transition.stalledAtMs ?? null,
         };
@@ -239,7 +240,7 @@ export class DeliveryNotifier implements Notifier {
           // Only when this instance was so slow that the outbox recovery already recorded it.
           this.#o.logger.warn("delivery was recorded by a sweeper meanwhile", {
             request_id: transition.requestId,
-            step_id: step.id,
+            ...subjectFields(ref.kind, ref.id),
             sink: intent.sink,
           });
         }
@@ -248,7 +249,7 @@ export class DeliveryNotifier implements Notifier {
       // The outbox still lists this transition: a sweeper records it after the prompt lease.
       this.#o.logger.error("could not record delivery attempt", {
         request_id: transition.requestId,
-        step_id: step.id,
+        ...subjectFields(ref.kind, ref.id),
         sink: intent.sink,
         error: describeError(error),
       });
@@ -302,7 +303,7 @@ export class DeliveryNotifier implements Notifier {
       const healed = await this.#probe(sink, health, deadline, tally);
       if (!healed) return tally;
     }
-    for (const shard of shuffled(QUEUE_SHARDS)) {
+    for (const shard of shuffled(this.#shards)) {
       if (this.#stop(sinkName, deadline, budget)) break;
       await this.#drainShard(sink, shard, deadline, budget, tally);
     }
@@ -314,7 +315,7 @@ export class DeliveryNotifier implements Notifier {
     const store = this.#o.deliveries;
     let due = await store.findDue(sink.name, shard, this.#nowMs(), SWEEP_PAGE);
     if (due.length === 0) return;
-    const leaseKey = shardLeaseKey(sink.name, shard);
+    const leaseKey = store.shardLease(sink.name, shard);
     // Held until every attempt this sweep may start has ended (each ends within the time-out).
     const version = await store.acquireLease(
       leaseKey,
@@ -359,18 +360,18 @@ export class DeliveryNotifier implements Notifier {
     );
     // Stryker disable next-line ConditionalExpression: with none ready, documents([]) reads nothing and no attempt starts either way.
     if (ready.length === 0) return;
-    const documents = await store.documents(ready.map((d) => d.stepId));
+    const documents = await store.subjects(ready);
     const lane = this.#lane(sink.name);
     await Promise.all(
       ready.map((delivery) =>
         lane(async () => {
           if (this.#stop(sink.name, deadline, budget)) return;
           budget.left--;
-          const after = await this.#attemptStored(sink, delivery, documents.get(delivery.stepId));
+          const after = await this.#attemptStored(sink, delivery, documents.get(subjectKeyOf(delivery)));
           count(tally, after);
           if (!(await store.replace({ ...after, version: delivery.version + 1 }))) {
             this.#o.logger.warn("delivery changed while it was attempted", {
-              step_id: delivery.stepId,
+              ...subjectFields(delivery.kind, delivery.subjectId),
               sink: delivery.sink,
             });
           }
@@ -388,7 +389,7 @@ export class DeliveryNotifier implements Notifier {
     // Stryker disable next-line BooleanLiteral: true is equivalent here (see above #probe).
     if ((health.nextProbeAtMs ?? 0) > now || now >= deadline) return false;
     const until = now + this.#o.timeoutMs + LEASE_MARGIN_MS;
-    const probeVersion = await store.acquireLease(probeLeaseKey(sink.name), until, now);
+    const probeVersion = await store.acquireLease(store.probeLease(sink.name), until, now);
     // Stryker disable next-line BooleanLiteral: true is equivalent here (see above #probe).
     if (probeVersion === null) return false;
     try {
@@ -398,18 +399,23 @@ export class DeliveryNotifier implements Notifier {
       if (current.state !== "failing" || (current.nextProbeAtMs ?? 0) > now)
         // Stryker disable next-line ConditionalExpression: true is equivalent here (see above #probe).
         return current.state === "healthy";
-      for (const shard of shuffled(QUEUE_SHARDS)) {
+      for (const shard of shuffled(this.#shards)) {
         const [due] = await store.findDue(sink.name, shard, now, 1);
         if (!due) continue;
-        const shardKey = shardLeaseKey(sink.name, shard);
+        const shardKey = store.shardLease(sink.name, shard);
         const shardVersion = await store.acquireLease(shardKey, until, now);
         if (shardVersion === null) continue;
         try {
           const [delivery] = await store.getMany([due]);
           if (delivery?.state !== "pending") continue;
-          const documents = await store.documents([delivery.stepId]);
+          const documents = await store.subjects([delivery]);
           tally.probes++;
-          const after = await this.#attemptStored(sink, delivery, documents.get(delivery.stepId), true);
+          const after = await this.#attemptStored(
+            sink,
+            delivery,
+            documents.get(subjectKeyOf(delivery)),
+            true,
+          );
           count(tally, after);
           await store.replace({ ...after, version: delivery.version + 1 });
           // Stryker disable next-line ConditionalExpression: true is equivalent here (see above #probe).
@@ -421,30 +427,22 @@ export class DeliveryNotifier implements Notifier {
       // Stryker disable next-line BooleanLiteral: true is equivalent here (see above #probe).
       return false;
     } finally {
-      await store.releaseLease(probeLeaseKey(sink.name), probeVersion);
+      await store.releaseLease(store.probeLease(sink.name), probeVersion);
     }
   }
 
   async #attemptStored(
     sink: Sink,
     delivery: Delivery,
-    stored: StepDocument | undefined,
+    stored: SubjectDocument | undefined,
     probe = false,
   ): Promise<Delivery> {
-    const step = stored === undefined ? undefined : v.safeParse(RunStepSchema, stored.document);
-    // Stryker disable next-line OptionalChaining: step is undefined only when stored is, and then !stored decides first.
-    if (!stored || !step?.success) {
-      // Cannot happen for steps this service stored; dead rather than retried forever.
-      const error = stored ? "stored step is unreadable" : "stored step is missing";
-      return { ...delivery, state: "dead", lastError: error, nextAttemptMs: null };
+    if (!stored) {
+      // Cannot happen for subjects this service stored (a delivery never outlives its subject's
+      // retention); dead rather than retried forever.
+      return { ...delivery, state: "dead", lastError: missingSubject(delivery), nextAttemptMs: null };
     }
-    const { document, stalledAtMs } = stored;
-    return this.#attempt(
-      sink,
-      delivery,
-      { event: delivery.event, step: step.output, document, stalledAtMs },
-      probe,
-    );
+    return this.#attempt(sink, delivery, notificationOf(delivery, stored), probe);
   }
 
   async #attempt(
@@ -487,7 +485,7 @@ export class DeliveryNotifier implements Notifier {
     this.#o.logger.info("delivery attempt", {
       ...context,
       sink: sink.name,
-      step_id: delivery.stepId,
+      ...subjectFields(delivery.kind, delivery.subjectId),
       event: delivery.event,
       attempt: after.attempts,
       outcome,
@@ -574,6 +572,22 @@ async function sendSafely(sink: Sink, notification: Notification): Promise<Attem
     // Sinks classify their own failures; anything they throw is a bug or a refusal before sending.
     return { ok: false, retryable: false, error: `could not send: ${describeError(error)}` };
   }
+}
+
+/**
+ * What a stored delivery sends: its subject's stored document as its kind reads it, leniently. It
+ * is not validated again: a document valid when its intent was written stays sendable however the
+ * schemas have moved since (a tightened schema never kills queued deliveries).
+ */
+function notificationOf(delivery: Delivery, stored: SubjectDocument): Notification {
+  const { document, stalledAtMs } = stored;
+  const subject = SUBJECT_KINDS[delivery.kind].view(document);
+  return { event: delivery.event, subjectId: delivery.subjectId, subject, document, stalledAtMs };
+}
+
+// The log fields naming a subject: `step_id` for a run step, as every line said before other kinds.
+function subjectFields(kind: Delivery["kind"], id: string): LogFields {
+  return kind === "run_step" ? { step_id: id } : { subject_kind: kind, subject_id: id };
 }
 
 function outcomeOf(after: Delivery, result: AttemptResult): string {

@@ -1,9 +1,12 @@
-import type { DeliveryIntent } from "../domain/delivery.js";
-import type { RunStep } from "../domain/run-step-schema.js";
+import type { DeliveryIntent, SubjectRef } from "../domain/delivery.js";
+import type { SubjectView } from "../domain/subject.js";
 
-/** A terminal transition that was just applied, with the notifications it made due. */
+/** A transition that was just applied (a terminal step or response, a session's event), with the notifications it made due. */
 export interface AppliedTransition {
-  readonly step: RunStep;
+  /** What the deliveries are about: for an agent session, the event that owes them. */
+  readonly ref: SubjectRef;
+  readonly subject: SubjectView;
+  /** The stored object the notifications carry. */
   readonly document: Record<string, unknown>;
   readonly intents: readonly DeliveryIntent[];
   /** The request that applied it: its attempts' log lines carry the same id. */
@@ -31,10 +34,10 @@ export interface SweepReport {
   readonly exhausted: boolean;
 }
 
-/** Decides who hears about a terminal step, and tells them. */
+/** Decides who hears about a subject's transition, and tells them. */
 export interface Notifier {
-  /** The sinks subscribed to this step's terminal status, after filters. */
-  intentsFor(step: RunStep): DeliveryIntent[];
+  /** The sinks subscribed to the notification this subject's reaching `status` owes, after filters. */
+  intentsFor(subject: SubjectView, status: string): DeliveryIntent[];
   /** Delivers a just-applied transition's notifications now; never rejects. */
   deliverPrompt(transition: AppliedTransition): Promise<void>;
   /** Attempts due deliveries of every sink until none is due or the sweep budget is spent. */

@@ -1,5 +1,6 @@
 import type { Delivery, DeliveryRef, DeliveryState } from "../domain/delivery.js";
 import type { SinkHealth } from "../domain/sink-health.js";
+import type { SubjectKindName } from "../domain/subject.js";
 import type { Page } from "./step-store.js";
 
 /** A delivery the queue index shows as due. */
@@ -7,12 +8,24 @@ export interface DueDelivery extends DeliveryRef {
   readonly dueMs: number;
 }
 
-/** A step's stored document, as a notification is rendered from it. */
-export interface StepDocument {
+/** Which subject a notification is rendered from. */
+export interface SubjectKey {
+  readonly kind: SubjectKindName;
+  readonly subjectId: string;
+}
+
+/**
+ * A subject's stored document, as a notification is rendered from it: a terminal step or response
+ * (which never changes again), or the snapshot an agent session's event was hydrated with.
+ */
+export interface SubjectDocument {
   readonly document: Record<string, unknown>;
-  /** Unix ms the watchdog found the step stalled; null when it never did. */
+  /** Unix ms the watchdog found the subject stalled; null when it never did. */
   readonly stalledAtMs: number | null;
 }
+
+/** The map key of a subject in {@link DeliveryStore.subjects}' answer. */
+export const subjectKeyOf = (ref: SubjectKey): string => `${ref.kind}:${ref.subjectId}`;
 
 /** A terminal transition whose deliveries the outbox recovery wrote because nobody else had. */
 export interface RecoveryReport {
@@ -45,8 +58,8 @@ export interface DeliveryStore {
   get(ref: DeliveryRef): Promise<Delivery | null>;
   /** Reads deliveries by (step, sink, kind), consistently; missing ones are left out. */
   getMany(refs: readonly DeliveryRef[]): Promise<Delivery[]>;
-  /** The stored documents of these steps, consistently read. */
-  documents(stepIds: readonly string[]): Promise<Map<string, StepDocument>>;
+  /** The stored documents of these subjects, consistently read, by {@link subjectKeyOf}. */
+  subjects(refs: readonly SubjectKey[]): Promise<Map<string, SubjectDocument>>;
   /**
    * A sink's deliveries due at `nowMs` in one queue shard, oldest due first; `after` continues
    * from the last one of the previous page.
@@ -65,6 +78,12 @@ export interface DeliveryStore {
   acquireLease(key: string, untilMs: number, nowMs: number): Promise<number | null>;
   /** Gives a lease back early (only if still held at `version`). */
   releaseLease(key: string, version: number): Promise<void>;
+  /** How many queue partitions each sink's deliveries are spread over. */
+  readonly queueShards: number;
+  /** The lease key of one of a sink's queue partitions (held by the sweeper draining it). */
+  shardLease(sink: string, shard: number): string;
+  /** The lease key of a failing sink's probe (one probe at a time across instances). */
+  probeLease(sink: string): string;
   /** Pending or dead deliveries of the given sinks, page by page. */
   list(
     state: Exclude<DeliveryState, "delivered">,

@@ -6,16 +6,18 @@ import {
   QueryCommand,
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
-import { type Delivery, type DeliveryRef, type NotificationEvent, newDelivery } from "../domain/delivery.js";
+import { type Delivery, type DeliveryRef, newDelivery } from "../domain/delivery.js";
 import { TERMINAL_STATUSES, type TerminalStatus } from "../domain/run-step-schema.js";
 import { shuffled } from "../domain/shuffled.js";
 import { batchGet } from "./batch-get.js";
-import type {
-  DeliveryStore,
-  DueDelivery,
-  RecoveryReport,
-  SinkBacklog,
-  StepDocument,
+import {
+  type DeliveryStore,
+  type DueDelivery,
+  type RecoveryReport,
+  type SinkBacklog,
+  type SubjectDocument,
+  type SubjectKey,
+  subjectKeyOf,
 } from "./delivery-store.js";
 import {
   deadPartition,
@@ -23,6 +25,7 @@ import {
   decodeDelivery,
   decodeDocument,
   deliveryKey,
+  deliveryRefOfKey,
   encodeCursor,
   encodeDelivery,
   fitsKey,
@@ -36,8 +39,10 @@ import {
   outboxPartition,
   outboxSortKey,
   pendingPartition,
+  probeLeaseKey,
+  shardLeaseKey,
   stepIdOfKey,
-  stepKey,
+  subjectItemKey,
   watermarkKey,
 } from "./item-codec.js";
 import type { Page } from "./step-store.js";
@@ -102,6 +107,16 @@ export class DynamoDeliveryStore implements DeliveryStore {
     this.#random = options.random;
   }
 
+  readonly queueShards = TABLE_SCHEMA.queueShards;
+
+  shardLease(sink: string, shard: number): string {
+    return shardLeaseKey(sink, shard);
+  }
+
+  probeLease(sink: string): string {
+    return probeLeaseKey(sink);
+  }
+
   create(delivery: Delivery): Promise<boolean> {
     return this.#put(delivery, NEW_ONLY, {});
   }
@@ -111,7 +126,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
   }
 
   async get(ref: DeliveryRef): Promise<Delivery | null> {
-    const key = deliveryKey(ref.sink, ref.stepId, ref.stalled);
+    const key = deliveryKey(ref);
     if (!fitsKey(key)) return null;
     const { Item: item } = await guardStore(
       "getDelivery",
@@ -123,7 +138,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
   }
 
   async getMany(refs: readonly DeliveryRef[]): Promise<Delivery[]> {
-    const wanted = refs.map((r) => deliveryKey(r.sink, r.stepId, r.stalled)).filter((key) => fitsKey(key));
+    const wanted = refs.map(deliveryKey).filter((key) => fitsKey(key));
     const found = await batchGet(this.#client, this.#table, wanted, {
       operation: "getDeliveries",
       consistent: true,
@@ -134,17 +149,21 @@ export class DynamoDeliveryStore implements DeliveryStore {
     });
   }
 
-  async documents(stepIds: readonly string[]): Promise<Map<string, StepDocument>> {
-    const found = await batchGet(this.#client, this.#table, stepIds.map(stepKey), {
+  async subjects(refs: readonly SubjectKey[]): Promise<Map<string, SubjectDocument>> {
+    const keys = [...new Set(refs.map(subjectItemKey))].filter((key) => fitsKey(key));
+    const found = await batchGet(this.#client, this.#table, keys, {
       operation: "readDocuments",
       consistent: true,
       attributes: [A.document, A.stalledAt],
     });
-    const documents = new Map<string, StepDocument>();
-    for (const stepId of stepIds) {
-      const item = found.get(stepKey(stepId));
+    const documents = new Map<string, SubjectDocument>();
+    for (const ref of refs) {
+      const item = found.get(subjectItemKey(ref));
       if (item?.[A.document] === undefined) continue;
-      documents.set(stepId, { document: decodeDocument(item), stalledAtMs: numOrNull(item[A.stalledAt]) });
+      documents.set(subjectKeyOf(ref), {
+        document: decodeDocument(item),
+        stalledAtMs: numOrNull(item[A.stalledAt]),
+      });
     }
     return documents;
   }
@@ -167,24 +186,17 @@ export class DynamoDeliveryStore implements DeliveryStore {
         start: after && {
           [A.queue]: { S: partition },
           [A.queueAt]: { N: String(after.dueMs) },
-          [A.key]: { S: deliveryKey(after.sink, after.stepId, after.stalled) },
+          [A.key]: { S: deliveryKey(after) },
         },
       },
     );
-    // The sink's partition holds its terminal notifications and its stall notices.
-    const terminal = deliveryKey(sink, "");
-    const stall = deliveryKey(sink, "", true);
+    // The sink's partition holds the notifications of every kind of subject and the stall notices;
+    // each index entry's key says which.
     // Stryker disable next-line ArrayDeclaration: a query that does not select COUNT always answers Items.
-    return (result.Items ?? []).map((item) => {
+    return (result.Items ?? []).flatMap((item) => {
       // Stryker disable next-line OptionalChaining,StringLiteral: every index entry carries its item's key.
-      const key = item[A.key]?.S ?? "";
-      const stalled = key.startsWith(stall);
-      return {
-        stepId: key.slice((stalled ? stall : terminal).length),
-        sink,
-        stalled,
-        dueMs: num(item[A.queueAt]),
-      };
+      const ref = deliveryRefOfKey(item[A.key]?.S ?? "");
+      return ref ? [{ ...ref, dueMs: num(item[A.queueAt]) }] : [];
     });
   }
 
@@ -429,7 +441,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
       // Stryker disable next-line OptionalChaining,StringLiteral: see above.
       const stepId = stepIdOfKey(entry[A.key]?.S ?? "");
       // Stryker disable next-line OptionalChaining: see above.
-      const event = `run_step.${entry[A.status]?.S}` as NotificationEvent;
+      const event = `run_step.${entry[A.status]?.S}`;
       // Stryker disable next-line OptionalChaining,StringLiteral: see above.
       const runId = entry[A.runId]?.S ?? "";
       return (entry[A.owedSinks]?.SS ?? []).map((sink) => ({ stepId, sink, event, runId }));
@@ -437,14 +449,14 @@ export class DynamoDeliveryStore implements DeliveryStore {
     const existing = await batchGet(
       this.#client,
       this.#table,
-      owed.map((o) => deliveryKey(o.sink, o.stepId)),
+      owed.map((o) => deliveryKey({ kind: "run_step", subjectId: o.stepId, sink: o.sink })),
       { operation: "recoverOutbox", consistent: true, attributes: [] },
     );
     let recovered = 0;
     for (const o of owed) {
-      if (existing.has(deliveryKey(o.sink, o.stepId))) continue;
-      if (await this.create(newDelivery({ sink: o.sink, event: o.event }, o.stepId, o.runId, nowMs)))
-        recovered++;
+      if (existing.has(deliveryKey({ kind: "run_step", subjectId: o.stepId, sink: o.sink }))) continue;
+      const subject = { kind: "run_step", id: o.stepId, runId: o.runId } as const;
+      if (await this.create(newDelivery({ sink: o.sink, event: o.event }, subject, nowMs))) recovered++;
     }
     return recovered;
   }

@@ -4,13 +4,16 @@ import {
   ATTEMPT_LOG_SIZE,
   type Delivery,
   type DeliveryAttempt,
+  type DeliveryRef,
   type DeliveryState,
-  type NotificationEvent,
-  STALLED_EVENT,
-  STALLED_MARK,
+  isStallEvent,
+  markedSink,
+  parseMarkedSink,
 } from "../domain/delivery.js";
 import type { RunStepStatus } from "../domain/run-step-schema.js";
 import type { SinkHealth, SinkState } from "../domain/sink-health.js";
+import { SUBJECT_KIND_NAMES, type SubjectKindName } from "../domain/subject.js";
+import type { SubjectKey } from "./delivery-store.js";
 import type { StoredStep } from "./step-store.js";
 import { TABLE_SCHEMA } from "./table-schema.js";
 
@@ -59,11 +62,30 @@ export const stepKey = (stepId: string) => `${P.step}${stepId}`;
 /** The step id a step item's key names (the inverse of {@link stepKey}). */
 export const stepIdOfKey = (key: string) => key.slice(P.step.length);
 /**
- * Key value of one delivery's item: `D#<sink>#<step>`, or `D#<sink>~stalled#<step>` for the
- * watchdog's stall notice (sink names cannot contain `~` or `#`, so neither can be mistaken).
+ * Key value of one delivery's item: `D#<sink>#<step>` for a run step's notification,
+ * `D#<sink>~stalled#<step>` for the watchdog's stall notice, and the subject kind's mark after the
+ * sink for other kinds (`D#<sink>~response#<response>`). Sink names cannot contain `~` or `#`, so
+ * no two of them can be mistaken, and every key written before there were other kinds reads as it did.
  */
-export const deliveryKey = (sink: string, stepId: string, stalled = false) =>
-  `${P.delivery}${sink}${stalled ? STALLED_MARK : ""}#${stepId}`;
+export const deliveryKey = (ref: DeliveryRef) =>
+  `${P.delivery}${markedSink(ref.kind, ref.sink, ref.stalled === true)}#${ref.subjectId}`;
+/** The delivery a delivery item's key names (the inverse of {@link deliveryKey}); null for any other key. */
+export function deliveryRefOfKey(key: string): Required<DeliveryRef> | null {
+  if (!key.startsWith(P.delivery)) return null;
+  const rest = key.slice(P.delivery.length);
+  // Sink names and marks hold no `#`: the first one ends the sink part, the subject id is the rest.
+  const at = rest.indexOf("#");
+  const marked = at > 0 ? parseMarkedSink(rest.slice(0, at)) : null;
+  return marked ? { ...marked, subjectId: rest.slice(at + 1) } : null;
+}
+/**
+ * Key value of the item a subject's notifications are rendered from: a step, a response, or the
+ * OpenAI event whose hydrated snapshot an agent session's notification carries.
+ */
+export const subjectItemKey = (ref: SubjectKey): string =>
+  ref.kind === "run_step"
+    ? stepKey(ref.subjectId)
+    : `${ref.kind === "response" ? P.response : P.event}${ref.subjectId}`;
 /** Key value of a sink's health item. */
 export const sinkKey = (sink: string) => `${P.sink}${sink}`;
 /** Key value of an outbox partition's watermark item. */
@@ -189,7 +211,7 @@ export function toStoredStep(item: Item): StoredStep {
  * conditional put). The attempt log is a ring of {@link ATTEMPT_LOG_SIZE} slots keyed by attempt.
  */
 export function encodeDelivery(d: Delivery, ttl: number | null): Item {
-  const shard = shardOf(d.stepId, TABLE_SCHEMA.queueShards);
+  const shard = shardOf(d.subjectId, TABLE_SCHEMA.queueShards);
   const log: Item = {};
   for (const a of d.log) {
     log[String((a.attempt - 1) % ATTEMPT_LOG_SIZE)] = {
@@ -203,8 +225,8 @@ export function encodeDelivery(d: Delivery, ttl: number | null): Item {
     };
   }
   const item: Item = {
-    [A.key]: { S: deliveryKey(d.sink, d.stepId, d.event === STALLED_EVENT) },
-    [A.stepId]: { S: d.stepId },
+    [A.key]: { S: deliveryKey({ ...d, stalled: isStallEvent(d.event) }) },
+    [A.stepId]: { S: d.subjectId },
     [A.runId]: { S: d.runId },
     [A.sink]: { S: d.sink },
     [A.event]: { S: d.event },
@@ -225,9 +247,14 @@ export function encodeDelivery(d: Delivery, ttl: number | null): Item {
     item[A.queue] = { S: deadPartition(d.sink, shard) };
     item[A.queueAt] = { N: String(lastAt) };
   }
+  // A run step's delivery carries no kind: the items written before there were kinds read the same.
+  if (d.kind !== "run_step") item[A.subjectKind] = { S: d.kind };
   if (ttl !== null) item[A.ttl] = { N: String(ttl) };
   return item;
 }
+
+const kindOf = (value: string | undefined): SubjectKindName =>
+  (SUBJECT_KIND_NAMES as readonly string[]).includes(value ?? "") ? (value as SubjectKindName) : "run_step";
 
 /** Reads a delivery item. */
 export function decodeDelivery(item: Item): Delivery {
@@ -245,10 +272,11 @@ export function decodeDelivery(item: Item): Delivery {
     })
     .sort((a, b) => a.attempt - b.attempt);
   return {
-    stepId: item[A.stepId]?.S ?? "",
+    kind: kindOf(item[A.subjectKind]?.S),
+    subjectId: item[A.stepId]?.S ?? "",
     runId: item[A.runId]?.S ?? "",
     sink: item[A.sink]?.S ?? "",
-    event: item[A.event]?.S as NotificationEvent,
+    event: item[A.event]?.S ?? "",
     state,
     attempts: num(item[A.attempts]),
     scheduleBase: num(item[A.scheduleBase]),

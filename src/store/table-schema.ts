@@ -43,6 +43,10 @@ export const TABLE_SCHEMA = {
     quarantine: "Q#",
     /** Watched steps' `queue` partitions `W#<shard>` (the stalled-step watchdog). */
     watch: "W#",
+    /** Responses `R#<response id>` (OpenAI's Responses API, SPEC §9). */
+    response: "R#",
+    /** OpenAI platform events `V#<event id>`: recorded once, with their hydration state. */
+    event: "V#",
   },
   attributes: {
     /** Partition key of every item. */
@@ -85,7 +89,10 @@ export const TABLE_SCHEMA = {
      */
     stalledAt: "stl",
     // --- delivery items ---
+    /** The subject's id (a step's, a response's, the event's of a session). */
     stepId: "sid",
+    /** The subject's kind; absent on a run step's delivery (every delivery before there were kinds). */
+    subjectKind: "kd",
     sink: "sink",
     event: "ev",
     deliveryState: "ds",

@@ -1,13 +1,24 @@
-import { type Delivery, deliveryView, newDelivery, parseDeliveryId } from "../domain/delivery.js";
+import {
+  type Delivery,
+  deliveryView,
+  missingSubject,
+  newDelivery,
+  parseDeliveryId,
+} from "../domain/delivery.js";
 import { notificationMessageId } from "../domain/notification-payloads.js";
-import { notificationEvent } from "../domain/notification-routing.js";
 import { revived } from "../domain/retry-policy.js";
 import type { RunStep, RunStepStatus } from "../domain/run-step-schema.js";
 import type { SinkConfig } from "../domain/sink-config-schema.js";
 import type { SinkHealth } from "../domain/sink-health.js";
+import { RUN_STEP_KIND } from "../domain/subjects/run-step-kind.js";
 import type { DeliveryNotifier } from "../notify/delivery-notifier.js";
 import type { LogFields } from "../observability/logger.js";
-import type { DeliveryStore, SinkBacklog, SinkHealthStore } from "../store/delivery-store.js";
+import {
+  type DeliveryStore,
+  type SinkBacklog,
+  type SinkHealthStore,
+  subjectKeyOf,
+} from "../store/delivery-store.js";
 import type { Page } from "../store/step-store.js";
 
 /** A delivery with the state an operator sees (parked while its sink is disabled). */
@@ -96,13 +107,16 @@ export class DeliveryOperations {
   }): Promise<DeliveryView[]> {
     // Stryker disable next-line ConditionalExpression,StringLiteral: only a terminal apply sets owed sinks, so an in_progress step gives [] either way; this narrows the status for notificationEvent.
     if (step.status === "in_progress") return [];
-    const found = await this.#d.deliveries.getMany(step.owedSinks.map((sink) => ({ stepId: step.id, sink })));
+    const found = await this.#d.deliveries.getMany(
+      step.owedSinks.map((sink) => ({ kind: "run_step", subjectId: step.id, sink })),
+    );
     const bySink = new Map(found.map((d) => [d.sink, d]));
-    const event = notificationEvent(step.status);
+    const event = `run_step.${step.status}`;
+    const subject = { kind: "run_step", id: step.id, runId: step.runId } as const;
     const all = step.owedSinks.map(
       (sink) =>
         bySink.get(sink) ?? {
-          ...newDelivery({ sink, event }, step.id, step.runId, step.appliedAtMs),
+          ...newDelivery({ sink, event }, subject, step.appliedAtMs),
           nextAttemptMs: null,
         },
     );
@@ -212,10 +226,12 @@ export class DeliveryOperations {
     if (!config) return null;
     const now = this.#nowMs();
     const step = testStep(now);
+    const document = step as unknown as Record<string, unknown>;
     const sent = await this.#d.notifier.sendTest(name, {
       event: "run_step.completed",
-      step,
-      document: step as unknown as Record<string, unknown>,
+      subjectId: step.id,
+      subject: RUN_STEP_KIND.view(document),
+      document,
       test: true,
     });
     if (!sent) return null;
@@ -235,11 +251,13 @@ export class DeliveryOperations {
     settle: (after: Delivery) => Delivery,
     context: LogFields,
   ): Promise<DeliveryActionResult> {
-    const documents = await this.#d.deliveries.documents([delivery.stepId]);
-    // A step gone before its delivery (RETENTION_DAYS: a retried delivery's ttl is renewed, its step's is not).
-    // Stryker disable next-line ObjectLiteral: a missing document ({} or undefined) reads as no run step either way: dead, "stored step is unreadable".
-    const stored = documents.get(delivery.stepId) ?? { document: {}, stalledAtMs: null };
-    const after = await this.#d.notifier.attemptNow(delivery, stored, context);
+    const documents = await this.#d.deliveries.subjects([delivery]);
+    // A subject gone before its delivery (RETENTION_DAYS: a retried delivery's ttl is renewed, its
+    // subject's is not): dead, with the reason, rather than sent empty.
+    const stored = documents.get(subjectKeyOf(delivery));
+    const after = stored
+      ? await this.#d.notifier.attemptNow(delivery, stored, context)
+      : { ...delivery, state: "dead" as const, lastError: missingSubject(delivery), nextAttemptMs: null };
     const recorded = { ...settle(after), version: delivery.version + 1 };
     if (!(await this.#d.deliveries.replace(recorded))) {
       return { kind: "invalid_state", message: "delivery changed while it was attempted; read it again" };

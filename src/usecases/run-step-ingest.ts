@@ -8,6 +8,7 @@ import {
 import { parseRunStepEvent } from "../domain/run-step-event.js";
 import { isTerminalStatus, type RunStepStatus } from "../domain/run-step-schema.js";
 import type { ApplyOutcome } from "../domain/state-rules.js";
+import { RUN_STEP_KIND } from "../domain/subjects/run-step-kind.js";
 import type { Notifier } from "../notify/notifier.js";
 import type { Logger } from "../observability/logger.js";
 import type { QuarantineStore } from "../store/quarantine-store.js";
@@ -178,7 +179,9 @@ export class RunStepIngest {
 
     const { step, document } = event;
     const { notifier, store, logger } = this.#deps;
-    const intents = notifier && isTerminalStatus(step.status) ? notifier.intentsFor(step) : [];
+    // Only a terminal snapshot can owe notifications: the subject is read for routing only then.
+    const subject = notifier && isTerminalStatus(step.status) ? RUN_STEP_KIND.view(document) : null;
+    const intents = notifier && subject ? notifier.intentsFor(subject, step.status) : [];
     let applied: AppliedSnapshot;
     try {
       applied = await store.apply({
@@ -208,9 +211,17 @@ export class RunStepIngest {
       runId: step.run_id,
       status: step.status,
       outcome,
-      notifications: notifies
-        ? notifier.deliverPrompt({ step, document, intents, requestId, stalledAtMs })
-        : null,
+      notifications:
+        notifies && subject
+          ? notifier.deliverPrompt({
+              ref: { kind: "run_step", id: step.id, runId: step.run_id },
+              subject,
+              document,
+              intents,
+              requestId,
+              stalledAtMs,
+            })
+          : null,
     };
   }
 }

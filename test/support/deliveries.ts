@@ -150,7 +150,11 @@ export async function seedPending(
   await applyWithoutNotifier(app, ids, [sink], Math.floor(dueMs / 1000));
   await mapConcurrent(ids, 16, async (id) => {
     const created = await app.deliveries.create(
-      newDelivery({ sink, event: "run_step.completed" }, id, "run_abc123", dueMs),
+      newDelivery(
+        { sink, event: "run_step.completed" },
+        { kind: "run_step", id: id, runId: "run_abc123" },
+        dueMs,
+      ),
     );
     if (!created) throw new Error(`delivery ${id} exists`);
   });
@@ -166,7 +170,11 @@ export async function seedDead(
   await applyWithoutNotifier(app, ids, [sink], Math.floor(diedMs / 1000));
   await mapConcurrent(ids, 16, async (id) => {
     const created = await app.deliveries.create({
-      ...newDelivery({ sink, event: "run_step.completed" }, id, "run_abc123", diedMs),
+      ...newDelivery(
+        { sink, event: "run_step.completed" },
+        { kind: "run_step", id: id, runId: "run_abc123" },
+        diedMs,
+      ),
       state: "dead",
       attempts: 1,
       lastError: "HTTP 400",
