@@ -37,7 +37,10 @@ export function loadStoreCredentials(dataDir: string): StoreCredentials {
     return readCredentials(file);
   }
   const credentials = generateStoreCredentials();
-  const saved = { AWS_ACCESS_KEY_ID: credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey };
+  const saved = {
+    AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+  };
   // "wx": never over a file another process wrote meanwhile (the data directory lock makes that
   // unlikely); the mode is given at creation so the secret is never readable by others, even briefly.
   writeFileSync(file, `${JSON.stringify(saved, null, 2)}\n`, { mode: 0o600, flag: "wx" });
@@ -56,7 +59,12 @@ function readCredentials(file: string): StoreCredentials {
     string,
     unknown
   >;
-  if (typeof accessKeyId !== "string" || typeof secretAccessKey !== "string" || !accessKeyId || !secretAccessKey) {
+  if (
+    typeof accessKeyId !== "string" ||
+    typeof secretAccessKey !== "string" ||
+    !accessKeyId ||
+    !secretAccessKey
+  ) {
     throw invalid(file);
   }
   return { accessKeyId, secretAccessKey };

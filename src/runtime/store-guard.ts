@@ -26,7 +26,11 @@ const BROWSER = refusal(
   "Browser requests are refused: this store answers the stepwatch that started it alone",
 );
 // What DynamoDB answers for a key it does not know, and for a signature that does not match.
-const UNRECOGNIZED = refusal(400, "UnrecognizedClientException", "The security token included in the request is invalid.");
+const UNRECOGNIZED = refusal(
+  400,
+  "UnrecognizedClientException",
+  "The security token included in the request is invalid.",
+);
 const BAD_SIGNATURE = refusal(
   400,
   "InvalidSignatureException",
@@ -85,12 +89,15 @@ export function guardStoreRequests(credentials: StoreCredentials, handler: Reque
     }
     canonical += `\n${signedHeaders}\n${payloadHash}`;
     const toSign = `AWS4-HMAC-SHA256\n${amzDate}\n${date}/${region}/${service}/aws4_request\n${createHash("sha256").update(canonical).digest("hex")}`;
-    const expected = createHmac("sha256", signingKey(date, region, service)).update(toSign).digest();
+    const expected = createHmac("sha256", signingKey(date, region, service))
+      .update(toSign)
+      .digest();
     return timingSafeEqual(expected, Buffer.from(signature, "hex"));
   };
 
   return (request, response) => {
-    if (request.headers.origin !== undefined || request.method === "OPTIONS") return refuse(response, BROWSER);
+    if (request.headers.origin !== undefined || request.method === "OPTIONS")
+      return refuse(response, BROWSER);
     const auth = AUTHORIZATION.exec(request.headers.authorization ?? "");
     const given = auth ? Buffer.from(auth[1] ?? "") : undefined;
     if (!given || given.length !== keyId.length || !timingSafeEqual(given, keyId)) {
