@@ -3,7 +3,11 @@
 import { startEmbeddedDynamo } from "../src/runtime/embedded-dynamo.js";
 import { announce, exitWithParent, READY } from "./child-process.js";
 
-const store = await startEmbeddedDynamo();
+// The key pair every bench client signs with (the store refuses any other).
+const store = await startEmbeddedDynamo(undefined, 0, undefined, {
+  accessKeyId: "bench",
+  secretAccessKey: "bench",
+});
 announce(READY, { endpoint: store.endpoint });
 const stop = () => {
   store.close().then(() => process.exit(0));

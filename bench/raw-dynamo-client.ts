@@ -1,4 +1,5 @@
 import { Agent, request } from "node:http";
+import { AwsV4Signer } from "aws4fetch";
 
 /** An answer of the raw client. */
 export interface RawAnswer {
@@ -8,19 +9,34 @@ export interface RawAnswer {
 
 /**
  * The smallest useful DynamoDB client: JSON over keep-alive HTTP with the X-Amz-Target header.
- * Measurement apparatus for the store's ceiling, not product code: it sends a syntactically valid
- * but unverifiable SigV4 header, which dynalite checks for shape only (AWS would refuse it).
+ * Measurement apparatus for the store's ceiling, not product code: each call is SigV4-signed by
+ * aws4fetch's signer (the embedded store refuses anything else) with the bench's key pair, and
+ * sent over node:http without the SDK's middleware.
  */
 export function createRawDynamoClient(endpoint: string, maxSockets: number) {
   const url = new URL(endpoint);
   const agent = new Agent({ keepAlive: true, maxSockets });
-  const date = "20250101T000000Z";
-  const authorization =
-    "AWS4-HMAC-SHA256 Credential=bench/20250101/us-east-1/dynamodb/aws4_request, " +
-    "SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=" +
-    "0".repeat(64);
+  const cache = new Map<string, ArrayBuffer>();
   return {
-    call(operation: string, body: string): Promise<RawAnswer> {
+    async call(operation: string, body: string): Promise<RawAnswer> {
+      const signed = await new AwsV4Signer({
+        url: endpoint,
+        method: "POST",
+        headers: {
+          "content-type": "application/x-amz-json-1.0",
+          "x-amz-target": `DynamoDB_20120810.${operation}`,
+        },
+        body,
+        accessKeyId: "bench",
+        secretAccessKey: "bench",
+        service: "dynamodb",
+        region: "us-east-1",
+        cache,
+      }).sign();
+      const headers: Record<string, string | number> = { "content-length": Buffer.byteLength(body) };
+      signed.headers.forEach((value, name) => {
+        headers[name] = value;
+      });
       return new Promise((resolve, reject) => {
         const req = request(
           {
@@ -29,13 +45,7 @@ export function createRawDynamoClient(endpoint: string, maxSockets: number) {
             port: url.port,
             method: "POST",
             path: "/",
-            headers: {
-              "content-type": "application/x-amz-json-1.0",
-              "content-length": Buffer.byteLength(body),
-              "x-amz-target": `DynamoDB_20120810.${operation}`,
-              "x-amz-date": date,
-              authorization,
-            },
+            headers,
           },
           (res) => {
             const chunks: Buffer[] = [];

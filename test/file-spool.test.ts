@@ -1,6 +1,17 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
-import { type FileHandle, mkdir, mkdtemp, open, readFile, rm, truncate, writeFile } from "node:fs/promises";
+import {
+  chmod,
+  type FileHandle,
+  mkdir,
+  mkdtemp,
+  open,
+  readFile,
+  rm,
+  stat,
+  truncate,
+  writeFile,
+} from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
@@ -457,6 +468,38 @@ describe("file spool: reopening", () => {
     const spool = await openTracked(dir);
     expect(spool.durableEnd).toBe(0);
     expect(await spool.append(event(0))).toBe(0);
+  });
+});
+
+describe("file spool: private to this user", () => {
+  const modeOf = async (path: string) => (await stat(path)).mode & 0o777;
+
+  it("creates its directory 0700 and its files 0600, whatever the umask allows", async () => {
+    const dir = join(await freshDir(), "relay-spool");
+    const spool = await openTracked(dir);
+    await spool.append(event(0));
+    expect(await modeOf(dir)).toBe(0o700);
+    expect(await modeOf(fileOf(dir))).toBe(0o600);
+    expect(await modeOf(lockOf(dir))).toBe(0o600);
+    await spool.close();
+    // Reopened: the compacted file (written anew, then renamed into place) is 0600 too.
+    await (await openTracked(dir)).close();
+    expect(await modeOf(fileOf(dir))).toBe(0o600);
+  });
+
+  it("tightens a directory and files an older relay left readable by others", async () => {
+    const dir = await freshDir();
+    await writeFile(fileOf(dir), recordLine(event(0)), { mode: 0o644 });
+    await writeFile(lockOf(dir), String(deadPid()), { mode: 0o644 });
+    await writeFile(`${fileOf(dir)}.tmp`, "", { mode: 0o666 });
+    await chmod(fileOf(dir), 0o644);
+    await chmod(`${fileOf(dir)}.tmp`, 0o666);
+    await chmod(dir, 0o755);
+    const spool = await openTracked(dir);
+    expect((await spool.read(0, 10)).events).toEqual([event(0)]);
+    expect(await modeOf(dir)).toBe(0o700);
+    expect(await modeOf(fileOf(dir))).toBe(0o600);
+    expect(await modeOf(lockOf(dir))).toBe(0o600);
   });
 });
 

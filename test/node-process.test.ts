@@ -1,4 +1,13 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -42,8 +51,13 @@ const secretsOf = (dir: string) =>
 describe("npm start on a fresh clone (no configuration)", () => {
   it("serves, prints a whsec_ secret and a sample command that works, persists across restarts, drains on SIGTERM", async () => {
     const dataDir = tempDir();
+    // A data directory others may read: made this user's alone at start-up.
+    chmodSync(dataDir, 0o755);
     const first = await start({ STEPWATCH_DATA_DIR: dataDir });
     expect(first.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const modeOf = (path: string) => statSync(join(dataDir, path)).mode & 0o777;
+    expect([modeOf("."), modeOf("dynamodb")]).toEqual([0o700, 0o700]);
+    expect([modeOf("dynamodb-credentials.json"), modeOf("local-secrets.json")]).toEqual([0o600, 0o600]);
     const banner = first.stderr();
     const secret = /WEBHOOK_SECRET=(whsec_\S+)/.exec(banner)?.[1];
     expect(secret).toBe(secretsOf(dataDir).WEBHOOK_SECRET);

@@ -3,6 +3,7 @@ import { createServer as createHttpServer, type IncomingHttpHeaders, type Server
 import { createServer as createTcpServer, type Socket } from "node:net";
 import { join } from "node:path";
 import * as sdk from "@aws-sdk/client-dynamodb";
+import { AwsClient } from "aws4fetch";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createNodeDynamoHandler } from "../src/runtime/node-dynamo-handler.js";
 import * as lean from "../src/runtime/worker-dynamodb.js";
@@ -293,6 +294,13 @@ interface Scripted {
   close(): Promise<void>;
 }
 
+const storeSigner = new AwsClient({
+  accessKeyId: TEST_AWS.AWS_ACCESS_KEY_ID,
+  secretAccessKey: TEST_AWS.AWS_SECRET_ACCESS_KEY,
+  service: "dynamodb",
+  region: "us-east-1",
+});
+
 async function startScripted(answers: Answer[], fallback: Answer = "proxy"): Promise<Scripted> {
   const requests: Recorded[] = [];
   const server: Server = createHttpServer(async (req, res) => {
@@ -302,13 +310,12 @@ async function startScripted(answers: Answer[], fallback: Answer = "proxy"): Pro
     requests.push({ headers: req.headers, body });
     const answer = answers.shift() ?? fallback;
     if (answer === "proxy") {
-      const upstream = await fetch(store.endpoint, {
+      // Signed anew: the store checks the signature, which covers the host it was signed for.
+      const upstream = await storeSigner.fetch(store.endpoint, {
         method: "POST",
         headers: {
           "content-type": String(req.headers["content-type"]),
           "x-amz-target": String(req.headers["x-amz-target"]),
-          authorization: String(req.headers.authorization),
-          "x-amz-date": String(req.headers["x-amz-date"]),
         },
         body,
       });

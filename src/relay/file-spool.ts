@@ -1,7 +1,8 @@
 import { createReadStream } from "node:fs";
-import { mkdir, open, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { chmod, open, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { makePrivateDir } from "../runtime/private-dir.js";
 import { isProcessAlive } from "../runtime/process-alive.js";
 import type { RelayEvent } from "./run-step-events.js";
 import { parseSpoolLine, type Spool, spoolLine } from "./spool.js";
@@ -30,7 +31,8 @@ interface PendingWrite {
  * ones are what the forwarder reads first. A lock file keeps two live relays off one spool.
  */
 export async function openFileSpool(dir: string): Promise<Spool> {
-  await mkdir(dir, { recursive: true });
+  // The spool holds whole signed events: readable by this user alone (0700 directory, 0600 files).
+  makePrivateDir(dir);
   const lockPath = join(dir, LOCK);
   await takeLock(lockPath);
   // Forced: a lock file someone removed meanwhile is released already.
@@ -42,7 +44,9 @@ export async function openFileSpool(dir: string): Promise<Spool> {
     await releaseLock();
     throw error;
   }
-  const handle = await open(path, "a+");
+  const handle = await open(path, "a+", 0o600);
+  // A spool file an older relay made with the default mode is tightened too.
+  await handle.chmod(0o600);
   let size = (await handle.stat()).size;
   let durableEnd = size;
   let pending: PendingWrite[] = [];
@@ -156,7 +160,7 @@ export async function openFileSpool(dir: string): Promise<Spool> {
 
 async function takeLock(lockPath: string): Promise<void> {
   try {
-    await writeFile(lockPath, String(process.pid), { flag: "wx" });
+    await writeFile(lockPath, String(process.pid), { flag: "wx", mode: 0o600 });
     return;
     // Stryker disable next-line BlockStatement: any error but EEXIST recurs on the plain write below
   } catch (error) {
@@ -171,6 +175,8 @@ async function takeLock(lockPath: string): Promise<void> {
   }
   // The process that held it is gone: its spool is ours now.
   await writeFile(lockPath, String(process.pid));
+  // Written over the old one, which keeps its mode: made this user's alone like the rest.
+  await chmod(lockPath, 0o600);
 }
 
 /**
@@ -190,7 +196,7 @@ async function compact(path: string): Promise<void> {
     throw error;
   }
   const tmp = `${path}.tmp`;
-  const out = await open(tmp, "w");
+  const out = await open(tmp, "w", 0o600);
   try {
     for await (const line of lines(path)) {
       const parsed = parseSpoolLine(line);

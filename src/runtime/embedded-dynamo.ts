@@ -1,23 +1,36 @@
-import { mkdirSync } from "node:fs";
+import type { RequestListener } from "node:http";
 import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
 import dynalite from "dynalite";
+import { makePrivateDir } from "./private-dir.js";
 import { StartupError } from "./startup-error.js";
+import { generateStoreCredentials, type StoreCredentials } from "./store-credentials.js";
+import { guardStoreRequests } from "./store-guard.js";
 
 /** A dynalite server on loopback. */
 export interface EmbeddedDynamo {
   readonly endpoint: string;
+  /** The only key pair it accepts: a client signs its requests with it (SigV4). */
+  readonly credentials: StoreCredentials;
   close(): Promise<void>;
 }
 
 /**
  * Starts dynalite (a DynamoDB-compatible server from npm) on a free loopback port, persisted under
- * `path` so a restart loses nothing, or in memory when `path` is omitted.
+ * `path` (created private, 0700) so a restart loses nothing, or in memory when `path` is omitted.
+ * dynalite checks no signature and answers browsers with `Access-Control-Allow-Origin: *`, so its
+ * handler is wrapped ({@link guardStoreRequests}): it answers only requests signed with
+ * `credentials` (random ones when not given) and no browser at all.
  * @throws {StartupError} when the store under `path` is corrupt, unreadable or open elsewhere.
  */
-export async function startEmbeddedDynamo(path?: string, port = 0, shownAs = path): Promise<EmbeddedDynamo> {
+export async function startEmbeddedDynamo(
+  path?: string,
+  port = 0,
+  shownAs = path,
+  credentials: StoreCredentials = generateStoreCredentials(),
+): Promise<EmbeddedDynamo> {
   if (path) {
-    mkdirSync(path, { recursive: true });
+    makePrivateDir(path);
     await checkStore(path, shownAs ?? path);
   }
   const server = dynalite({
@@ -26,6 +39,14 @@ export async function startEmbeddedDynamo(path?: string, port = 0, shownAs = pat
     deleteTableMs: 0,
     updateTableMs: 0,
   });
+  // dynalite's own listener goes behind the guard, on the same socket: there is no second port
+  // where it could be reached unguarded.
+  const [handler] = server.listeners("request") as RequestListener[];
+  if (!handler || server.listenerCount("request") !== 1) {
+    throw new Error("dynalite no longer serves through one request listener: the store cannot be guarded");
+  }
+  server.removeAllListeners("request");
+  server.on("request", guardStoreRequests(credentials, handler));
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, "127.0.0.1", () => resolve());
@@ -33,6 +54,7 @@ export async function startEmbeddedDynamo(path?: string, port = 0, shownAs = pat
   const { port: bound } = server.address() as AddressInfo;
   return {
     endpoint: `http://127.0.0.1:${bound}`,
+    credentials,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync } from "node:fs";
 import type { Server } from "node:http";
 import { isAbsolute, join, relative, resolve } from "node:path";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
@@ -16,8 +16,10 @@ import { type EmbeddedDynamo, startEmbeddedDynamo } from "./embedded-dynamo.js";
 import { applyLocalDefaults, type LocalDefaults } from "./local-defaults.js";
 import { createNodeDynamoHandler } from "./node-dynamo-handler.js";
 import { nodeHmacSha256 } from "./node-hmac.js";
+import { makePrivateDir } from "./private-dir.js";
 import { createPromMetrics } from "./prom-metrics.js";
 import { StartupError } from "./startup-error.js";
+import { loadStoreCredentials } from "./store-credentials.js";
 
 /** A running Node server. */
 export interface NodeServer {
@@ -55,7 +57,8 @@ export async function startNodeServer(
   const shownDir = shown(dataDir);
   let release: (() => void) | undefined;
   if (embedded) {
-    mkdirSync(dataDir, { recursive: true });
+    // Private (0700): it holds the store, its credential and the generated secrets.
+    makePrivateDir(dataDir);
     release = lockDataDir(dataDir, shownDir);
   }
   let store: EmbeddedDynamo | undefined;
@@ -64,15 +67,20 @@ export async function startNodeServer(
     const config = await parseNodeConfig(env, embedded);
     const logger = createLogger(config.LOG_LEVEL);
     store = embedded
-      ? await startEmbeddedDynamo(join(dataDir, "dynamodb"), 0, join(shownDir, "dynamodb"))
+      ? await startEmbeddedDynamo(
+          join(dataDir, "dynamodb"),
+          0,
+          join(shownDir, "dynamodb"),
+          loadStoreCredentials(dataDir),
+        )
       : undefined;
     const client = createDynamoClient(
       store
-        ? // dynalite ignores credentials, but the SDK insists on some and on a region.
+        ? // The embedded store's own key pair (it refuses any other); the region is any name.
           {
             AWS_REGION: "local",
-            AWS_ACCESS_KEY_ID: "local",
-            AWS_SECRET_ACCESS_KEY: "local",
+            AWS_ACCESS_KEY_ID: store.credentials.accessKeyId,
+            AWS_SECRET_ACCESS_KEY: store.credentials.secretAccessKey,
             DYNAMODB_ENDPOINT: store.endpoint,
           }
         : config,

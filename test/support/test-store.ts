@@ -25,8 +25,14 @@ export const TEST_AWS = {
   AWS_SECRET_ACCESS_KEY: "test",
 } as const;
 
+// The key pair the test store accepts (it refuses any other), as clients of TEST_AWS sign.
+const TEST_CREDENTIALS = {
+  accessKeyId: TEST_AWS.AWS_ACCESS_KEY_ID,
+  secretAccessKey: TEST_AWS.AWS_SECRET_ACCESS_KEY,
+};
+
 export async function startTestStore(tableName = "stepwatch-test"): Promise<TestStore> {
-  let server = await startEmbeddedDynamo();
+  let server = await startEmbeddedDynamo(undefined, 0, undefined, TEST_CREDENTIALS);
   const port = Number(new URL(server.endpoint).port);
   const client = createDynamoClient(
     { ...TEST_AWS, DYNAMODB_ENDPOINT: server.endpoint },
@@ -45,7 +51,7 @@ export async function startTestStore(tableName = "stepwatch-test"): Promise<Test
       running = false;
     },
     async restart() {
-      server = await startEmbeddedDynamo(undefined, port);
+      server = await startEmbeddedDynamo(undefined, port, undefined, TEST_CREDENTIALS);
       running = true;
       await ensureTable(client, tableName, { retentionDays: 0, logger });
     },
