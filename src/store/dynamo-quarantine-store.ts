@@ -7,7 +7,12 @@ import {
   QueryCommand,
   type QueryCommandInput,
 } from "@aws-sdk/client-dynamodb";
-import type { QuarantinedRequest, Refusal, Replay } from "../domain/quarantined-request.js";
+import {
+  isQuarantineId,
+  type QuarantinedRequest,
+  type Refusal,
+  type Replay,
+} from "../domain/quarantined-request.js";
 import { batchGet } from "./batch-get.js";
 import {
   alias,
@@ -266,7 +271,12 @@ function decodeRecord(item: Item): QuarantinedRequest {
 function readCursor(cursor: string): Item {
   const position = decodeCursor(cursor);
   // Stryker disable next-line OptionalChaining: isIndexPosition has checked that each of these attributes is there.
-  if (!isIndexPosition(position, [A.key, A.queue, A.queueAt]) || position[A.queue]?.S !== PARTITION) {
+  if (
+    !isIndexPosition(position, [A.key, A.queue, A.queueAt]) ||
+    position[A.queue]?.S !== PARTITION ||
+    // A record's key (a body item is never in the index): `Q#` and a quarantine id.
+    !isQuarantineId(position[A.key]?.S?.slice(PARTITION.length) ?? "")
+  ) {
     throw new InvalidCursorError("cursor is not one this API returned");
   }
   return position;
