@@ -1,3 +1,4 @@
+import { weakPointProblem } from "./ed25519-point.js";
 import {
   decodeWebhookPublicKey,
   decodeWebhookSigningKey,
@@ -41,7 +42,7 @@ export async function importEd25519VerifyKey(whpk: string): Promise<Ed25519Verif
   return {
     async verify(prefix, body, signature) {
       const bytes = base64ToBytes(signature);
-      if (!bytes || bytes.length !== SIGNATURE_BYTES) return false;
+      if (!bytes || bytes.length !== SIGNATURE_BYTES || !isCanonicalSignature(bytes)) return false;
       try {
         return await crypto.subtle.verify(ED25519, key, bytes, signedContent(prefix, body));
       } catch {
@@ -93,6 +94,18 @@ export async function generateWebhookKeyPair(): Promise<{ signingKey: string; pu
   full.set(seed, 0);
   full.set(decodeWebhookPublicKey(publicKey), 32);
   return { signingKey: SIGNING_KEY_PREFIX + bytesToBase64(full), publicKey };
+}
+
+// The group order L = 2^252 + 27742317777372353535851937790883648493, little-endian as S is.
+const ORDER_L = 2n ** 252n + 27742317777372353535851937790883648493n;
+
+// RFC 8032 §5.1.7 requires S < L; R is refused when it is not canonical or of small order, as
+// libsodium does. Runtimes differ on both (OpenSSL checks S, none checks R), so they are checked
+// here, the same on each, before Web Crypto is asked.
+function isCanonicalSignature(bytes: Uint8Array): boolean {
+  let s = 0n;
+  for (let i = SIGNATURE_BYTES - 1; i >= 32; i--) s = (s << 8n) | BigInt(bytes[i] as number);
+  return s < ORDER_L && weakPointProblem(bytes.subarray(0, 32)) === null;
 }
 
 function signedContent(prefix: string, body: Uint8Array): Uint8Array<ArrayBuffer> {
