@@ -21,8 +21,21 @@ const PKCS8_SEED_PREFIX = [
 
 /** An Ed25519 public key ready to check `v1a` signatures. */
 export interface Ed25519VerifyKey {
-  /** Whether `signature` (base64) signs `prefix` (as UTF-8) followed by `body`. */
-  verify(prefix: string, body: Uint8Array, signature: string): Promise<boolean>;
+  /**
+   * Whether `signature` (64 bytes, as {@link decodeEd25519Signature} gives them) signs `prefix`
+   * (as UTF-8) followed by `body`.
+   */
+  verify(prefix: string, body: Uint8Array, signature: Uint8Array<ArrayBuffer>): Promise<boolean>;
+}
+
+/**
+ * The 64 bytes of a `v1a` signature (base64), or null when they could match no key: not base64 of
+ * 64 bytes, S ≥ L, or an R that is not canonical or of small order. Cheap, and made before any
+ * key is tried, so a header of malformed entries costs no verification at all.
+ */
+export function decodeEd25519Signature(signature: string): Uint8Array<ArrayBuffer> | null {
+  const bytes = base64ToBytes(signature);
+  return bytes && bytes.length === SIGNATURE_BYTES && isCanonicalSignature(bytes) ? bytes : null;
 }
 
 /** An Ed25519 secret key ready to make `v1a` signatures. */
@@ -41,10 +54,8 @@ export async function importEd25519VerifyKey(whpk: string): Promise<Ed25519Verif
   const key = await crypto.subtle.importKey("raw", decodeWebhookPublicKey(whpk), ED25519, false, ["verify"]);
   return {
     async verify(prefix, body, signature) {
-      const bytes = base64ToBytes(signature);
-      if (!bytes || bytes.length !== SIGNATURE_BYTES || !isCanonicalSignature(bytes)) return false;
       try {
-        return await crypto.subtle.verify(ED25519, key, bytes, signedContent(prefix, body));
+        return await crypto.subtle.verify(ED25519, key, signature, signedContent(prefix, body));
       } catch {
         // Some runtimes throw instead of answering false for a malformed point: still no match.
         return false;
