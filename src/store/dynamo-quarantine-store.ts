@@ -70,16 +70,26 @@ export class DynamoQuarantineStore implements QuarantineStore {
 
   async keep(record: QuarantinedRequest, body: Uint8Array): Promise<void> {
     const ttl: AttributeValue = { N: String(record.expiresAt) };
-    // The body first: a record is never listed without the body a replay needs.
-    await guardStore(
-      "keepQuarantinedBody",
-      this.#client.send(
+    // The body first: a record is never listed without the body a replay needs. Both writes are
+    // conditional, so the first request kept under a webhook-id wins: a second one (same id, other
+    // body) never replaces the body that the first record's signature and body_bytes describe.
+    try {
+      await this.#client.send(
         new PutItemCommand({
           TableName: this.#table,
           Item: { [A.key]: { S: bodyKey(record.id) }, [A.body]: { B: body }, [A.ttl]: ttl },
+          ConditionExpression: CREATE_IF,
+          ExpressionAttributeNames: namesFor(CREATE_IF),
         }),
-      ),
-    );
+      );
+    } catch (error) {
+      if (!isConditionalFailure(error)) throw toStoreError(error, "keepQuarantinedBody");
+      // Kept before. The same bytes are a retry (perhaps of a keep whose record write failed):
+      // its record is written below if it is missing. Other bytes belong to the first request,
+      // whose record (written or on its way) stands: nothing of this one is kept.
+      const kept = await this.body(record.id);
+      if (kept === null || !sameBytes(kept, body)) return;
+    }
     try {
       await this.#client.send(
         new PutItemCommand({
@@ -201,6 +211,10 @@ export class DynamoQuarantineStore implements QuarantineStore {
     );
     return result.Item && !expired(result.Item, this.#nowMs()) ? result.Item : null;
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }
 
 // Stryker disable next-line ConditionalExpression: keep and markReplayed write a TTL on every quarantine item.
