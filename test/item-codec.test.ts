@@ -18,6 +18,7 @@ import {
   fitsKey,
   type Item,
   isIndexPosition,
+  isKeyPart,
   keyOf,
   namesFor,
   num,
@@ -206,6 +207,35 @@ describe("fitsKey and isIndexPosition: what a key or a cursor's position may hol
     expect(isIndexPosition({ ...at, pk: { S: `S#${"a".repeat(2047)}` } }, outbox)).toBe(false);
     expect(isIndexPosition({ ...at, obt: { S: "1".repeat(1024) } }, outbox)).toBe(true);
     expect(isIndexPosition({ ...at, obt: { S: "1".repeat(1500) } }, outbox)).toBe(false);
+  });
+
+  it("each attribute holds one value of its key schema's type, a string never empty nor ill-formed", () => {
+    expect(isIndexPosition({ ...position, qt: { S: "1" } }, queue)).toBe(false);
+    expect(isIndexPosition({ ...position, pk: { N: "1" } }, queue)).toBe(false);
+    expect(isIndexPosition({ ...position, q: { N: "1" } }, queue)).toBe(false);
+    expect(isIndexPosition({ ...position, pk: { S: "D#hook#s", N: "1" } }, queue)).toBe(false);
+    expect(isIndexPosition({ ...position, qt: { N: "1", S: "1" } }, queue)).toBe(false);
+    expect(isIndexPosition({ ...position, pk: { S: "" } }, queue)).toBe(false);
+    expect(isIndexPosition({ ...position, q: { S: "" } }, queue)).toBe(false);
+    expect(isIndexPosition({ ...position, pk: { S: "D#\ud800" } }, queue)).toBe(false);
+    expect(isIndexPosition({ ...position, pk: { S: "D#\ud83d\ude00" } }, queue)).toBe(true);
+    expect(isIndexPosition([position.pk, position.q, position.qt], ["0", "1", "2"])).toBe(false);
+    // An attribute that is no key of the table or an index, even when the caller names it.
+    expect(isIndexPosition({ pk: position.pk, st: { S: "completed" } }, [A.key, A.status])).toBe(false);
+    // An index's partition key may be a partition key's length.
+    expect(isIndexPosition({ ...position, q: { S: "q".repeat(2048) } }, queue)).toBe(true);
+    expect(isIndexPosition({ ...position, q: { S: "q".repeat(2049) } }, queue)).toBe(false);
+  });
+
+  it("isKeyPart: a non-empty, well-formed string within the kind's limit", () => {
+    for (const value of [undefined, null, 5, ["a"], { S: "a" }, "", "\udc00", "a\ud800b"]) {
+      expect(isKeyPart(value)).toBe(false);
+    }
+    expect(isKeyPart("a")).toBe(true);
+    expect(isKeyPart("a".repeat(2048))).toBe(true);
+    expect(isKeyPart("a".repeat(2049))).toBe(false);
+    expect(isKeyPart("a".repeat(1024), "sort")).toBe(true);
+    expect(isKeyPart("a".repeat(1025), "sort")).toBe(false);
   });
 });
 

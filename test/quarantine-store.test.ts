@@ -116,6 +116,21 @@ describe("quarantine store: what is kept reads back", () => {
     );
     expect(await quarantine().get(first.id)).toEqual(first);
   });
+
+  it("a second request under the same webhook-id with another body replaces neither the record nor its body", async () => {
+    const first = record({ bodyBytes: 3 });
+    await quarantine().keep(first, new Uint8Array([1, 2, 3]));
+    const second = {
+      ...first,
+      receivedAtMs: first.receivedAtMs + 5_000,
+      headers: { ...first.headers, "webhook-signature": "v1,c2Vjb25k" },
+      bodyBytes: 5,
+    };
+    await quarantine().keep(second, new Uint8Array([9, 9, 9, 9, 9]));
+    // The kept signature and body_bytes describe the kept body: the first request's, all of it.
+    expect(await quarantine().get(first.id)).toEqual(first);
+    expect(await quarantine().body(first.id)).toEqual(new Uint8Array([1, 2, 3]));
+  });
 });
 
 describe("quarantine store: replay, once", () => {
@@ -323,6 +338,19 @@ describe("quarantine store: an unreachable store", () => {
     expect(await quarantineOn(store.client).get(kept.id)).toEqual(kept);
   });
 
+  it("when only the first body was kept (its record write failed), another body neither replaces it nor gets a record", async () => {
+    const first = record({ bodyBytes: 1 });
+    await expect(
+      quarantineOn(clientWith(is(PutItemCommand, `Q#${first.id}`))).keep(first, new Uint8Array([1])),
+    ).rejects.toEqual(unavailable("keepQuarantined"));
+    await quarantineOn(store.client).keep({ ...first, bodyBytes: 2 }, new Uint8Array([2, 2]));
+    expect(await quarantineOn(store.client).get(first.id)).toBeNull();
+    expect(await quarantineOn(store.client).body(first.id)).toEqual(new Uint8Array([1]));
+    // The first sender's retry (the same body) completes it.
+    await quarantineOn(store.client).keep(first, new Uint8Array([1]));
+    expect(await quarantineOn(store.client).get(first.id)).toEqual(first);
+    expect(await quarantineOn(store.client).body(first.id)).toEqual(new Uint8Array([1]));
+  });
   it("fails a replay's mark rather than reporting it as already replayed", async () => {
     const kept = record();
     await quarantineOn(store.client).keep(kept, new Uint8Array([1]));

@@ -1,6 +1,7 @@
 import * as v from "valibot";
+import { MAX_ED25519_CHECKS } from "../domain/signature-verifier.js";
 import { SinkListSchema } from "../domain/sink-config-schema.js";
-import { checkVerificationKey } from "../domain/webhook-keys.js";
+import { checkVerificationKey, PUBLIC_KEY_PREFIX } from "../domain/webhook-keys.js";
 
 // Stryker disable next-line Regex: one separator or a run of them splits the same once empty items are dropped
 const list = (value: string) => value.split(/[\s,]+/).filter((item) => item.length > 0);
@@ -37,6 +38,12 @@ const WebhookSecretsSchema = v.pipe(
       }
     });
   }),
+  // Each v1a signature is tried against every public key, and a request may cost at most
+  // MAX_ED25519_CHECKS verifications: with more keys no v1a request could be verified.
+  v.check(
+    (entries) => entries.filter((entry) => entry.startsWith(PUBLIC_KEY_PREFIX)).length <= MAX_ED25519_CHECKS,
+    `holds more than ${MAX_ED25519_CHECKS} whpk_ public keys (each request may cost at most ${MAX_ED25519_CHECKS} Ed25519 checks)`,
+  ),
 );
 
 // RFC 6750 §2.1's b64token: a token with any other character could never be sent in an

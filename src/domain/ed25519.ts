@@ -1,3 +1,4 @@
+import { weakPointProblem } from "./ed25519-point.js";
 import {
   decodeWebhookPublicKey,
   decodeWebhookSigningKey,
@@ -20,8 +21,21 @@ const PKCS8_SEED_PREFIX = [
 
 /** An Ed25519 public key ready to check `v1a` signatures. */
 export interface Ed25519VerifyKey {
-  /** Whether `signature` (base64) signs `prefix` (as UTF-8) followed by `body`. */
-  verify(prefix: string, body: Uint8Array, signature: string): Promise<boolean>;
+  /**
+   * Whether `signature` (64 bytes, as {@link decodeEd25519Signature} gives them) signs `prefix`
+   * (as UTF-8) followed by `body`.
+   */
+  verify(prefix: string, body: Uint8Array, signature: Uint8Array<ArrayBuffer>): Promise<boolean>;
+}
+
+/**
+ * The 64 bytes of a `v1a` signature (base64), or null when they could match no key: not base64 of
+ * 64 bytes, S ≥ L, or an R that is not canonical or of small order. Cheap, and made before any
+ * key is tried, so a header of malformed entries costs no verification at all.
+ */
+export function decodeEd25519Signature(signature: string): Uint8Array<ArrayBuffer> | null {
+  const bytes = base64ToBytes(signature);
+  return bytes && bytes.length === SIGNATURE_BYTES && isCanonicalSignature(bytes) ? bytes : null;
 }
 
 /** An Ed25519 secret key ready to make `v1a` signatures. */
@@ -40,10 +54,8 @@ export async function importEd25519VerifyKey(whpk: string): Promise<Ed25519Verif
   const key = await crypto.subtle.importKey("raw", decodeWebhookPublicKey(whpk), ED25519, false, ["verify"]);
   return {
     async verify(prefix, body, signature) {
-      const bytes = base64ToBytes(signature);
-      if (!bytes || bytes.length !== SIGNATURE_BYTES) return false;
       try {
-        return await crypto.subtle.verify(ED25519, key, bytes, signedContent(prefix, body));
+        return await crypto.subtle.verify(ED25519, key, signature, signedContent(prefix, body));
       } catch {
         // Some runtimes throw instead of answering false for a malformed point: still no match.
         return false;
@@ -93,6 +105,18 @@ export async function generateWebhookKeyPair(): Promise<{ signingKey: string; pu
   full.set(seed, 0);
   full.set(decodeWebhookPublicKey(publicKey), 32);
   return { signingKey: SIGNING_KEY_PREFIX + bytesToBase64(full), publicKey };
+}
+
+// The group order L = 2^252 + 27742317777372353535851937790883648493, little-endian as S is.
+const ORDER_L = 2n ** 252n + 27742317777372353535851937790883648493n;
+
+// RFC 8032 §5.1.7 requires S < L; R is refused when it is not canonical or of small order, as
+// libsodium does. Runtimes differ on both (OpenSSL checks S, none checks R), so they are checked
+// here, the same on each, before Web Crypto is asked.
+function isCanonicalSignature(bytes: Uint8Array): boolean {
+  let s = 0n;
+  for (let i = SIGNATURE_BYTES - 1; i >= 32; i--) s = (s << 8n) | BigInt(bytes[i] as number);
+  return s < ORDER_L && weakPointProblem(bytes.subarray(0, 32)) === null;
 }
 
 function signedContent(prefix: string, body: Uint8Array): Uint8Array<ArrayBuffer> {

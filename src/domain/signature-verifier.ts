@@ -1,7 +1,7 @@
-import { importEd25519VerifyKey } from "./ed25519.js";
+import { decodeEd25519Signature, type Ed25519VerifyKey, importEd25519VerifyKey } from "./ed25519.js";
 import { type HmacSha256, webCryptoHmacSha256 } from "./hmac-sha256.js";
 import { checkVerificationKey, PUBLIC_KEY_PREFIX } from "./webhook-keys.js";
-import { decodeWebhookSecret } from "./webhook-secret.js";
+import { decodeWebhookSecret, WebhookSecretError } from "./webhook-secret.js";
 
 /** The signature headers as received (any may be missing). */
 export interface SignatureHeaders {
@@ -34,6 +34,19 @@ const MAX_ID_LENGTH = 256;
 export const MAX_SIGNATURES = 16;
 
 /**
+ * The most Ed25519 verifications one request may ask for: its well-formed `v1a` entries times the
+ * configured `whpk_` keys (each entry is tried against each key; Standard Webhooks names no key
+ * id). An Ed25519 check hashes the whole body again, so at the largest body 8 of them cost a few
+ * milliseconds of CPU, about twice an HMAC check of every secret, where 16 entries against two
+ * keys cost 18 ms (issue 21). A header asking for more is a 401 before any is made; one key
+ * leaves room for 8 `v1a` signatures, two keys (a receiver's rotation) for 4.
+ */
+export const MAX_ED25519_CHECKS = 8;
+
+/** Tries one `whpk_` key; injectable so that tests can count the verifications a request costs. */
+export type Ed25519KeyImporter = (whpk: string) => Promise<Ed25519VerifyKey>;
+
+/**
  * Creates a verifier for Standard Webhooks deliveries. Each configured key's prefix picks its
  * scheme (as the spec intends): `whsec_` secrets check `v1,` HMAC-SHA256 signatures, `whpk_` public
  * keys check `v1a,` Ed25519 signatures; other versions are ignored. Keys are imported once here,
@@ -46,15 +59,20 @@ export async function createSignatureVerifier(
   secrets: readonly string[],
   toleranceS: number,
   hmac: HmacSha256 = webCryptoHmacSha256,
+  importVerifyKey: Ed25519KeyImporter = importEd25519VerifyKey,
 ): Promise<SignatureVerifier> {
   for (const entry of secrets) checkVerificationKey(entry);
+  if (secrets.filter((s) => s.startsWith(PUBLIC_KEY_PREFIX)).length > MAX_ED25519_CHECKS) {
+    // More keys than checks a request may cost: no v1a request could ever be verified.
+    throw new WebhookSecretError(`holds more than ${MAX_ED25519_CHECKS} whpk_ public keys`);
+  }
   const hmacKeys = await Promise.all(
     secrets
       .filter((s) => !s.startsWith(PUBLIC_KEY_PREFIX))
       .map((secret) => hmac(decodeWebhookSecret(secret))),
   );
   const publicKeys = await Promise.all(
-    secrets.filter((s) => s.startsWith(PUBLIC_KEY_PREFIX)).map((key) => importEd25519VerifyKey(key)),
+    secrets.filter((s) => s.startsWith(PUBLIC_KEY_PREFIX)).map((key) => importVerifyKey(key)),
   );
   const accepted = [hmacKeys.length > 0 ? "v1" : null, publicKeys.length > 0 ? "v1a" : null]
     .filter((version) => version !== null)
@@ -81,26 +99,36 @@ export async function createSignatureVerifier(
           reason: `webhook-signature carries ${entries.length} signatures; at most ${MAX_SIGNATURES} are accepted`,
         };
       }
+      // Each version is tried only against the keys of its scheme.
       const v1 = hmacKeys.length > 0 ? versioned(entries, "v1") : [];
-      const v1a = publicKeys.length > 0 ? versioned(entries, "v1a") : [];
-      if (v1.length === 0 && v1a.length === 0) {
+      const v1aEntries = publicKeys.length > 0 ? versioned(entries, "v1a") : [];
+      if (v1.length === 0 && v1aEntries.length === 0) {
         return { ok: false, reason: `webhook-signature has no ${accepted} signature` };
+      }
+      // Malformed v1a entries (and weak ones) could match no key: they cost no verification.
+      const v1a = v1aEntries.flatMap((entry) => decodeEd25519Signature(entry) ?? []);
+      const checks = v1a.length * publicKeys.length;
+      if (checks > MAX_ED25519_CHECKS) {
+        return {
+          ok: false,
+          reason: `webhook-signature carries ${v1a.length} v1a signatures for ${publicKeys.length} public keys; at most ${MAX_ED25519_CHECKS} Ed25519 checks (signatures × keys) are made`,
+        };
       }
 
       const prefix = `${id}.${timestamp}.`;
-      const expected = await Promise.all(hmacKeys.map((key) => key.mac(prefix, body)));
+      // One MAC per secret, and only when there is a v1 signature to compare it with.
+      const expected = v1.length > 0 ? await Promise.all(hmacKeys.map((key) => key.mac(prefix, body))) : [];
       // Every pair is compared, match or not, so timing does not reveal which one matched.
       let matched = false;
       for (const mac of expected) {
         for (const candidate of v1) matched = constantTimeEqual(mac, candidate) || matched;
       }
-      // Ed25519 checks involve only public values, so they need no such care, only a bound on their
-      // number (keys × at most MAX_SIGNATURES).
-      if (!matched && v1a.length > 0) {
-        const checks = await Promise.all(
+      // Ed25519 checks involve only public values, so they need no such care, only the bound above.
+      if (!matched && checks > 0) {
+        const results = await Promise.all(
           publicKeys.flatMap((key) => v1a.map((candidate) => key.verify(prefix, body, candidate))),
         );
-        matched = checks.includes(true);
+        matched = results.includes(true);
       }
       return matched ? { ok: true, timestamp: sentAt } : { ok: false, reason: "no signature matches" };
     },

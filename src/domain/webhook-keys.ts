@@ -1,3 +1,4 @@
+import { ed25519KeyProblem } from "./ed25519-point.js";
 import { base64ToBytes, decodeWebhookSecret, WebhookSecretError } from "./webhook-secret.js";
 
 /** Prefix of a Standard Webhooks Ed25519 public key (verifies `v1a` signatures). */
@@ -16,14 +17,23 @@ export interface DecodedSigningKey {
 }
 
 /**
- * Decodes a `whpk_` key: base64 of the 32-byte Ed25519 public key.
- * @throws {WebhookSecretError} when the prefix, the base64 or the length is wrong.
+ * Decodes a `whpk_` key: base64 of the 32-byte Ed25519 public key, which must be the one encoding
+ * of a point of the curve that is not of small order. Web Crypto checks none of this, and a
+ * small-order key (the identity point above all) is one anyone can make signatures for.
+ * @throws {WebhookSecretError} when the prefix, the base64, the length or the point is wrong.
  */
 export function decodeWebhookPublicKey(key: string): Uint8Array<ArrayBuffer> {
   const bytes = key.startsWith(PUBLIC_KEY_PREFIX) ? base64ToBytes(key.slice(PUBLIC_KEY_PREFIX.length)) : null;
   if (bytes?.length !== KEY_BYTES) {
     throw new WebhookSecretError(`must be whpk_ followed by base64 of 32 bytes${got(bytes)}`);
   }
+  const problem = ed25519KeyProblem(bytes);
+  if (problem === "of small order") {
+    throw new WebhookSecretError(
+      "is a small-order Ed25519 point, for which anyone can sign: not a public key",
+    );
+  }
+  if (problem) throw new WebhookSecretError(`is no Ed25519 public key (${problem})`);
   return bytes;
 }
 

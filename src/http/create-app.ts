@@ -9,6 +9,7 @@ import { InvalidCursorError, StoreUnavailableError } from "../store/store-errors
 import type { DeliveryOperations } from "../usecases/delivery-operations.js";
 import type { RunStepIngest } from "../usecases/run-step-ingest.js";
 import type { ErrorResponse } from "./api-schemas.js";
+import { createReadiness } from "./readiness.js";
 import { logFields, requestLog } from "./request-log.js";
 import { fail } from "./responses.js";
 import { deliveryRoutes } from "./routes/delivery-routes.js";
@@ -19,6 +20,7 @@ import { runRoutes } from "./routes/run-routes.js";
 import { serviceRoutes } from "./routes/service-routes.js";
 import { sinkRoutes } from "./routes/sink-routes.js";
 import { stepRoutes } from "./routes/step-routes.js";
+import { matchesAnyToken } from "./token-match.js";
 
 /** What the app needs from its runtime; every runtime entry builds these once and passes them in. */
 export interface AppDeps {
@@ -60,6 +62,7 @@ export function createApp(deps: AppDeps): Hono {
   const operations = deps.operations;
   const app = new Hono();
   const metrics = deps.metrics;
+  const readiness = createReadiness(() => store.ping(), nowMs);
   app.use(
     requestLog(logger, nowMs, (answer) => {
       if (!metrics) return;
@@ -84,6 +87,8 @@ export function createApp(deps: AppDeps): Hono {
       return response;
     }
     if (error instanceof StoreUnavailableError) {
+      // The store is known to be down now: /readyz asks it again rather than answer from before.
+      readiness.forget();
       logFields(c, { store_error: describeError(error.cause ?? error) });
       c.header("Retry-After", RETRY_AFTER_S);
       return fail(c, 503, "store_unavailable", "the store is throttled or unreachable; retry later");
@@ -96,7 +101,7 @@ export function createApp(deps: AppDeps): Hono {
 
   // The Worker serves /openapi.json as a static asset; other runtimes hand the same file in.
   // Stryker disable next-line StringLiteral: Hono mounts at "" exactly as at "/".
-  app.route("/", serviceRoutes(store, deps.openApiDocument));
+  app.route("/", serviceRoutes(readiness, deps.openApiDocument));
   // Stryker disable next-line StringLiteral: Hono mounts at "" exactly as at "/".
   if (deps.consoleRoutes) app.route("/", deps.consoleRoutes);
 
@@ -127,7 +132,7 @@ export function createApp(deps: AppDeps): Hono {
 // the request's log line as the answer words it (the token itself is never logged).
 function bearer(tokens: readonly string[]) {
   return bearerAuth({
-    token: [...tokens],
+    verifyToken: (candidate) => matchesAnyToken(tokens, candidate),
     noAuthenticationHeader: { message: (c: Context) => unauthorized(c, "missing bearer token") },
     invalidAuthenticationHeader: {
       message: (c: Context) => unauthorized(c, "malformed Authorization header"),

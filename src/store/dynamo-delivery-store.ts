@@ -536,6 +536,8 @@ export class DynamoDeliveryStore implements DeliveryStore {
   }
 }
 
+const LIST_CURSOR_FIELDS = new Set(["state", "sink", "shard", "key"]);
+
 function readListCursor(
   cursor: string,
   state: "pending" | "dead",
@@ -547,16 +549,31 @@ function readListCursor(
   const sink = typeof position?.sink === "string" ? sinks.indexOf(position.sink) : -1;
   const shard = position?.shard;
   const key = position?.key;
-  const keyValid = key === undefined || isIndexPosition(key, [A.key, A.queue, A.queueAt]);
+  const fields = typeof position === "object" && position !== null ? Object.keys(position) : [];
   if (
+    fields.some((field) => !LIST_CURSOR_FIELDS.has(field)) ||
     position?.state !== state ||
     sink < 0 ||
     !Number.isInteger(shard) ||
     (shard as number) < 0 ||
     (shard as number) >= QUEUE_SHARDS.length ||
-    !keyValid
+    !(key === undefined || isQueuePosition(key, state, sinks[sink] as string, shard as number))
   ) {
     throw new InvalidCursorError("cursor is not one this API returned for this state");
   }
   return { sink, shard: shard as number, key: key as Item | undefined };
+}
+
+// A position in the partition the cursor goes on in: a delivery of that sink (or its stall
+// notice) in that state's queue partition of that shard. DynamoDB refuses a start key outside
+// the queried partition.
+function isQueuePosition(key: unknown, state: "pending" | "dead", sink: string, shard: number): boolean {
+  if (!isIndexPosition(key, [A.key, A.queue, A.queueAt])) return false;
+  const partition = state === "pending" ? pendingPartition(sink, shard) : deadPartition(sink, shard);
+  // Stryker disable next-line OptionalChaining: isIndexPosition has checked that both attributes are there.
+  const [item, queue] = [key[A.key]?.S ?? "", key[A.queue]?.S];
+  const ofSink = [deliveryKey(sink, ""), deliveryKey(sink, "", true)].some(
+    (head) => item.startsWith(head) && item.length > head.length,
+  );
+  return queue === partition && ofSink;
 }

@@ -7,7 +7,12 @@ import {
   QueryCommand,
   type QueryCommandInput,
 } from "@aws-sdk/client-dynamodb";
-import type { QuarantinedRequest, Refusal, Replay } from "../domain/quarantined-request.js";
+import {
+  isQuarantineId,
+  type QuarantinedRequest,
+  type Refusal,
+  type Replay,
+} from "../domain/quarantined-request.js";
 import { batchGet } from "./batch-get.js";
 import {
   alias,
@@ -65,16 +70,26 @@ export class DynamoQuarantineStore implements QuarantineStore {
 
   async keep(record: QuarantinedRequest, body: Uint8Array): Promise<void> {
     const ttl: AttributeValue = { N: String(record.expiresAt) };
-    // The body first: a record is never listed without the body a replay needs.
-    await guardStore(
-      "keepQuarantinedBody",
-      this.#client.send(
+    // The body first: a record is never listed without the body a replay needs. Both writes are
+    // conditional, so the first request kept under a webhook-id wins: a second one (same id, other
+    // body) never replaces the body that the first record's signature and body_bytes describe.
+    try {
+      await this.#client.send(
         new PutItemCommand({
           TableName: this.#table,
           Item: { [A.key]: { S: bodyKey(record.id) }, [A.body]: { B: body }, [A.ttl]: ttl },
+          ConditionExpression: CREATE_IF,
+          ExpressionAttributeNames: namesFor(CREATE_IF),
         }),
-      ),
-    );
+      );
+    } catch (error) {
+      if (!isConditionalFailure(error)) throw toStoreError(error, "keepQuarantinedBody");
+      // Kept before. The same bytes are a retry (perhaps of a keep whose record write failed):
+      // its record is written below if it is missing. Other bytes belong to the first request,
+      // whose record (written or on its way) stands: nothing of this one is kept.
+      const kept = await this.body(record.id);
+      if (kept === null || !sameBytes(kept, body)) return;
+    }
     try {
       await this.#client.send(
         new PutItemCommand({
@@ -198,6 +213,10 @@ export class DynamoQuarantineStore implements QuarantineStore {
   }
 }
 
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
+}
+
 // Stryker disable next-line ConditionalExpression: keep and markReplayed write a TTL on every quarantine item.
 const expired = (item: Item, nowMs: number) => item[A.ttl] !== undefined && num(item[A.ttl]) * 1000 <= nowMs;
 
@@ -266,7 +285,12 @@ function decodeRecord(item: Item): QuarantinedRequest {
 function readCursor(cursor: string): Item {
   const position = decodeCursor(cursor);
   // Stryker disable next-line OptionalChaining: isIndexPosition has checked that each of these attributes is there.
-  if (!isIndexPosition(position, [A.key, A.queue, A.queueAt]) || position[A.queue]?.S !== PARTITION) {
+  if (
+    !isIndexPosition(position, [A.key, A.queue, A.queueAt]) ||
+    position[A.queue]?.S !== PARTITION ||
+    // A record's key (a body item is never in the index): `Q#` and a quarantine id.
+    !isQuarantineId(position[A.key]?.S?.slice(PARTITION.length) ?? "")
+  ) {
     throw new InvalidCursorError("cursor is not one this API returned");
   }
   return position;

@@ -17,6 +17,7 @@ import {
   encodeDocument,
   fitsKey,
   type Item,
+  isKeyPart,
   keyOf,
   namesFor,
   num,
@@ -585,14 +586,26 @@ function terminalScope(query: TerminalStepQuery) {
   };
 }
 
+const TERMINAL_CURSOR_FIELDS = ["statuses", "since", "until", "assistant", "before"];
+
 function decodeTerminalCursor(cursor: string, scope: ReturnType<typeof terminalScope>): string {
   const position = decodeCursor(cursor) as Record<string, unknown> | undefined;
   const before = position?.before;
-  if (typeof before !== "string" || !/^\d{13}#/.test(before) || !fitsKey(before, "sort")) {
+  // An outbox sort key (`<13 digits>#<step id>`) within the listing's time range: one below
+  // `since` or above `until` would turn the index's BETWEEN upside down, which DynamoDB refuses.
+  if (
+    typeof position !== "object" ||
+    position === null ||
+    Array.isArray(position) ||
+    Object.keys(position).length !== TERMINAL_CURSOR_FIELDS.length ||
+    !isKeyPart(before, "sort") ||
+    !/^\d{13}#./s.test(before) ||
+    Number(before.slice(0, 13)) < scope.since ||
+    Number(before.slice(0, 13)) > scope.until
+  ) {
     throw new InvalidCursorError("cursor is not one this API returned");
   }
-  // Stryker disable next-line OptionalChaining: position is an object here (its `before` is a string).
-  const same = Object.entries(scope).every(([key, value]) => position?.[key] === value);
+  const same = Object.entries(scope).every(([key, value]) => position[key] === value);
   if (!same) throw new InvalidCursorError("cursor belongs to a listing with other filters");
   return before;
 }
@@ -603,14 +616,25 @@ function encodeRunCursor(key: Item): string {
   return encodeCursor([key[A.runId]?.S, key[A.runSortKey]?.S, key[A.key]?.S]);
 }
 
+// `<created_at>#<step id>`: the by-run sort key runSortKey writes.
+const RUN_SORT_KEY = /^\d{11}#(.+)$/s;
+
 function decodeRunCursor(cursor: string, runId: string): Item {
   const position = decodeCursor(cursor);
-  if (!Array.isArray(position) || position.length !== 3 || !position.every((p) => typeof p === "string")) {
+  if (!Array.isArray(position) || position.length !== 3) {
     throw new InvalidCursorError("cursor is not one this API returned");
   }
-  const [run, sortKey, key] = position as [string, string, string];
-  if (run !== runId) throw new InvalidCursorError("cursor belongs to another run");
-  if (!fitsKey(run) || !fitsKey(sortKey, "sort") || !fitsKey(key)) {
+  const [run, sortKey, key] = position as unknown[];
+  if (typeof run === "string" && run !== runId) throw new InvalidCursorError("cursor belongs to another run");
+  // A step's place in its run: the run, then its sort key and its own key, which name the same step.
+  const stepId = typeof sortKey === "string" ? RUN_SORT_KEY.exec(sortKey)?.[1] : undefined;
+  if (
+    !isKeyPart(run) ||
+    !isKeyPart(sortKey, "sort") ||
+    !isKeyPart(key) ||
+    stepId === undefined ||
+    key !== stepKey(stepId)
+  ) {
     throw new InvalidCursorError("cursor is not one this API returned");
   }
   return { [A.runId]: { S: run }, [A.runSortKey]: { S: sortKey }, [A.key]: { S: key } };

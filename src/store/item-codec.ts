@@ -126,16 +126,45 @@ export function fitsKey(value: string, kind: keyof typeof KEY_LIMITS = "partitio
   return new TextEncoder().encode(value).length <= limit;
 }
 
-/** Whether a cursor's position is one the index could hold: string keys within limits, numbers finite. */
+/**
+ * Whether a value from a cursor can be a key value of the given kind: a non-empty, well-formed
+ * string that fits DynamoDB's limit. DynamoDB refuses an empty key value (and real DynamoDB text
+ * that is not valid UTF-8) with a ValidationException: a forged cursor carrying one is the
+ * client's mistake, refused before it reaches the store.
+ */
+export function isKeyPart(value: unknown, kind: keyof typeof KEY_LIMITS = "partition"): value is string {
+  return typeof value === "string" && value.length > 0 && value.isWellFormed() && fitsKey(value, kind);
+}
+
+// Every attribute an index position may hold, with the type its key schema gives it and the
+// limit it falls under: the table's key and each index's keys.
+const POSITION_ATTRIBUTES: Readonly<Record<string, { type: "S" | "N"; kind: keyof typeof KEY_LIMITS }>> =
+  Object.fromEntries([
+    [TABLE_SCHEMA.partitionKey, { type: "S", kind: "partition" }],
+    ...Object.values(TABLE_SCHEMA.indexes).flatMap((index) => [
+      [index.partitionKey, { type: index.keyTypes[index.partitionKey as never], kind: "partition" }],
+      [index.sortKey, { type: index.keyTypes[index.sortKey as never], kind: "sort" }],
+    ]),
+  ]);
+
+/**
+ * Whether a cursor's position is one the index could hold: exactly the named attributes, each a
+ * single value of the type its key schema gives it (strings non-empty and within limits, numbers
+ * whole and finite). Which values a listing expects (its partition, its kind of item) is the
+ * listing's own check on top of this.
+ */
 export function isIndexPosition(key: unknown, names: readonly string[]): key is Item {
-  if (typeof key !== "object" || key === null) return false;
+  if (typeof key !== "object" || key === null || Array.isArray(key)) return false;
   const entries = Object.entries(key);
   return (
     entries.length === names.length &&
     entries.every(([name, value]) => {
-      if (!names.includes(name) || typeof value !== "object" || value === null) return false;
+      const attribute = POSITION_ATTRIBUTES[name];
+      if (!names.includes(name) || !attribute || typeof value !== "object" || value === null) return false;
+      // One type per value: DynamoDB refuses an attribute value with two.
+      if (Object.keys(value).length !== 1) return false;
       const { S, N } = value as { S?: unknown; N?: unknown };
-      if (typeof S === "string") return fitsKey(S, name === TABLE_SCHEMA.partitionKey ? "partition" : "sort");
+      if (attribute.type === "S") return isKeyPart(S, attribute.kind);
       return typeof N === "string" && /^\d{1,16}$/.test(N);
     })
   );

@@ -1,13 +1,13 @@
 import { Hono } from "hono";
 import * as v from "valibot";
-import type { StepStore } from "../../store/step-store.js";
+import type { Readiness } from "../readiness.js";
 import { describe } from "../route-docs.js";
 
 /**
  * `/healthz`, `/readyz` and `/openapi.json`: public, for load balancers, process managers and
  * clients. The document is served when given (the Worker serves it as a static asset instead).
  */
-export function serviceRoutes(store: StepStore, openApiDocument: unknown): Hono {
+export function serviceRoutes(readiness: Readiness, openApiDocument: unknown): Hono {
   const routes = new Hono();
   routes.get(
     "/healthz",
@@ -35,7 +35,7 @@ export function serviceRoutes(store: StepStore, openApiDocument: unknown): Hono 
       errors: { 503: true },
     }),
     async (c) => {
-      await store.ping();
+      await readiness.check();
       return c.json({ status: "ready" as const });
     },
   );
