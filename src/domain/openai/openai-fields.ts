@@ -12,7 +12,8 @@ export const MAX_OPENAI_ID_LENGTH = 255;
  * The characters an OpenAI id may use. Keys are joined with `#` and shown in URLs and logs, so an
  * id is kept to a charset that can neither forge a key separator nor need escaping anywhere.
  */
-export const OPENAI_ID_PATTERN = /^[A-Za-z0-9_.:-]+$/;
+// `*`, not `+`: an empty id is reported once, by minLength.
+export const OPENAI_ID_PATTERN = /^[A-Za-z0-9_.:-]*$/;
 
 /** A producer id that becomes part of keys: non-empty, at most 255 characters, safe charset. */
 export const openAiId = (what: string) =>
