@@ -21,7 +21,15 @@ describe("parseOpenAiWebhookEvent: taken types", () => {
     const parsed = parseOpenAiWebhookEvent(thin(type, data));
     expect(parsed).toEqual({
       ok: true,
-      event: { id: "evt_abc123", type, createdAt: 1_719_168_000, subjectId: "sub_1", kind, data, inline: undefined },
+      event: {
+        id: "evt_abc123",
+        type,
+        createdAt: 1_719_168_000,
+        subjectId: "sub_1",
+        kind,
+        data,
+        inline: undefined,
+      },
     });
   });
 
@@ -64,7 +72,15 @@ describe("parseOpenAiWebhookEvent: ignored types", () => {
   ])("%s is ignored", (type, data, subjectId) => {
     expect(parseOpenAiWebhookEvent(thin(type, data))).toEqual({
       ok: true,
-      event: { id: "evt_abc123", type, createdAt: 1_719_168_000, subjectId, kind: "ignored", data, inline: undefined },
+      event: {
+        id: "evt_abc123",
+        type,
+        createdAt: 1_719_168_000,
+        subjectId,
+        kind: "ignored",
+        data,
+        inline: undefined,
+      },
     });
   });
 });
@@ -135,7 +151,9 @@ describe("parseOpenAiWebhookEvent: refusals", () => {
     expect(refused(thin("batch.completed", { id: "b", note: "\ud800" }))).toEqual([
       { path: "data.note", message: "must be well-formed Unicode (no lone surrogates)" },
     ]);
-    expect(refused(thin("response.completed", { id: "r", n: Number.POSITIVE_INFINITY }))[0]?.path).toBe("data.n");
+    expect(refused(thin("response.completed", { id: "r", n: Number.POSITIVE_INFINITY }))[0]?.path).toBe(
+      "data.n",
+    );
   });
 });
 
@@ -158,7 +176,9 @@ describe("parseOpenAiWebhookEvent: inline objects from a relay", () => {
   it("refuses a relayed response whose status is not the one its type names", () => {
     expect(parseOpenAiWebhookEvent(thin("response.completed", { ...failedResponse }))).toEqual({
       ok: false,
-      issues: [{ path: "data.status", message: 'type "response.completed" disagrees with data.status "failed"' }],
+      issues: [
+        { path: "data.status", message: 'type "response.completed" disagrees with data.status "failed"' },
+      ],
     });
   });
 
