@@ -1,4 +1,9 @@
+import { describeFetchError } from "../domain/fetch-error.js";
+import { parseRetryAfter } from "../domain/retry-after.js";
 import type { AttemptResult } from "./sink.js";
+
+// Shared with the producers' API clients (src/sources); re-exported where they used to live.
+export { describeFetchError, parseRetryAfter };
 
 const MAX_ERROR_BODY = 200;
 /**
@@ -59,29 +64,6 @@ export async function postJson(
     ...(status === 410 ? { gone: true } : {}),
     ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
   };
-}
-
-/** Reads `Retry-After` as whole seconds or an HTTP date, in ms from `nowMs`. */
-export function parseRetryAfter(value: string | null, nowMs: number): number | undefined {
-  if (!value) return undefined;
-  const trimmed = value.trim();
-  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
-  const date = Date.parse(trimmed);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - nowMs);
-}
-
-/**
- * Says why fetch failed without the URL. A time-out rejects with `TimeoutError` (Node, workerd) or
- * `AbortError` (runtimes without abort reasons); Node's network errors carry a `cause` with a
- * `code` (`ECONNREFUSED`), workerd's are a bare `Error`.
- */
-export function describeFetchError(error: unknown, timeoutMs: number): string {
-  if (error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError")) {
-    return `timed out after ${timeoutMs} ms`;
-  }
-  const cause = (error as { cause?: { code?: unknown } } | undefined)?.cause;
-  const code = typeof cause?.code === "string" ? cause.code : error instanceof Error ? error.name : "error";
-  return `network error (${code})`;
 }
 
 // The first MAX_ERROR_READ_CHARS or so of a body, or what arrived before it broke off or timed out.
