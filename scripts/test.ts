@@ -1,13 +1,12 @@
 // `npm test`: the typecheck, Biome and every test file, at the same time, failing if any fails.
 //
 // Run one after the other they took the sum of their times (tsc alone ~20 s); the tests leave CPU
-// idle while they wait on real time, which tsc fills at a lower priority. Each tool's output is
+// idle while they wait on real time, which tsc fills. Each tool's output is
 // printed whole once it ends (never interleaved line by line with another's); vitest's own
 // output streams as it comes, and its closing summary stays the last lines printed (CI reads it).
 // Extra arguments go to vitest (`npm test -- test/a.test.ts`); with none, the whole suite runs and
 // the slow tool checks start early, outside the test workers (test/support/early-tool-checks.ts).
 import { spawn } from "node:child_process";
-import { setPriority } from "node:os";
 import { fileURLToPath } from "node:url";
 import { EARLY_TOOL_CHECKS_ENV } from "../test/support/early-tool-checks.js";
 
@@ -21,15 +20,10 @@ interface Finished {
 }
 
 /** Runs a Node tool to its end with its output captured, and prints it whole when it ends. */
-function captured(name: string, args: string[], niceness: number): Promise<Finished> {
+function captured(name: string, args: string[]): Promise<Finished> {
   const started = performance.now();
   return new Promise((resolve) => {
     const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-    if (child.pid !== undefined && niceness !== 0) {
-      try {
-        setPriority(child.pid, niceness);
-      } catch {}
-    }
     let output = "";
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
       output += chunk;
@@ -50,14 +44,15 @@ function captured(name: string, args: string[], niceness: number): Promise<Finis
 }
 
 const vitestArgs = process.argv.slice(2);
-const wholeSuite = vitestArgs.length === 0;
+// Options alone (`npm test -- --reporter=verbose`) still run the whole suite; a file filter does not.
+const wholeSuite = !vitestArgs.some((arg) => !arg.startsWith("-"));
 const started = performance.now();
 
-// The typecheck at a lower priority: its result is needed only at the end, the tests' real-time
-// waits are not.
+// At the tests' own priority: a lowered one (tried: nice 10) starved tsc and the tool checks on a
+// machine shared with other work (tsc 260 s, `cdk synth` killed at its 90 s time-out).
 const others = [
-  captured("biome check .", [bin("@biomejs/biome/bin/biome"), "check", "."], 0),
-  captured("tsc --noEmit", [bin("typescript/bin/tsc"), "-p", "tsconfig.json", "--noEmit"], 10),
+  captured("biome check .", [bin("@biomejs/biome/bin/biome"), "check", "."]),
+  captured("tsc --noEmit", [bin("typescript/bin/tsc"), "-p", "tsconfig.json", "--noEmit"]),
 ];
 
 // vitest's output streams through, except its closing summary (from " Test Files "), which is

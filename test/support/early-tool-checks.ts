@@ -8,10 +8,6 @@ import { runToolCheck, TOOL_CHECK_NAMES, toolCheckResultFile } from "./tool-chec
 /** Set (to "1") by `npm test` (scripts/test.ts) for a run of the whole suite. */
 export const EARLY_TOOL_CHECKS_ENV = "STEPWATCH_EARLY_TOOL_CHECKS";
 
-// Below the test workers': the tools' results are needed only by the end of the run, while many
-// tests wait on real time and suffer from a CPU taken from them.
-const TOOL_NICENESS = 10;
-
 /**
  * vitest globalSetup. In a whole-suite run it builds dist/ once (the process tests run it; building
  * it inside a test file raced `cdk synth`, which bundles into dist/lambda too), then starts
@@ -29,7 +25,7 @@ export default async function setup(project: TestProject): Promise<(() => Promis
   project.provide("toolChecksDir", dir);
   const abort = new AbortController();
   const runs = TOOL_CHECK_NAMES.map(async (name) => {
-    const result = await runToolCheck(name, abort.signal, TOOL_NICENESS);
+    const result = await runToolCheck(name, abort.signal);
     // Written whole, then renamed: a reader never sees half a file.
     const file = toolCheckResultFile(dir, name);
     writeFileSync(`${file}.tmp`, JSON.stringify(result));

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { setPriority, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -101,11 +101,8 @@ function inherited(): Record<string, string> {
   );
 }
 
-/**
- * Runs one tool check to its end (or its time-out, or `signal`), at a lower CPU priority than the
- * tests when `niceness` is given, and returns what it printed and wrote.
- */
-export function runToolCheck(name: ToolCheckName, signal?: AbortSignal, niceness = 0): Promise<ToolRun> {
+/** Runs one tool check to its end (or its time-out, or `signal`); returns what it printed and wrote. */
+export function runToolCheck(name: ToolCheckName, signal?: AbortSignal): Promise<ToolRun> {
   const command = COMMANDS[name]();
   return new Promise<ToolRun>((resolve) => {
     let stdout = "";
@@ -118,12 +115,6 @@ export function runToolCheck(name: ToolCheckName, signal?: AbortSignal, niceness
       timeout: command.timeoutMs,
       ...(signal ? { signal } : {}),
     });
-    // Best effort: a child that already exited or a platform without priorities changes nothing.
-    if (niceness !== 0 && child.pid !== undefined) {
-      try {
-        setPriority(child.pid, niceness);
-      } catch {}
-    }
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
       stdout += chunk;
     });
