@@ -88,6 +88,9 @@ const config = mergeConfig(
       // The remaining suite has a few loose timing bounds (e.g. a prompt delivery within 1 s); one
       // retry keeps a slow moment from failing the dry run. A mutant a test catches fails every try.
       retry: 1,
+      // Each file in a fresh module graph, as the mutation figures in TESTING.md were measured
+      // (`npm test` shares one per worker: vitest.config.ts).
+      isolate: true,
       reporters: ["default", new SetupFailuresFailTheirTests()],
       sequence: { sequencer: FailedThenQuickestFirst },
       exclude: [

@@ -1,4 +1,3 @@
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,6 +10,7 @@ import { DEFAULT_HTTP_RESERVED_CONCURRENCY, StepwatchStack } from "../infra/step
 import { BACKLOG_METRICS } from "../src/observability/backlog-metrics.js";
 import { createTableInput } from "../src/store/ensure-table.js";
 import { TABLE_SCHEMA } from "../src/store/table-schema.js";
+import { toolCheck } from "./support/tool-check.js";
 
 interface Statement {
   readonly Effect: string;
@@ -395,33 +395,16 @@ describe("infra/: cdk-nag AwsSolutions", () => {
 });
 
 describe("npm run synth", () => {
-  it("synthesises the CDK app offline, with no AWS account", () => {
-    const out = mkdtempSync(join(tmpdir(), "stepwatch-cdk-out-"));
-    try {
-      const run = spawnSync(
-        process.execPath,
-        [join(REPO_ROOT, "node_modules/aws-cdk/bin/cdk"), "synth", "--quiet", "--output", out],
-        {
-          cwd: join(REPO_ROOT, "infra"),
-          encoding: "utf8",
-          timeout: 90_000,
-          // No credentials or region from this machine: synthesis must not need them.
-          env: {
-            PATH: process.env.PATH ?? "",
-            HOME: process.env.HOME ?? "/tmp",
-            CDK_DISABLE_CLI_TELEMETRY: "true",
-          },
-        },
-      );
-      expect(run.status, run.stderr).toBe(0);
-      // infra/cdk.json sets the recommended feature flags, so synth has nothing to warn about.
-      expect(run.stderr).not.toMatch(/feature flags/i);
-      const synthesised = JSON.parse(readFileSync(join(out, "Stepwatch.template.json"), "utf8"));
-      expect(Object.values(synthesised.Resources).map((r) => (r as { Type: string }).Type)).toContain(
-        "AWS::DynamoDB::Table",
-      );
-    } finally {
-      rmSync(out, { recursive: true, force: true });
-    }
-  }, 120_000);
+  it("synthesises the CDK app offline, with no AWS account", async () => {
+    // `cdk synth --quiet --output <tmp>` from infra/, with no credentials or region from this
+    // machine: synthesis must not need them (test/support/tool-checks.ts; `npm test` starts it early).
+    const run = await toolCheck("cdk-synth");
+    expect(run.status, `${run.error ?? ""}\n${run.stderr}`).toBe(0);
+    // infra/cdk.json sets the recommended feature flags, so synth has nothing to warn about.
+    expect(run.stderr).not.toMatch(/feature flags/i);
+    const synthesised = JSON.parse(run.files.template ?? "null");
+    expect(Object.values(synthesised.Resources).map((r) => (r as { Type: string }).Type)).toContain(
+      "AWS::DynamoDB::Table",
+    );
+  }, 180_000);
 });

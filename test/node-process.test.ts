@@ -10,7 +10,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { buildDist } from "../scripts/build.js";
 import { createWebhookSigner } from "../src/domain/webhook-signer.js";
 import { makeStep } from "./support/run-steps.js";
@@ -288,8 +288,11 @@ const refused = (url: string) =>
 const sinkSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 describe("shutdown however it is signalled", () => {
-  // dist/ as `npm run build` writes it, for the cases run as production runs them.
-  beforeAll(() => buildDist(), 60_000);
+  // dist/ as `npm run build` writes it, for the cases run as production runs them: built once before
+  // every file by `npm test` (test/support/early-tool-checks.ts), or here when this file runs alone.
+  beforeAll(async () => {
+    if (!inject("distBuilt")) await buildDist();
+  }, 60_000);
 
   it("npm start, SIGTERM to the process group: answers every request received, finishes the attempt in flight, stops the store, exits 0; a second instance on the same .data is refused", async () => {
     const dataDir = tempDir();

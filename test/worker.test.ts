@@ -1,4 +1,3 @@
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,15 +14,11 @@ import { makeStep } from "./support/run-steps.js";
 import { eventually, type SinkServer, startSinkServer } from "./support/sink-server.js";
 import { TEST_TOKEN } from "./support/test-app.js";
 import { startTestStore, TEST_AWS, type TestStore } from "./support/test-store.js";
+import { toolCheck } from "./support/tool-check.js";
+import { COMMITTED_WORKER_TYPES } from "./support/tool-checks.js";
 import { startWorkerRuntime, type WorkerRuntime } from "./support/worker-runtime.js";
 
 const ROOT_DIR = fileURLToPath(new URL("..", import.meta.url));
-// `npm run types:worker` without its leading `wrangler`: the test runs exactly what the script does.
-const TYPES_ARGS = (
-  JSON.parse(readFileSync(join(ROOT_DIR, "package.json"), "utf8")).scripts["types:worker"] as string
-)
-  .split(" ")
-  .slice(1);
 
 interface StepBody {
   id: string;
@@ -286,41 +281,25 @@ describe("the Worker entry's configuration", () => {
 });
 
 describe("npm run types:worker", () => {
-  it("has committed what `wrangler types` generates from wrangler.toml and .dev.vars.example", () => {
-    const committedPath = "src/types/worker-configuration.d.ts";
-    // Beside the committed file, so the generated import path of the Worker module is the same.
-    const freshPath = "src/types/.fresh-worker-configuration.d.ts";
-    const args = TYPES_ARGS.map((arg) => (arg === committedPath ? freshPath : arg));
-    try {
-      const run = spawnSync(
-        process.execPath,
-        [join(ROOT_DIR, "node_modules/wrangler/bin/wrangler.js"), ...args],
-        {
-          cwd: ROOT_DIR,
-          encoding: "utf8",
-          timeout: 60_000,
-          env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_API_TOKEN: "" },
-        },
-      );
-      expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
-      // The header names the command (and so the output path); everything after it must be equal.
-      const body = (path: string) =>
-        readFileSync(join(ROOT_DIR, path), "utf8").split("\n").slice(2).join("\n");
-      expect(body(committedPath)).toBe(body(freshPath));
-      // Every secret the README tells operators to put is typed.
-      for (const name of [
-        "WEBHOOK_SECRET",
-        "API_TOKEN",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "NOTIFY_SINKS",
-      ]) {
-        expect(body(committedPath)).toMatch(new RegExp(`\\b${name}: string;`));
-      }
-    } finally {
-      rmSync(join(ROOT_DIR, freshPath), { force: true });
+  it("has committed what `wrangler types` generates from wrangler.toml and .dev.vars.example", async () => {
+    // `npm run types:worker` to a dotfile beside the committed one (test/support/tool-checks.ts).
+    const run = await toolCheck("wrangler-types");
+    expect(run.status, `${run.error ?? ""}\n${run.stdout}\n${run.stderr}`).toBe(0);
+    // The header names the command (and so the output path); everything after it must be equal.
+    const body = (text: string | null) => (text ?? "").split("\n").slice(2).join("\n");
+    const committed = body(readFileSync(join(ROOT_DIR, COMMITTED_WORKER_TYPES), "utf8"));
+    expect(committed).toBe(body(run.files.types ?? null));
+    // Every secret the README tells operators to put is typed.
+    for (const name of [
+      "WEBHOOK_SECRET",
+      "API_TOKEN",
+      "AWS_ACCESS_KEY_ID",
+      "AWS_SECRET_ACCESS_KEY",
+      "NOTIFY_SINKS",
+    ]) {
+      expect(committed).toMatch(new RegExp(`\\b${name}: string;`));
     }
-  }, 90_000);
+  }, 180_000);
 });
 
 describe("npm run build:worker", () => {
