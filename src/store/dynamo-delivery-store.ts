@@ -564,16 +564,15 @@ function readListCursor(
   return { sink, shard: shard as number, key: key as Item | undefined };
 }
 
-// A position in the partition the cursor goes on in: a delivery of that sink (or its stall
-// notice) in that state's queue partition of that shard. DynamoDB refuses a start key outside
+// A position in the partition the cursor goes on in: a delivery of that sink (of any kind, or a
+// stall notice) in that state's queue partition of that shard. DynamoDB refuses a start key outside
 // the queried partition.
 function isQueuePosition(key: unknown, state: "pending" | "dead", sink: string, shard: number): boolean {
   if (!isIndexPosition(key, [A.key, A.queue, A.queueAt])) return false;
   const partition = state === "pending" ? pendingPartition(sink, shard) : deadPartition(sink, shard);
   // Stryker disable next-line OptionalChaining: isIndexPosition has checked that both attributes are there.
   const [item, queue] = [key[A.key]?.S ?? "", key[A.queue]?.S];
-  const ofSink = [deliveryKey(sink, ""), deliveryKey(sink, "", true)].some(
-    (head) => item.startsWith(head) && item.length > head.length,
-  );
-  return queue === partition && ofSink;
+  // Any kind of subject's notification or stall notice to that sink, with a subject id.
+  const ref = deliveryRefOfKey(item);
+  return queue === partition && ref !== null && ref.sink === sink && ref.subjectId !== "";
 }
