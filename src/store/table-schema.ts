@@ -47,6 +47,8 @@ export const TABLE_SCHEMA = {
     response: "R#",
     /** OpenAI platform events `V#<event id>`: recorded once, with their hydration state. */
     event: "V#",
+    /** Pending hydrations' `queue` partitions `H#<shard>`. */
+    hydration: "H#",
   },
   attributes: {
     /** Partition key of every item. */
@@ -142,6 +144,19 @@ export const TABLE_SCHEMA = {
     replayedAt: "rpa",
     replayedStep: "rps",
     replayOutcome: "rpo",
+    // --- OpenAI events (`V#`; subject id in `sid`, kind in `kd`, created_at in `ca`, received in `cms`) ---
+    eventType: "et",
+    /** Hydration state: pending, hydrated, not_found, invalid. */
+    hydration: "hy",
+    /** Unix ms it was hydrated. */
+    hydratedAt: "hya",
+    // --- responses (`R#`; the Response in `doc`, its status in `st`, run rollup fields as a step's) ---
+    /** The response's status rank: 0 queued, 1 in_progress, 2 terminal. Conditions compare it. */
+    statusRank: "rk",
+    model: "mdl",
+    promptId: "pid",
+    /** String set of the OpenAI events whose hydration applied this object. */
+    eventIds: "evs",
   },
   indexes: {
     byRun: {
@@ -174,6 +189,10 @@ export const TABLE_SCHEMA = {
   queueShards: 8,
   /** Watched in-progress steps are spread over this many `queue` partitions. */
   watchShards: 16,
+  /** Pending hydrations are spread over this many `queue` partitions. */
+  hydrationShards: 8,
+  /** A response's terminal transitions are spread over this many outbox partitions per status. */
+  responseOutboxShards: 4,
   /** Every DynamoDB action the application calls at run time; IAM grants exactly these. */
   runtimeActions: [
     "dynamodb:UpdateItem",
