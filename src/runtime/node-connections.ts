@@ -127,8 +127,11 @@ function linger(socket: ManagedSocket, limits: LingerLimits): void {
   const timer = setTimeout(() => socket.destroy(), limits.lingerMs);
   socket.once("close", () => clearTimeout(timer));
   socket.once("end", () => socket.destroy());
-  // A 'data' listener takes the socket from the HTTP parser's native read path, so what arrives is
-  // counted here (and still dropped by the parser, which discards a refused request's body).
+  // Nothing that arrives now can be answered, so nothing reaches the HTTP parser: the server's
+  // 'data' listener goes, and adding this one takes the socket off the parser's native read path.
+  // A request racing the close is not received at all (the client sees the connection closed),
+  // rather than received and left without an answer.
+  socket.removeAllListeners("data");
   socket.on("data", (chunk: Buffer) => {
     bytes += chunk.length;
     if (bytes > limits.lingerBytes) socket.destroy();

@@ -43,8 +43,8 @@ const DRAIN_MARGIN_MS = 5_000;
 
 // A refused upload is read and discarded for up to 2 s and 1 MiB after its answer, so the answer
 // reaches a client still sending (README, "Security"); at shutdown an idle connection is closed
-// once nothing arrived on it for 200 ms.
-const LINGER = { lingerMs: 2_000, lingerBytes: 1_048_576, quietMs: 200 } as const;
+// once nothing arrived on it for 500 ms.
+const LINGER = { lingerMs: 2_000, lingerBytes: 1_048_576, quietMs: 500 } as const;
 
 /**
  * Starts stepwatch as a Node HTTP server: local defaults, configuration, the embedded store when
