@@ -76,8 +76,9 @@ const SVIX_NAMES: Record<string, string> = {
 };
 
 /**
- * `POST /v1/webhooks/run-steps` (SPEC §3): media type and size are decided from the headers
- * before the body is read, then the signature over the raw bytes, then the use case.
+ * `POST /v1/webhooks/run-steps` (SPEC §3): media type, declared size and what the signature
+ * headers decide alone are decided before the body is read, then the signature over the raw bytes,
+ * then the use case.
  */
 export function ingestRoutes(deps: IngestRouteDeps): Hono {
   const routes = new Hono();
