@@ -14,8 +14,9 @@ const dirs: string[] = [];
 const children: ServerProcess[] = [];
 let server: ServerProcess;
 let apiToken: string;
-// Its own server, for it is stopped: started beside the other.
+// Its own server, for it is stopped: started beside the other, with a connection cap.
 let draining: ServerProcess;
+const CAPPED = 100;
 
 const start = async (env: Record<string, string> = {}) => {
   const dir = mkdtempSync(join(tmpdir(), "stepwatch-conn-"));
@@ -27,7 +28,7 @@ const start = async (env: Record<string, string> = {}) => {
 };
 
 beforeAll(async () => {
-  const [main, other] = await Promise.all([start(), start()]);
+  const [main, other] = await Promise.all([start(), start({ MAX_CONNECTIONS: String(CAPPED) })]);
   ({ child: server, token: apiToken } = main);
   draining = other.child;
 }, 40_000);
@@ -205,6 +206,24 @@ describe("an upload that breaks off", () => {
 
 describe("shutdown under keep-alive traffic", () => {
   it.concurrent("16 connections sending back to back through SIGTERM: every request received is answered, none is reset", async () => {
+    // First the cap: one connection over MAX_CONNECTIONS is closed as soon as it is accepted.
+    const pid = draining.child.pid ?? 0;
+    const socketsBefore = openSockets(pid);
+    const idle = Array.from({ length: CAPPED + 1 }, () => {
+      const socket = connect(portOf(draining.url), "127.0.0.1");
+      const state = { socket, closed: false };
+      socket.on("error", () => undefined);
+      socket.on("close", () => {
+        state.closed = true;
+      });
+      return state;
+    });
+    await until(() => idle.some((s) => s.closed), 3_000, "the connection over the cap closed");
+    await until(() => openSockets(pid) >= socketsBefore + CAPPED, 3_000, "the others accepted");
+    expect(idle.filter((s) => s.closed)).toHaveLength(1);
+    expect(openSockets(pid)).toBe(socketsBefore + CAPPED);
+    for (const s of idle) s.socket.destroy();
+    await until(() => openSockets(pid) === socketsBefore, 3_000, "the idle connections gone");
     const url = `${draining.url}/v1/runs/run_drain/steps`;
     const answered = new Set<string>();
     const closing: string[] = [];
