@@ -256,6 +256,12 @@ describe("the store throttled", () => {
   it("503 store_unavailable with Retry-After: the sender retries", async () => {
     await throttling.whileThrottled(async () => {
       expectStoreUnavailable(await post(JSON.stringify(makeStep({ id: "step_throttled" }))));
+      // Streamed: a failure once the body is whole is the store's (503), not an aborted upload.
+      expectStoreUnavailable(
+        await post(JSON.stringify(makeStep({ id: "step_throttled_chunked" })), {
+          "transfer-encoding": "chunked",
+        }),
+      );
     });
   });
 });

@@ -172,15 +172,11 @@ export function ingestRoutes(deps: IngestRouteDeps): Hono {
       }
       c.set("checkedHeaders", checked);
       if (!streaming) return next();
-      let read = false;
       try {
-        return await streamingLimit(c, () => {
-          read = true;
-          return next();
-        });
+        return await streamingLimit(c, next);
       } catch (error) {
-        // A failure before the body was whole is the upload's, not the server's (see aborted).
-        if (read) throw error;
+        // Only the body's read can land here: Hono answers what the handler after it throws (the
+        // store's 503 included) within next(), through the app's onError.
         return aborted(c, error);
       }
     },
