@@ -96,6 +96,7 @@ const config = mergeConfig(
       exclude: [
         "**/node_modules/**",
         "test/node-process.test.ts", // spawns `node src/runtime/node-main.ts`
+        "test/node-connections.test.ts", // the same
         "test/relay-e2e.test.ts", // spawns the relay and tap scripts
         "test/worker.test.ts", // the Worker bundle under workerd
         "test/console.browser.test.ts", // Chromium through playwright

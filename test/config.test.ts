@@ -31,7 +31,42 @@ describe("configuration", () => {
       LOG_LEVEL: "info",
       PORT: 8787,
       HOST: "127.0.0.1",
+      HEADERS_TIMEOUT_MS: 10_000,
+      REQUEST_TIMEOUT_MS: 30_000,
+      KEEP_ALIVE_TIMEOUT_MS: 5_000,
+      MAX_CONNECTIONS: 1_024,
     });
+  });
+
+  it("reads the Node server's connection bounds, and refuses a headers time-out beyond the request's", () => {
+    const config = parseConfig({
+      WEBHOOK_SECRET: secret,
+      HEADERS_TIMEOUT_MS: "2000",
+      REQUEST_TIMEOUT_MS: "2000",
+      KEEP_ALIVE_TIMEOUT_MS: "100",
+      MAX_CONNECTIONS: "1",
+    });
+    expect(config).toMatchObject({
+      HEADERS_TIMEOUT_MS: 2_000,
+      REQUEST_TIMEOUT_MS: 2_000,
+      KEEP_ALIVE_TIMEOUT_MS: 100,
+      MAX_CONNECTIONS: 1,
+    });
+    expect(error({ WEBHOOK_SECRET: secret, HEADERS_TIMEOUT_MS: "2001", REQUEST_TIMEOUT_MS: "2000" })).toBe(
+      "Invalid configuration: HEADERS_TIMEOUT_MS must not exceed REQUEST_TIMEOUT_MS (the headers are part of the request)",
+    );
+    expect(
+      error({
+        WEBHOOK_SECRET: secret,
+        MAX_CONNECTIONS: "0",
+        KEEP_ALIVE_TIMEOUT_MS: "99",
+        REQUEST_TIMEOUT_MS: "999",
+      }).split("\n"),
+    ).toEqual([
+      "Invalid configuration: REQUEST_TIMEOUT_MS must be a whole number from 1000 to 600000",
+      "Invalid configuration: KEEP_ALIVE_TIMEOUT_MS must be a whole number from 100 to 600000",
+      "Invalid configuration: MAX_CONNECTIONS must be a whole number from 1 to 1000000",
+    ]);
   });
 
   it("reads several secrets and tokens separated by spaces or commas", () => {

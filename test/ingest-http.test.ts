@@ -142,9 +142,19 @@ describe("ingest responses (SPEC §3)", () => {
         controller.close();
       },
     });
+    // Signed, so that the headers pass and the body is what is refused (unsigned, it is a 401 from
+    // the headers alone, before a byte is read).
+    const timestamp = Math.floor(Date.now() / 1000);
+    const signature = new Webhook(app.secret).sign("msg_streamed_big", new Date(timestamp * 1000), big);
     const response = await app.app.request("/v1/webhooks/run-steps", {
       method: "POST",
-      headers: { "content-type": "application/json", "transfer-encoding": "chunked" },
+      headers: {
+        "content-type": "application/json",
+        "transfer-encoding": "chunked",
+        "webhook-id": "msg_streamed_big",
+        "webhook-timestamp": String(timestamp),
+        "webhook-signature": signature,
+      },
       body: stream,
       duplex: "half",
     } as RequestInit);

@@ -92,6 +92,129 @@ describe("decided from the headers", () => {
   });
 });
 
+/** A body that never ends: counts what is pulled from it, and fails after `failAfter` chunks if given. */
+function endlessBody(failAfter?: number) {
+  const reads = { count: 0 };
+  const stream = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      reads.count++;
+      if (failAfter !== undefined && reads.count > failAfter) controller.error(new Error("aborted"));
+      else controller.enqueue(new TextEncoder().encode("{"));
+    },
+  });
+  return { stream, reads };
+}
+
+// `unread`: through app.fetch, past the OpenAPI conformance check of app.request, for an answer no
+// client is left to read (the 499 of an upload that broke off is for the log, not the API).
+async function postStream(
+  stream: ReadableStream<Uint8Array>,
+  headers: Record<string, string>,
+  unread = false,
+) {
+  const init = {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: stream,
+    duplex: "half",
+  } as RequestInit;
+  const response = unread
+    ? await app.app.fetch(new Request("http://localhost/v1/webhooks/run-steps", init))
+    : await app.app.request("/v1/webhooks/run-steps", init);
+  return { status: response.status, headers: response.headers, text: await response.text() };
+}
+
+describe("decided from the signature headers, before the body is read", () => {
+  const now = () => Math.floor(Date.now() / 1000);
+  const fresh = () => ({ "webhook-id": "msg_early", "webhook-timestamp": String(now()) });
+  const cases: Array<[string, () => Record<string, string>, string]> = [
+    ["no headers", () => ({}), "missing webhook-id, webhook-timestamp or webhook-signature header"],
+    ["no signature", () => fresh(), "missing webhook-id, webhook-timestamp or webhook-signature header"],
+    [
+      "a malformed timestamp",
+      () => ({ ...fresh(), "webhook-timestamp": "1e9", "webhook-signature": "v1,AAAA" }),
+      "webhook-timestamp must be an integer number of Unix seconds",
+    ],
+    [
+      "a stale timestamp",
+      () => ({ ...fresh(), "webhook-timestamp": String(now() - 301), "webhook-signature": "v1,AAAA" }),
+      "webhook-timestamp is too old",
+    ],
+    [
+      "a future timestamp",
+      () => ({ ...fresh(), "webhook-timestamp": String(now() + 301), "webhook-signature": "v1,AAAA" }),
+      "webhook-timestamp is too far in the future",
+    ],
+    [
+      "only a scheme no key is configured for (v1a, with a whsec_ secret)",
+      () => ({ ...fresh(), "webhook-signature": "v1a,AAAA v2,AAAA" }),
+      "webhook-signature has no v1 signature",
+    ],
+    [
+      "an id over 256 characters",
+      () => ({ ...fresh(), "webhook-id": "m".repeat(257), "webhook-signature": "v1,AAAA" }),
+      "webhook-id is too long",
+    ],
+  ];
+  it.each(cases)(
+    "401 for %s, with Connection: close and not a byte of the body read",
+    async (_, headers, reason) => {
+      for (const framing of [{ "content-length": "4000" }, { "transfer-encoding": "chunked" }]) {
+        const { stream, reads } = endlessBody();
+        const answer = await postStream(stream, { ...headers(), ...framing });
+        expect(answer.status).toBe(401);
+        expect(JSON.parse(answer.text)).toEqual({ error: { code: "invalid_signature", message: reason } });
+        expect(answer.headers.get("connection")).toBe("close");
+        // A ReadableStream pulls once ahead of any reader to fill its queue; a reader would pull more.
+        expect(reads.count).toBeLessThanOrEqual(1);
+        await stream.cancel();
+      }
+    },
+  );
+
+  it("headers that pass go on to the body, whose signature still decides", async () => {
+    const body = JSON.stringify(makeStep({ id: "step_forged" }));
+    const answer = await post(body, { "webhook-signature": `v1,${Buffer.alloc(32).toString("base64")}` });
+    expect(answer).toMatchObject({
+      status: 401,
+      body: { error: { code: "invalid_signature", message: "no signature matches" } },
+    });
+  });
+});
+
+describe("an upload that breaks off", () => {
+  it("is answered and logged as aborted (499, warn), never a 500, whether its length was declared or streamed", async () => {
+    const signature = {
+      ...{ "webhook-id": "msg_cut", "webhook-timestamp": String(Math.floor(Date.now() / 1000)) },
+    };
+    for (const [i, framing] of [{ "content-length": "4000" }, { "transfer-encoding": "chunked" }].entries()) {
+      const { stream } = endlessBody(2);
+      const requestId = `ingest-aborted-${i}`;
+      const answer = await postStream(
+        stream,
+        {
+          ...signature,
+          "webhook-signature": "v1,AAAA",
+          "x-request-id": requestId,
+          ...framing,
+        },
+        true,
+      );
+      expect(answer.status).toBe(499);
+      expect(answer.headers.get("connection")).toBe("close");
+      const line = lines.map((l) => JSON.parse(l)).find((l) => l.request_id === requestId);
+      expect(line).toMatchObject({
+        level: "warn",
+        msg: "request",
+        status: 499,
+        error_code: "request_aborted",
+        reason: "Error: aborted",
+      });
+    }
+    expect(lines.filter((l) => l.includes('"level":"error"'))).toEqual([]);
+  });
+});
+
 describe("what the route tells the runtime and the log", () => {
   it("a delta's log line names its step and the ignored outcome", async () => {
     const delta = {
@@ -133,6 +256,12 @@ describe("the store throttled", () => {
   it("503 store_unavailable with Retry-After: the sender retries", async () => {
     await throttling.whileThrottled(async () => {
       expectStoreUnavailable(await post(JSON.stringify(makeStep({ id: "step_throttled" }))));
+      // Streamed: a failure once the body is whole is the store's (503), not an aborted upload.
+      expectStoreUnavailable(
+        await post(JSON.stringify(makeStep({ id: "step_throttled_chunked" })), {
+          "transfer-encoding": "chunked",
+        }),
+      );
     });
   });
 });

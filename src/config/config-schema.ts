@@ -132,6 +132,20 @@ export const ConfigSchema = v.object({
     v.picklist(["debug", "info", "warn", "error"], "must be debug, info, warn or error"),
     "info",
   ),
+  /**
+   * Node server: the most the headers of one request may take to arrive, from its first byte.
+   * (Node's own default, 60 s, lets a slow sender hold a connection for a minute per request.)
+   */
+  HEADERS_TIMEOUT_MS: integer(10_000, 1_000, 600_000),
+  /**
+   * Node server: the most a whole request (headers and body) may take to arrive: the body-read
+   * deadline. Node's default, 300 s, let slow uploads pin their buffers for five minutes.
+   */
+  REQUEST_TIMEOUT_MS: integer(30_000, 1_000, 600_000),
+  /** Node server: how long a keep-alive connection may stay idle between two requests. */
+  KEEP_ALIVE_TIMEOUT_MS: integer(5_000, 100, 600_000),
+  /** Node server: connections open at once; more are closed as they are accepted. */
+  MAX_CONNECTIONS: integer(1_024, 1, 1_000_000),
   PORT: integer(8787, 0, 65_535),
   HOST: v.optional(v.pipe(v.string(), v.minLength(1)), "127.0.0.1"),
 });
@@ -173,6 +187,11 @@ export function parseConfig(env: Readonly<Record<string, unknown>>): Config {
       const line = describeIssue(issue);
       if (!problems.includes(line)) problems.push(line);
     }
+  } else if (result.output.HEADERS_TIMEOUT_MS > result.output.REQUEST_TIMEOUT_MS) {
+    // Node refuses the pair at start-up with a RangeError naming its own option names.
+    problems.push(
+      "HEADERS_TIMEOUT_MS must not exceed REQUEST_TIMEOUT_MS (the headers are part of the request)",
+    );
   }
   if (problems.length > 0) throw new ConfigError(problems.map((p) => `Invalid configuration: ${p}`));
   return (result as v.SafeParseResult<typeof ConfigSchema> & { success: true }).output;

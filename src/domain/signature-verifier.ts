@@ -15,8 +15,29 @@ export type SignatureCheck =
   | { readonly ok: true; readonly timestamp: number }
   | { readonly ok: false; readonly reason: string };
 
+/** Headers that passed every check they decide alone, ready to be checked against the body. */
+export interface CheckedHeaders {
+  readonly ok: true;
+  readonly timestamp: number;
+  readonly prefix: string;
+  readonly v1: readonly string[];
+  /** The well-formed `v1a` signatures, decoded (malformed or weak ones could match no key). */
+  readonly v1a: readonly Uint8Array<ArrayBuffer>[];
+}
+
+/** Outcome of the checks the headers alone decide. */
+export type HeaderCheck = CheckedHeaders | { readonly ok: false; readonly reason: string };
+
 /** Verifies Standard Webhooks signatures against every configured secret and public key. */
 export interface SignatureVerifier {
+  /**
+   * What the headers alone decide, before any body is read: all three present and well formed, the
+   * timestamp within the tolerance, and at least one signature of a configured scheme.
+   */
+  checkHeaders(headers: SignatureHeaders, nowSeconds: number): HeaderCheck;
+  /** The signatures of headers that passed {@link checkHeaders}, over the raw body. */
+  verifyBody(checked: CheckedHeaders, body: Uint8Array): Promise<SignatureCheck>;
+  /** {@link checkHeaders}, then {@link verifyBody}. */
   verify(headers: SignatureHeaders, body: Uint8Array, nowSeconds: number): Promise<SignatureCheck>;
 }
 
@@ -77,8 +98,8 @@ export async function createSignatureVerifier(
   const accepted = [hmacKeys.length > 0 ? "v1" : null, publicKeys.length > 0 ? "v1a" : null]
     .filter((version) => version !== null)
     .join(" or ");
-  return {
-    async verify(headers, body, nowSeconds) {
+  const verifier: SignatureVerifier = {
+    checkHeaders(headers, nowSeconds) {
       const { id, timestamp, signature } = headers;
       if (!id || !timestamp || !signature) {
         return { ok: false, reason: "missing webhook-id, webhook-timestamp or webhook-signature header" };
@@ -115,7 +136,10 @@ export async function createSignatureVerifier(
         };
       }
 
-      const prefix = `${id}.${timestamp}.`;
+      return { ok: true, timestamp: sentAt, prefix: `${id}.${timestamp}.`, v1, v1a };
+    },
+    async verifyBody(checked, body) {
+      const { prefix, v1, v1a } = checked;
       // One MAC per secret, and only when there is a v1 signature to compare it with.
       const expected = v1.length > 0 ? await Promise.all(hmacKeys.map((key) => key.mac(prefix, body))) : [];
       // Every pair is compared, match or not, so timing does not reveal which one matched.
@@ -124,15 +148,22 @@ export async function createSignatureVerifier(
         for (const candidate of v1) matched = constantTimeEqual(mac, candidate) || matched;
       }
       // Ed25519 checks involve only public values, so they need no such care, only the bound above.
-      if (!matched && checks > 0) {
+      if (!matched && v1a.length > 0) {
         const results = await Promise.all(
           publicKeys.flatMap((key) => v1a.map((candidate) => key.verify(prefix, body, candidate))),
         );
         matched = results.includes(true);
       }
-      return matched ? { ok: true, timestamp: sentAt } : { ok: false, reason: "no signature matches" };
+      return matched
+        ? { ok: true, timestamp: checked.timestamp }
+        : { ok: false, reason: "no signature matches" };
+    },
+    async verify(headers, body, nowSeconds) {
+      const checked = verifier.checkHeaders(headers, nowSeconds);
+      return checked.ok ? verifier.verifyBody(checked, body) : checked;
     },
   };
+  return verifier;
 }
 
 function versioned(entries: readonly string[], version: string): string[] {

@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import type { Server } from "node:http";
+import { Server as NetServer } from "node:net";
 import { isAbsolute, join, relative, resolve } from "node:path";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { type ServerType, serve } from "@hono/node-server";
@@ -14,6 +15,7 @@ import { createStepwatch, type Stepwatch } from "./create-stepwatch.js";
 import { lockDataDir } from "./data-dir-lock.js";
 import { type EmbeddedDynamo, startEmbeddedDynamo } from "./embedded-dynamo.js";
 import { applyLocalDefaults, type LocalDefaults } from "./local-defaults.js";
+import { manageConnections } from "./node-connections.js";
 import { createNodeDynamoHandler } from "./node-dynamo-handler.js";
 import { nodeHmacSha256 } from "./node-hmac.js";
 import { makePrivateDir } from "./private-dir.js";
@@ -40,6 +42,11 @@ export interface NodeServer {
 
 // Beyond the longest notification attempt: recording it, and the store's own shutdown.
 const DRAIN_MARGIN_MS = 5_000;
+
+// A refused upload is read and discarded for up to 2 s and 1 MiB after its answer, so the answer
+// reaches a client still sending (README, "Security"); at shutdown an idle connection is closed
+// once nothing arrived on it for 500 ms.
+const LINGER = { lingerMs: 2_000, lingerBytes: 1_048_576, quietMs: 500 } as const;
 
 /**
  * Starts stepwatch as a Node HTTP server: local defaults, configuration, the embedded store when
@@ -122,20 +129,29 @@ async function serveNode(
   });
 
   const server = await new Promise<ServerType>((resolveServer, reject) => {
-    const s = serve({ fetch: stepwatch.app.fetch, port: config.PORT, hostname: config.HOST }, () =>
-      resolveServer(s),
+    const s = serve(
+      {
+        fetch: stepwatch.app.fetch,
+        port: config.PORT,
+        hostname: config.HOST,
+        // Node's defaults (60 s for headers, 300 s for a whole request) let slow senders hold
+        // connections and their buffered bodies for minutes (README, "Security").
+        serverOptions: {
+          headersTimeout: config.HEADERS_TIMEOUT_MS,
+          requestTimeout: config.REQUEST_TIMEOUT_MS,
+          keepAliveTimeout: config.KEEP_ALIVE_TIMEOUT_MS,
+          // How often Node looks for requests past those time-outs (its default is every 30 s).
+          connectionsCheckingInterval: Math.min(1_000, Math.ceil(config.HEADERS_TIMEOUT_MS / 4)),
+        },
+      },
+      () => resolveServer(s),
     );
     s.once("error", reject);
   });
   const http = server as Server;
+  http.maxConnections = config.MAX_CONNECTIONS;
+  const connections = manageConnections(http, LINGER);
   let closing: Promise<void> | undefined;
-  let requests = 0;
-  http.on("request", (_request, response) => {
-    requests++;
-    response.once("close", () => requests--);
-    // Once closing, no connection is kept for another request: each ends with its answer.
-    if (closing) response.shouldKeepAlive = false;
-  });
   const address = http.address();
   const port = typeof address === "object" && address ? address.port : config.PORT;
   const host = config.HOST.includes(":") ? `[${config.HOST}]` : config.HOST;
@@ -151,14 +167,16 @@ async function serveNode(
     close() {
       closing ??= (async () => {
         stopSweeper();
-        logger.info("shutdown: no longer accepting connections", { requests_in_flight: requests });
+        logger.info("shutdown: no longer accepting connections", {
+          requests_in_flight: connections.requestsInFlight,
+        });
         await new Promise<void>((done) => {
-          http.close(() => done());
-          // Keep-alive sockets idle between two requests would hold close() open; close them as
-          // they become idle, while the requests in flight get their answers.
-          http.closeIdleConnections();
-          const idle = setInterval(() => http.closeIdleConnections(), 50);
-          http.once("close", () => clearInterval(idle));
+          // Not Node's closeIdleConnections(), which drops a keep-alive connection whose next
+          // request is still in the socket's buffer (the client gets ECONNRESET): every answer now
+          // says `Connection: close`, and a connection is closed once nothing arrives on it.
+          connections.drain();
+          // net's close, not http's: http.Server#close() begins with closeIdleConnections().
+          NetServer.prototype.close.call(http, () => done());
         });
         logger.info("shutdown: every request received was answered");
         const attempts = stepwatch.notifier.attemptsInFlight;

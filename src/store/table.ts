@@ -53,7 +53,10 @@ export class Table {
           Key: keyOf(key),
           ConsistentRead: options.consistent ?? true,
           ...(options.projection
-            ? { ProjectionExpression: options.projection, ExpressionAttributeNames: namesFor(options.projection) }
+            ? {
+                ProjectionExpression: options.projection,
+                ExpressionAttributeNames: namesFor(options.projection),
+              }
             : {}),
         }),
       ),
@@ -62,7 +65,11 @@ export class Table {
   }
 
   /** Items by key value, consistently, 100 to a call; missing ones absent. */
-  getMany(operation: string, keys: readonly string[], attributes?: readonly string[]): Promise<Map<string, Item>> {
+  getMany(
+    operation: string,
+    keys: readonly string[],
+    attributes?: readonly string[],
+  ): Promise<Map<string, Item>> {
     return batchGet(this.#client, this.#name, keys, {
       operation,
       consistent: true,

@@ -1,5 +1,6 @@
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
 import * as v from "valibot";
 import {
   DELTA_EVENT_NAME,
@@ -9,13 +10,21 @@ import {
   WebhookDeltaEventSchema,
 } from "../../domain/run-step-event.js";
 import { RUN_STEP_STATUSES, RunStepSchema } from "../../domain/run-step-schema.js";
-import type { SignatureVerifier } from "../../domain/signature-verifier.js";
+import type { CheckedHeaders, SignatureVerifier } from "../../domain/signature-verifier.js";
+import { describeError } from "../../observability/logger.js";
 import type { IngestAnswer, RunStepIngest } from "../../usecases/run-step-ingest.js";
 import { OutcomeSchema } from "../api-schemas.js";
 import { logFields } from "../request-log.js";
 import { fail, refused } from "../responses.js";
 import { describe } from "../route-docs.js";
 import { runAfterResponse } from "../run-after-response.js";
+
+declare module "hono" {
+  interface ContextVariableMap {
+    /** The ingest request's signature headers, checked before its body was read. */
+    checkedHeaders: CheckedHeaders;
+  }
+}
 
 /** What the ingest route needs. */
 export interface IngestRouteDeps {
@@ -67,8 +76,9 @@ const SVIX_NAMES: Record<string, string> = {
 };
 
 /**
- * `POST /v1/webhooks/run-steps` (SPEC §3): media type and size are decided from the headers
- * before the body is read, then the signature over the raw bytes, then the use case.
+ * `POST /v1/webhooks/run-steps` (SPEC §3): media type, declared size and what the signature
+ * headers decide alone are decided before the body is read, then the signature over the raw bytes,
+ * then the use case.
  */
 export function ingestRoutes(deps: IngestRouteDeps): Hono {
   const routes = new Hono();
@@ -144,31 +154,46 @@ export function ingestRoutes(deps: IngestRouteDeps): Hono {
     },
     async (c, next) => {
       const length = c.req.header("content-length");
-      if (length === undefined || c.req.header("transfer-encoding") !== undefined)
-        return streamingLimit(c, next);
-      if (!/^\d{1,15}$/.test(length) || Number(length) > maxBodyBytes) return tooLarge(c);
-      await next();
-    },
-    async (c) => {
-      const body = new Uint8Array(await c.req.arrayBuffer());
-      const header = (name: string) => c.req.header(name) ?? c.req.header(SVIX_NAMES[name] ?? name);
-      const check = await verifier.verify(
+      const streaming = length === undefined || c.req.header("transfer-encoding") !== undefined;
+      if (!streaming && (!/^\d{1,15}$/.test(length) || Number(length) > maxBodyBytes)) return tooLarge(c);
+      // What the signature headers decide alone is decided before a byte of the body is read, so an
+      // unsigned sender cannot make the server hold its body (SPEC §3: still a 401).
+      const checked = verifier.checkHeaders(
         {
-          id: header("webhook-id"),
-          timestamp: header("webhook-timestamp"),
-          signature: header("webhook-signature"),
+          id: header(c, "webhook-id"),
+          timestamp: header(c, "webhook-timestamp"),
+          signature: header(c, "webhook-signature"),
         },
-        body,
         Math.floor(deps.nowMs() / 1000),
       );
+      if (!checked.ok) {
+        early(c);
+        return invalidSignature(c, checked.reason);
+      }
+      c.set("checkedHeaders", checked);
+      if (!streaming) return next();
+      try {
+        return await streamingLimit(c, next);
+      } catch (error) {
+        // Only the body's read can land here: Hono answers what the handler after it throws (the
+        // store's 503 included) within next(), through the app's onError.
+        return aborted(c, error);
+      }
+    },
+    async (c) => {
+      let body: Uint8Array;
+      try {
+        body = new Uint8Array(await c.req.arrayBuffer());
+      } catch (error) {
+        return aborted(c, error);
+      }
+      const check = await verifier.verifyBody(c.get("checkedHeaders"), body);
       if (!check.ok) {
-        // Which check failed, never a secret: a relay whose secret was rotated shows up here.
-        logFields(c, { reason: check.reason });
-        return fail(c, 401, "invalid_signature", check.reason);
+        return invalidSignature(c, check.reason);
       }
       const headers: Record<string, string> = {};
       for (const name of KEPT_HEADERS) {
-        const value = header(name);
+        const value = header(c, name);
         if (value !== undefined) headers[name] = value;
       }
       const answer = await ingest.ingest({
@@ -184,6 +209,27 @@ export function ingestRoutes(deps: IngestRouteDeps): Hono {
     },
   );
   return routes;
+}
+
+const header = (c: Context, name: string) => c.req.header(name) ?? c.req.header(SVIX_NAMES[name] ?? name);
+
+function invalidSignature(c: Context, reason: string) {
+  // Which check failed, never a secret: a relay whose secret was rotated shows up here.
+  logFields(c, { reason });
+  return fail(c, 401, "invalid_signature", reason);
+}
+
+/**
+ * The request status logged and counted when the body never arrived whole: the client closed the
+ * connection mid-upload, or the runtime cut it off (REQUEST_TIMEOUT_MS on Node). nginx's 499 "client
+ * closed request": not a 5xx, since nothing failed on this side, and no one is there to read it.
+ */
+const ABORTED_STATUS = 499;
+
+function aborted(c: Context, error: unknown) {
+  logFields(c, { error_code: "request_aborted", reason: describeError(error) });
+  c.header("Connection", "close");
+  return c.body(null, ABORTED_STATUS as ContentfulStatusCode);
 }
 
 function respond(c: Context, answer: IngestAnswer) {
