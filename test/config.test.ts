@@ -99,13 +99,29 @@ describe("configuration", () => {
       NOTIFY_SINKS: JSON.stringify([{ type: "console" }, { type: "pagerduty", routing_key: "rk" }]),
     });
     expect(config.NOTIFY_SINKS).toEqual([
-      { type: "console", name: "console", on: ["completed", "failed", "cancelled", "expired"] },
+      {
+        type: "console",
+        name: "console",
+        on: [
+          "completed",
+          "failed",
+          "cancelled",
+          "expired",
+          "response.completed",
+          "response.failed",
+          "response.cancelled",
+          "response.incomplete",
+          "agent.session.action_required",
+          "agent.session.failed",
+          "agent.session.idle",
+        ],
+      },
       {
         type: "pagerduty",
         name: "pagerduty",
         routing_key: "rk",
         url: "https://events.pagerduty.com/v2/enqueue",
-        on: ["failed", "expired"],
+        on: ["failed", "expired", "response.failed", "agent.session.action_required", "agent.session.failed"],
       },
     ]);
   });

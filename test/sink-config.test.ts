@@ -26,20 +26,36 @@ const hook = (extra: Record<string, unknown> = {}) => ({
 });
 
 describe("NOTIFY_SINKS entries", () => {
-  it("fills name from type, `on` per type (PagerDuty: failed and expired) and PagerDuty's URL", () => {
+  it("fills name from type, `on` per type (every kind's notifications; PagerDuty: what pages a person) and PagerDuty's URL", () => {
     const sinks = v.parse(SinkListSchema, [
       { type: "console" },
       { type: "pagerduty", routing_key: "R" },
       { type: "slack", name: "ops-1_A", url: "http://s.example/", on: ["completed"] },
     ]);
     expect(sinks).toEqual([
-      { type: "console", name: "console", on: ["completed", "failed", "cancelled", "expired"] },
+      {
+        type: "console",
+        name: "console",
+        on: [
+          "completed",
+          "failed",
+          "cancelled",
+          "expired",
+          "response.completed",
+          "response.failed",
+          "response.cancelled",
+          "response.incomplete",
+          "agent.session.action_required",
+          "agent.session.failed",
+          "agent.session.idle",
+        ],
+      },
       {
         type: "pagerduty",
         name: "pagerduty",
         routing_key: "R",
         url: PAGERDUTY_ENQUEUE_URL,
-        on: ["failed", "expired"],
+        on: ["failed", "expired", "response.failed", "agent.session.action_required", "agent.session.failed"],
       },
       { type: "slack", name: "ops-1_A", url: "http://s.example/", on: ["completed"] },
     ]);
@@ -85,10 +101,17 @@ describe("NOTIFY_SINKS entries", () => {
     expect(check([{ type: "slack", url: "mailto:a@b.c" }])).toBe("0.url: must be an http(s) URL");
   });
 
-  it("`on` lists terminal statuses (or the watchdog's stalled), at least one", () => {
-    const among = "completed, failed, cancelled, expired, stalled";
+  it("`on` lists a run step's terminal statuses (or the watchdog's stalled), or any kind's full event names, at least one", () => {
+    const among =
+      "completed, failed, cancelled, expired, stalled or full event names such as response.failed, agent.session.action_required";
     expect(check([{ type: "console", on: ["failed", "expired"] }])).toBe("ok");
     expect(check([{ type: "console", on: ["stalled"] }])).toBe("ok");
+    expect(
+      check([{ type: "console", on: ["run_step.failed", "response.stalled", "agent.session.idle"] }]),
+    ).toBe("ok");
+    expect(check([{ type: "console", on: ["response.queued"] }])).toBe(
+      `0.on.0: must list statuses among ${among}`,
+    );
     expect(check([{ type: "console", on: [] }])).toBe("0.on: must list at least one status");
     expect(check([{ type: "console", on: ["in_progress"] }])).toBe(
       `0.on.0: must list statuses among ${among}`,
