@@ -89,6 +89,8 @@ function recordingMetrics() {
   const metrics: Metrics = {
     httpRequest: () => undefined,
     ingest: () => undefined,
+    openAiEvent: () => undefined,
+    hydration: () => undefined,
     deliveryAttempt: (s, outcome, seconds) => calls.attempts.push([s, outcome, seconds]),
     sweep: (seconds, attempts, recovered) => calls.sweeps.push([seconds, attempts, recovered]),
     render: async () => ({ contentType: "text/plain", body: "" }),

@@ -46,6 +46,35 @@ const WebhookSecretsSchema = v.pipe(
   ),
 );
 
+// OpenAI signs with Standard Webhooks `whsec_` secrets only (SPEC §9); several during a rotation.
+const OpenAiWebhookSecretsSchema = v.pipe(
+  v.optional(v.string(), ""),
+  v.transform(list),
+  v.rawCheck(({ dataset, addIssue }) => {
+    // Stryker disable next-line ConditionalExpression: the transform above always types the list
+    if (!dataset.typed) return;
+    dataset.value.forEach((entry, index) => {
+      if (!entry.startsWith("whsec_")) {
+        addIssue({
+          message: `entry #${index + 1} must be a whsec_ secret (the one OpenAI's dashboard shows)`,
+        });
+        return;
+      }
+      try {
+        checkVerificationKey(entry);
+      } catch (error) {
+        addIssue({ message: `entry #${index + 1} ${(error as Error).message}` });
+      }
+    });
+  }),
+);
+
+// Printable ASCII without spaces: it is sent in a header.
+const HeaderValueSchema = (what: string) =>
+  v.optional(
+    v.pipe(v.string(), v.regex(/^[\x21-\x7e]{1,512}$/, `must be ${what}: printable ASCII, no spaces`)),
+  );
+
 // RFC 6750 §2.1's b64token: a token with any other character could never be sent in an
 // Authorization header as the API expects it, so it is refused here rather than at every request.
 const BEARER_TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
@@ -146,6 +175,20 @@ export const ConfigSchema = v.object({
   KEEP_ALIVE_TIMEOUT_MS: integer(5_000, 100, 600_000),
   /** Node server: connections open at once; more are closed as they are accepted. */
   MAX_CONNECTIONS: integer(1_024, 1, 1_000_000),
+  /** OpenAI's webhook signing secret(s): `POST /v1/webhooks/openai` answers 404 without one. */
+  OPENAI_WEBHOOK_SECRET: OpenAiWebhookSecretsSchema,
+  /** The API key hydrations fetch with; without one, events are recorded and wait (GET /v1/sources). */
+  OPENAI_API_KEY: HeaderValueSchema("an API key"),
+  /** OpenAI's API, or Azure OpenAI's v1 or any compatible server. */
+  OPENAI_BASE_URL: v.pipe(
+    v.optional(v.string(), "https://api.openai.com/v1"),
+    v.url("must be an absolute URL such as https://api.openai.com/v1"),
+    v.regex(/^https?:\/\//i, "must be an http(s) URL"),
+  ),
+  OPENAI_ORGANIZATION: HeaderValueSchema("an organization id"),
+  OPENAI_PROJECT: HeaderValueSchema("a project id"),
+  /** Fetches from OpenAI's API in flight at once from one process. */
+  OPENAI_HYDRATION_CONCURRENCY: integer(8, 1, 256),
   PORT: integer(8787, 0, 65_535),
   HOST: v.optional(v.pipe(v.string(), v.minLength(1)), "127.0.0.1"),
 });

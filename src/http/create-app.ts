@@ -4,9 +4,12 @@ import { HTTPException } from "hono/http-exception";
 import type { SignatureVerifier } from "../domain/signature-verifier.js";
 import { describeError, type Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
+import type { OpenAiEventStore } from "../store/openai-event-store.js";
+import type { ResponseStore } from "../store/response-store.js";
 import type { StepStore } from "../store/step-store.js";
 import { InvalidCursorError, StoreUnavailableError } from "../store/store-errors.js";
 import type { DeliveryOperations } from "../usecases/delivery-operations.js";
+import type { OpenAiIngest } from "../usecases/openai-ingest.js";
 import type { RunStepIngest } from "../usecases/run-step-ingest.js";
 import type { ErrorResponse } from "./api-schemas.js";
 import { createReadiness } from "./readiness.js";
@@ -15,7 +18,9 @@ import { fail } from "./responses.js";
 import { deliveryRoutes } from "./routes/delivery-routes.js";
 import { ingestRoutes } from "./routes/ingest-routes.js";
 import { metricsRoutes } from "./routes/metrics-routes.js";
+import { openAiRoutes } from "./routes/openai-routes.js";
 import { quarantineRoutes } from "./routes/quarantine-routes.js";
+import { responseRoutes, sourceRoutes } from "./routes/response-routes.js";
 import { runRoutes } from "./routes/run-routes.js";
 import { serviceRoutes } from "./routes/service-routes.js";
 import { sinkRoutes } from "./routes/sink-routes.js";
@@ -32,6 +37,13 @@ export interface AppDeps {
   readonly maxBodyBytes: number;
   /** Ingest of run step events and the quarantine of refused ones. */
   readonly ingest: RunStepIngest;
+  /** OpenAI's platform webhooks (SPEC §9), when OPENAI_WEBHOOK_SECRET is set; else that route is a 404. */
+  readonly openai?: {
+    readonly ingest: OpenAiIngest;
+    readonly verifier: SignatureVerifier;
+    readonly events: OpenAiEventStore;
+    readonly responses: ResponseStore;
+  };
   /** The operator's delivery and sink actions; absent, those endpoints answer 404. */
   readonly operations?: DeliveryOperations;
   /** Clock in Unix ms; injectable for tests. */
@@ -52,6 +64,7 @@ export interface AppDeps {
 // Seconds a sender is asked to wait when the store is throttled or unreachable.
 const RETRY_AFTER_S = "5";
 const INGEST_ROUTE = "/v1/webhooks/run-steps";
+const OPENAI_ROUTE = "/v1/webhooks/openai";
 
 /**
  * The stepwatch HTTP API (SPEC §3, §5), independent of the runtime it is served from.
@@ -106,14 +119,41 @@ export function createApp(deps: AppDeps): Hono {
   if (deps.consoleRoutes) app.route("/", deps.consoleRoutes);
 
   app.route(INGEST_ROUTE, ingestRoutes({ ingest, verifier, maxBodyBytes: deps.maxBodyBytes, nowMs }));
+  const openai = deps.openai;
+  if (openai) {
+    app.route(
+      OPENAI_ROUTE,
+      openAiRoutes({
+        ingest: openai.ingest,
+        verifier: openai.verifier,
+        maxBodyBytes: deps.maxBodyBytes,
+        nowMs,
+      }),
+    );
+  }
 
   const auth = bearer(deps.apiTokens);
-  for (const path of ["/v1/run-steps", "/v1/runs", "/v1/deliveries", "/v1/sinks", "/v1/quarantine"]) {
+  for (const path of [
+    "/v1/run-steps",
+    "/v1/runs",
+    "/v1/deliveries",
+    "/v1/sinks",
+    "/v1/quarantine",
+    "/v1/responses",
+    "/v1/sources",
+  ]) {
     app.use(path, auth);
     app.use(`${path}/*`, auth);
   }
   app.route("/v1/run-steps", stepRoutes(store, operations));
-  app.route("/v1/runs", runRoutes(store));
+  app.route("/v1/runs", runRoutes(store, openai?.responses));
+  if (openai) {
+    app.route(
+      "/v1/responses",
+      responseRoutes({ responses: openai.responses, events: openai.events, operations }),
+    );
+    app.route("/v1/sources", sourceRoutes({ ingest: openai.ingest, events: openai.events, nowMs }));
+  }
   app.route("/v1/quarantine", quarantineRoutes(ingest));
   if (operations) {
     app.route("/v1/deliveries", deliveryRoutes(operations));

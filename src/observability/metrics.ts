@@ -21,6 +21,10 @@ export interface Metrics {
   httpRequest(method: string, route: string, status: number, seconds: number): void;
   /** One ingest request's outcome: an apply outcome, or the error code it was refused with. */
   ingest(outcome: string, stepStatus: string | null): void;
+  /** One OpenAI platform event: accepted, duplicate, ignored, or the error code it was refused with. */
+  openAiEvent(type: string, outcome: string): void;
+  /** One hydration fetch of an OpenAI event's subject: hydrated, retry, not_found, unauthorized, invalid. */
+  hydration(kind: string, outcome: string, seconds: number): void;
   /** One delivery attempt: delivered, retry, dead or parked. */
   deliveryAttempt(sink: string, outcome: string, seconds: number): void;
   /** One sweep: how long, how many attempts, how many deliveries the outbox recovery wrote. */

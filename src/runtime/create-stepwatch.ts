@@ -11,11 +11,15 @@ import type { SweepReport } from "../notify/notifier.js";
 import { StallWatchdog } from "../notify/stall-watchdog.js";
 import { describeError, type Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
+import { OpenAiApiClient } from "../sources/openai-api-client.js";
 import { DynamoDeliveryStore } from "../store/dynamo-delivery-store.js";
 import { DynamoQuarantineStore } from "../store/dynamo-quarantine-store.js";
 import { DynamoSinkStore } from "../store/dynamo-sink-store.js";
 import { DynamoStepStore } from "../store/dynamo-step-store.js";
+import { OpenAiEventStore } from "../store/openai-event-store.js";
+import { ResponseStore } from "../store/response-store.js";
 import { DeliveryOperations } from "../usecases/delivery-operations.js";
+import { OpenAiIngest } from "../usecases/openai-ingest.js";
 import { RunStepIngest } from "../usecases/run-step-ingest.js";
 
 /** Everything a runtime entry serves, built once per process or isolate. */
@@ -26,6 +30,12 @@ export interface Stepwatch {
   readonly sinkHealth: DynamoSinkStore;
   readonly notifier: DeliveryNotifier;
   readonly operations: DeliveryOperations;
+  /** OpenAI's platform webhooks (SPEC §9), when OPENAI_WEBHOOK_SECRET is set. */
+  readonly openai: {
+    readonly ingest: OpenAiIngest;
+    readonly events: OpenAiEventStore;
+    readonly responses: ResponseStore;
+  } | null;
   /** One sweep for due notification retries (the Worker's cron, the Lambda schedule, the Node interval). */
   sweep(): Promise<SweepReport>;
   /**
@@ -61,6 +71,62 @@ export interface StepwatchOptions {
   readonly consoleRoutes?: Hono;
   /** Counters and `/metrics`, where the runtime's process lives long enough for them (Node). */
   readonly metrics?: Metrics;
+}
+
+/**
+ * The OpenAI producer (SPEC §9), when OPENAI_WEBHOOK_SECRET is set: its verifier (OpenAI's secret,
+ * never WEBHOOK_SECRET), its stores and its ingest; its API client when OPENAI_API_KEY is set too.
+ */
+async function createOpenAi(
+  config: Config,
+  parts: {
+    client: DynamoDBClient;
+    quarantine: DynamoQuarantineStore;
+    deliveries: DynamoDeliveryStore;
+    notifier: DeliveryNotifier;
+    logger: Logger;
+    hmac: HmacSha256;
+    clock: { nowMs?: () => number };
+    options: StepwatchOptions;
+  },
+) {
+  if (config.OPENAI_WEBHOOK_SECRET.length === 0) return null;
+  const { client, clock, options } = parts;
+  const tableName = config.DYNAMODB_TABLE;
+  const events = new OpenAiEventStore({ client, tableName, retentionDays: config.RETENTION_DAYS });
+  const responses = new ResponseStore({ client, tableName, retentionDays: config.RETENTION_DAYS, ...clock });
+  const timeoutMs = config.NOTIFY_TIMEOUT_MS;
+  const api = config.OPENAI_API_KEY
+    ? new OpenAiApiClient({
+        apiKey: config.OPENAI_API_KEY,
+        baseUrl: config.OPENAI_BASE_URL,
+        timeoutMs,
+        ...(config.OPENAI_ORGANIZATION ? { organization: config.OPENAI_ORGANIZATION } : {}),
+        ...(config.OPENAI_PROJECT ? { project: config.OPENAI_PROJECT } : {}),
+        ...clock,
+      })
+    : null;
+  const ingest = new OpenAiIngest({
+    events,
+    responses,
+    quarantine: parts.quarantine,
+    leases: parts.deliveries,
+    api,
+    notifier: parts.notifier,
+    logger: parts.logger,
+    metrics: options.metrics,
+    quarantineDays: config.QUARANTINE_DAYS,
+    concurrency: config.OPENAI_HYDRATION_CONCURRENCY,
+    timeoutMs,
+    ...clock,
+    ...(options.random ? { random: options.random } : {}),
+  });
+  const verifier = await createSignatureVerifier(
+    config.OPENAI_WEBHOOK_SECRET,
+    config.SIGNATURE_TOLERANCE_S,
+    parts.hmac,
+  );
+  return { ingest, verifier, events, responses };
 }
 
 /** SWEEP_BUDGET_MS when neither the variable nor the runtime sets one. */
@@ -145,16 +211,28 @@ export async function createStepwatch(
     ...clock,
   });
   const verifier = await createSignatureVerifier(config.WEBHOOK_SECRET, config.SIGNATURE_TOLERANCE_S, hmac);
+  const quarantine = new DynamoQuarantineStore({ client, tableName, ...clock });
   const ingest = new RunStepIngest({
     store,
-    quarantine: new DynamoQuarantineStore({ client, tableName, ...clock }),
+    quarantine,
     logger,
     notifier,
     quarantineDays: config.QUARANTINE_DAYS,
     ...clock,
   });
+  const openai = await createOpenAi(config, {
+    client,
+    quarantine,
+    deliveries,
+    notifier,
+    logger,
+    hmac,
+    clock,
+    options,
+  });
   const app = createApp({
     store,
+    ...(openai ? { openai } : {}),
     operations,
     ingest,
     verifier,
@@ -168,8 +246,10 @@ export async function createStepwatch(
   });
 
   const sweep = async (): Promise<SweepReport> => {
-    // Stall notices first, so that this sweep delivers them too.
+    // Stall notices first, so that this sweep delivers them too; hydrations before deliveries, so
+    // a fetched transition's notifications go out in the same sweep.
     await watchdog.run(nowMs() + sweepBudgetMs);
+    await openai?.ingest.sweep(nowMs() + sweepBudgetMs);
     const report = await notifier.sweep();
     recordSweep(report);
     return report;
@@ -186,6 +266,7 @@ export async function createStepwatch(
     sinkHealth,
     notifier,
     operations,
+    openai,
     sweep,
     startSweeper(intervalMs) {
       let stopped = false;
@@ -227,6 +308,16 @@ export async function createStepwatch(
           await watchdog.run(nowMs() + intervalMs);
           return false;
         }),
+        // Hydrations have a lane of their own: a slow OpenAI never holds up a sink's sweep.
+        ...(openai
+          ? [
+              lane("hydration", async () => {
+                const report = await openai.ingest.sweep(nowMs() + sweepBudgetMs);
+                if (report.attempts > 0) logger.info("hydration sweep", { ...report });
+                return false;
+              }),
+            ]
+          : []),
         ...notifier.sinkNames.map((sink) =>
           lane(sink, async () => {
             const report = await notifier.sweepSink(sink);

@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { TAKEN_OPENAI_EVENT_TYPES } from "../domain/openai/openai-webhook-event.js";
 import { type Metrics, QUARANTINE_COUNT_LIMIT, type SinkGauges } from "../observability/metrics.js";
 
 const SINK_STATES = ["healthy", "failing", "disabled"] as const;
@@ -8,6 +9,8 @@ const SINK_STATES = ["healthy", "failing", "disabled"] as const;
  * several instances in one process (tests) never share counters. Node only: the Worker bundle does
  * not carry it.
  */
+const TAKEN_TYPES = new Set(Object.keys(TAKEN_OPENAI_EVENT_TYPES));
+
 export function createPromMetrics(): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "stepwatch_process_" });
@@ -85,6 +88,25 @@ export function createPromMetrics(): Metrics {
     labelNames: ["sink", "state"],
     registers,
   });
+  const openAiEvents = new Counter({
+    name: "stepwatch_openai_events_total",
+    help: "OpenAI platform events received, by type (taken ones; every other type counts as `other`) and outcome.",
+    labelNames: ["type", "outcome"],
+    registers,
+  });
+  const hydrations = new Counter({
+    name: "stepwatch_hydrations_total",
+    help: "Fetches of an OpenAI event's subject from the API, by subject kind and outcome.",
+    labelNames: ["kind", "outcome"],
+    registers,
+  });
+  const hydrationSeconds = new Histogram({
+    name: "stepwatch_hydration_seconds",
+    help: "Latency of one fetch from OpenAI's API.",
+    labelNames: ["kind"],
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers,
+  });
   const quarantine = new Gauge({
     name: "stepwatch_quarantined_requests",
     help: `Signed requests kept in the quarantine (replayed ones included until they expire), counted up to ${QUARANTINE_COUNT_LIMIT} at scrape time.`,
@@ -97,6 +119,15 @@ export function createPromMetrics(): Metrics {
     },
     ingest(outcome, stepStatus) {
       ingest.inc({ outcome, step_status: stepStatus ?? "none" });
+    },
+    openAiEvent(type, outcome) {
+      // Ignored types are any an OpenAI account can send: one label value for all of them keeps
+      // the series bounded whatever a sender invents.
+      openAiEvents.inc({ type: TAKEN_TYPES.has(type) ? type : "other", outcome });
+    },
+    hydration(kind, outcome, seconds) {
+      hydrations.inc({ kind, outcome });
+      hydrationSeconds.observe({ kind }, seconds);
     },
     deliveryAttempt(sink, outcome, seconds) {
       attempts.inc({ sink, outcome });

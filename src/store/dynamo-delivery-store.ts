@@ -7,7 +7,8 @@ import {
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
 import { type Delivery, type DeliveryRef, newDelivery } from "../domain/delivery.js";
-import { TERMINAL_STATUSES, type TerminalStatus } from "../domain/run-step-schema.js";
+import { RESPONSE_TERMINAL_STATUSES } from "../domain/openai/response-object.js";
+import { TERMINAL_STATUSES } from "../domain/run-step-schema.js";
 import { shuffled } from "../domain/shuffled.js";
 import { batchGet } from "./batch-get.js";
 import {
@@ -45,6 +46,7 @@ import {
   subjectItemKey,
   watermarkKey,
 } from "./item-codec.js";
+import { responseOutboxWord } from "./response-store.js";
 import type { Page } from "./step-store.js";
 import { guardStore, InvalidCursorError, isConditionalFailure, toStoreError } from "./store-errors.js";
 import { TABLE_SCHEMA } from "./table-schema.js";
@@ -53,14 +55,34 @@ const A = TABLE_SCHEMA.attributes;
 const QUEUE = TABLE_SCHEMA.indexes.queue;
 const OUTBOX = TABLE_SCHEMA.indexes.outbox;
 const QUEUE_SHARDS = Array.from({ length: TABLE_SCHEMA.queueShards }, (_, i) => i);
-/** One outbox partition: a terminal status and a shard. */
+/**
+ * One outbox partition: the word it is named by and a shard. A run step's partitions are named by
+ * its bare terminal status (`O#failed#3`), a response's by its event name (`O#response.failed#1`),
+ * so the two never share one, and each partition's entries are items of one kind.
+ */
 interface OutboxPartition {
-  readonly status: TerminalStatus;
+  readonly word: string;
   readonly shard: number;
+  readonly kind: "run_step" | "response";
 }
-const OUTBOX_PARTITIONS: readonly OutboxPartition[] = TERMINAL_STATUSES.flatMap((status) =>
-  Array.from({ length: TABLE_SCHEMA.outboxShards }, (_, shard) => ({ status, shard })),
-);
+const OUTBOX_PARTITIONS: readonly OutboxPartition[] = [
+  ...TERMINAL_STATUSES.flatMap((word) =>
+    Array.from({ length: TABLE_SCHEMA.outboxShards }, (_, shard) => ({
+      word,
+      shard,
+      kind: "run_step" as const,
+    })),
+  ),
+  ...RESPONSE_TERMINAL_STATUSES.map(responseOutboxWord).flatMap((word) =>
+    Array.from({ length: TABLE_SCHEMA.responseOutboxShards }, (_, shard) => ({
+      word,
+      shard,
+      kind: "response" as const,
+    })),
+  ),
+];
+// The item key prefix of each kind's outbox entries: a watermark's mark ends with the entry's id.
+const ENTRY_PREFIX = { run_step: TABLE_SCHEMA.prefixes.step, response: TABLE_SCHEMA.prefixes.response };
 
 const NEW_ONLY = `attribute_not_exists(${n(A.key)})`;
 const AT_VERSION = `${n(A.version)} = :version`;
@@ -384,7 +406,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
           "recoverOutbox",
           OUTBOX.name,
           OUTBOX_UP_TO,
-          { ":ob": { S: outboxPartition(partition.status, partition.shard) }, ":upTo": { S: upTo } },
+          { ":ob": { S: outboxPartition(partition.word, partition.shard) }, ":upTo": { S: upTo } },
           { limit: OUTBOX_PAGE, start: watermark.start },
         );
         // Stryker disable next-line ArrayDeclaration: a query that does not select COUNT always answers Items.
@@ -392,7 +414,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
         const last = entries.at(-1);
         if (!last) break;
         checked += entries.length;
-        recovered += await this.#recoverEntries(entries, nowMs);
+        recovered += await this.#recoverEntries(entries, nowMs, partition.kind);
         const advanced = await this.#writeWatermark(partition, last, watermark.version);
         // Another sweeper moved this partition's watermark meanwhile: it is working here, go elsewhere.
         if (!advanced || !page.LastEvaluatedKey) break;
@@ -434,28 +456,32 @@ export class DynamoDeliveryStore implements DeliveryStore {
     );
   }
 
-  async #recoverEntries(entries: readonly Item[], nowMs: number): Promise<number> {
+  async #recoverEntries(
+    entries: readonly Item[],
+    nowMs: number,
+    kind: OutboxPartition["kind"],
+  ): Promise<number> {
     const owed = entries.flatMap((entry) => {
-      // A terminal step's outbox entry has its key, status and run id (the index projects them):
-      // `?.` and `?? ""` are for the types.
+      // A terminal step's or response's outbox entry has its key, status and run id (the index
+      // projects them): `?.` and `?? ""` are for the types.
       // Stryker disable next-line OptionalChaining,StringLiteral: see above.
-      const stepId = stepIdOfKey(entry[A.key]?.S ?? "");
+      const subjectId = (entry[A.key]?.S ?? "").slice(ENTRY_PREFIX[kind].length);
       // Stryker disable next-line OptionalChaining: see above.
-      const event = `run_step.${entry[A.status]?.S}`;
+      const event = `${kind}.${entry[A.status]?.S}`;
       // Stryker disable next-line OptionalChaining,StringLiteral: see above.
       const runId = entry[A.runId]?.S ?? "";
-      return (entry[A.owedSinks]?.SS ?? []).map((sink) => ({ stepId, sink, event, runId }));
+      return (entry[A.owedSinks]?.SS ?? []).map((sink) => ({ subjectId, sink, event, runId }));
     });
-    const existing = await batchGet(
-      this.#client,
-      this.#table,
-      owed.map((o) => deliveryKey({ kind: "run_step", subjectId: o.stepId, sink: o.sink })),
-      { operation: "recoverOutbox", consistent: true, attributes: [] },
-    );
+    const keys = owed.map((o) => deliveryKey({ kind, subjectId: o.subjectId, sink: o.sink }));
+    const existing = await batchGet(this.#client, this.#table, keys, {
+      operation: "recoverOutbox",
+      consistent: true,
+      attributes: [],
+    });
     let recovered = 0;
-    for (const o of owed) {
-      if (existing.has(deliveryKey({ kind: "run_step", subjectId: o.stepId, sink: o.sink }))) continue;
-      const subject = { kind: "run_step", id: o.stepId, runId: o.runId } as const;
+    for (const [i, o] of owed.entries()) {
+      if (existing.has(keys[i] as string)) continue;
+      const subject = { kind, id: o.subjectId, runId: o.runId };
       if (await this.create(newDelivery({ sink: o.sink, event: o.event }, subject, nowMs))) recovered++;
     }
     return recovered;
@@ -464,7 +490,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
   async #readWatermark(
     partition: OutboxPartition,
   ): Promise<{ mark: string | undefined; start: Item | undefined; version: number }> {
-    const key = watermarkKey(partition.status, partition.shard);
+    const key = watermarkKey(partition.word, partition.shard);
     const { Item: item } = await guardStore(
       "readWatermark",
       this.#client.send(
@@ -478,9 +504,9 @@ export class DynamoDeliveryStore implements DeliveryStore {
       mark === undefined
         ? undefined
         : {
-            [A.outboxShard]: { S: outboxPartition(partition.status, partition.shard) },
+            [A.outboxShard]: { S: outboxPartition(partition.word, partition.shard) },
             [A.appliedAtMs]: { S: mark },
-            [A.key]: { S: `${TABLE_SCHEMA.prefixes.step}${mark.slice(mark.indexOf("#") + 1)}` },
+            [A.key]: { S: `${ENTRY_PREFIX[partition.kind]}${mark.slice(mark.indexOf("#") + 1)}` },
           };
     return { mark, start, version: num(item?.[A.version]) };
   }
@@ -498,7 +524,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
       await this.#client.send(
         new UpdateItemCommand({
           TableName: this.#table,
-          Key: keyOf(watermarkKey(partition.status, partition.shard)),
+          Key: keyOf(watermarkKey(partition.word, partition.shard)),
           UpdateExpression: update,
           ConditionExpression: condition,
           ExpressionAttributeNames: namesFor(update, condition),

@@ -4,6 +4,7 @@ import {
   missingSubject,
   newDelivery,
   parseDeliveryId,
+  type SubjectRef,
 } from "../domain/delivery.js";
 import { notificationMessageId } from "../domain/notification-payloads.js";
 import { revived } from "../domain/retry-policy.js";
@@ -97,7 +98,7 @@ export class DeliveryOperations {
    * recorded is being attempted right now (or its instance died and the outbox recovery will
    * record it): it shows as pending, with no attempt yet.
    */
-  async forStep(step: {
+  forStep(step: {
     readonly id: string;
     readonly runId: string;
     readonly status: RunStepStatus;
@@ -105,18 +106,29 @@ export class DeliveryOperations {
     /** When the terminal transition was applied: an unrecorded delivery was created then. */
     readonly appliedAtMs: number;
   }): Promise<DeliveryView[]> {
-    // Stryker disable next-line ConditionalExpression,StringLiteral: only a terminal apply sets owed sinks, so an in_progress step gives [] either way; this narrows the status for notificationEvent.
-    if (step.status === "in_progress") return [];
+    // Stryker disable next-line ConditionalExpression,StringLiteral: only a terminal apply sets owed sinks, so an in_progress step gives [] either way.
+    if (step.status === "in_progress") return Promise.resolve([]);
+    return this.forSubject(
+      { kind: "run_step", id: step.id, runId: step.runId },
+      `run_step.${step.status}`,
+      step,
+    );
+  }
+
+  /** The deliveries a subject's transition owes (see {@link forStep}), of any kind of subject. */
+  async forSubject(
+    subject: SubjectRef,
+    event: string,
+    owed: { readonly owedSinks: readonly string[]; readonly appliedAtMs: number },
+  ): Promise<DeliveryView[]> {
     const found = await this.#d.deliveries.getMany(
-      step.owedSinks.map((sink) => ({ kind: "run_step", subjectId: step.id, sink })),
+      owed.owedSinks.map((sink) => ({ kind: subject.kind, subjectId: subject.id, sink })),
     );
     const bySink = new Map(found.map((d) => [d.sink, d]));
-    const event = `run_step.${step.status}`;
-    const subject = { kind: "run_step", id: step.id, runId: step.runId } as const;
-    const all = step.owedSinks.map(
+    const all = owed.owedSinks.map(
       (sink) =>
         bySink.get(sink) ?? {
-          ...newDelivery({ sink, event }, subject, step.appliedAtMs),
+          ...newDelivery({ sink, event }, subject, owed.appliedAtMs),
           nextAttemptMs: null,
         },
     );

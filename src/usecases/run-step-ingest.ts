@@ -1,7 +1,6 @@
 import {
   isQuarantineId,
   type QuarantinedRequest,
-  quarantineId,
   type Refusal,
   type Replay,
 } from "../domain/quarantined-request.js";
@@ -14,17 +13,9 @@ import type { Logger } from "../observability/logger.js";
 import type { QuarantineStore } from "../store/quarantine-store.js";
 import type { AppliedSnapshot, Page, StepStore } from "../store/step-store.js";
 import { ItemTooLargeError } from "../store/store-errors.js";
+import { keepRefused, type SignedRequest } from "./keep-refused.js";
 
-/** A request whose Standard Webhooks signature was verified, as the HTTP edge hands it over. */
-export interface SignedRequest {
-  readonly body: Uint8Array;
-  readonly webhookId: string;
-  /** The verified `webhook-timestamp`, Unix seconds. */
-  readonly timestamp: number;
-  /** The signature headers and content type as received, kept with a refused request. */
-  readonly headers: Readonly<Record<string, string>>;
-  readonly requestId: string;
-}
+export type { SignedRequest } from "./keep-refused.js";
 
 /** What became of a body: applied to its step, acknowledged (a delta), or refused. */
 export type IngestResult =
@@ -67,12 +58,6 @@ export interface RunStepIngestDeps {
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
-// The record keeps the body whole (up to MAX_BODY_BYTES), so what else it keeps is bounded: an
-// issue's path can name a key as long as the body, which would take the item past 400 KB.
-const MAX_KEPT_ISSUE = 1024;
-const MAX_KEPT_HEADER = 4096;
-const clip = (text: string, max: number) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
-
 /**
  * Ingest of a run step event (SPEC §3) and replay of quarantined requests, between the HTTP edge
  * (which checks the media type, size and signature) and the stores. A signed body that is refused
@@ -92,29 +77,8 @@ export class RunStepIngest {
   async ingest(request: SignedRequest): Promise<IngestAnswer> {
     const result = await this.#apply(request.body, request.timestamp, request.requestId);
     if (result.kind !== "refused") return result;
-    const id = await quarantineId(request.webhookId);
-    const receivedAtMs = this.#nowMs();
-    const record: QuarantinedRequest = {
-      id,
-      receivedAtMs,
-      expiresAt: Math.floor(receivedAtMs / 1000) + this.#deps.quarantineDays * 86_400,
-      webhookId: request.webhookId,
-      webhookTimestamp: request.timestamp,
-      headers: Object.fromEntries(
-        Object.entries(request.headers).map(([k, v]) => [k, clip(v, MAX_KEPT_HEADER)]),
-      ),
-      bodyBytes: request.body.byteLength,
-      refusal: {
-        ...result.refusal,
-        issues: result.refusal.issues.map((i) => ({
-          path: clip(i.path, MAX_KEPT_ISSUE),
-          message: clip(i.message, MAX_KEPT_ISSUE),
-        })),
-      },
-      replay: null,
-      version: 1,
-    };
-    await this.#deps.quarantine.keep(record, request.body);
+    const { quarantine, quarantineDays } = this.#deps;
+    const id = await keepRefused(quarantine, request, result.refusal, quarantineDays, this.#nowMs());
     return { ...result, quarantineId: id };
   }
 

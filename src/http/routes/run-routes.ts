@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import * as v from "valibot";
-import type { StepStore } from "../../store/step-store.js";
+import type { ResponseStore } from "../../store/response-store.js";
+import type { RunRollup, StepStore } from "../../store/step-store.js";
 import {
   count,
   DEFAULT_PAGE_SIZE,
@@ -11,6 +12,7 @@ import {
 } from "../api-schemas.js";
 import { fail, toStepResponse } from "../responses.js";
 import { describe, validate } from "../route-docs.js";
+import { responseProjection } from "./response-routes.js";
 
 const TokenSumsSchema = v.object({
   prompt_tokens: count,
@@ -38,8 +40,14 @@ export const RunRollupResponseSchema = v.object({
 
 type RunRollupResponse = v.InferOutput<typeof RunRollupResponseSchema>;
 
-/** `/v1/runs`: a run's rollup and its steps in order. Mounted behind the API's bearer auth. */
-export function runRoutes(store: StepStore): Hono {
+// A page of a response's projected steps goes on from this position (SPEC §9: its output items).
+const RESPONSE_CURSOR = /^r(\d{1,6})$/;
+
+/**
+ * `/v1/runs`: a run's rollup and its steps in order. Mounted behind the API's bearer auth. A
+ * response is a run too (SPEC §9): its rollup and steps are projected from the stored response.
+ */
+export function runRoutes(store: StepStore, responses?: ResponseStore): Hono {
   const routes = new Hono();
 
   routes.get(
@@ -56,11 +64,18 @@ export function runRoutes(store: StepStore): Hono {
     validate("query", ListQuerySchema),
     async (c) => {
       const { limit, cursor } = c.req.valid("query");
-      const page = await store.listRunSteps(
-        c.req.param("run_id"),
-        limit ?? DEFAULT_PAGE_SIZE,
-        cursor ?? null,
-      );
+      const runId = c.req.param("run_id");
+      const size = limit ?? DEFAULT_PAGE_SIZE;
+      // A response's page (its cursor says so), or its first page when no step has this run id.
+      if (cursor && RESPONSE_CURSOR.test(cursor)) {
+        const projected = await projectedSteps(runId, cursor, size);
+        if (projected) return c.json(projected);
+      }
+      const page = await store.listRunSteps(runId, size, cursor ?? null);
+      if (page.items.length === 0 && !cursor) {
+        const projected = await projectedSteps(runId, null, size);
+        if (projected) return c.json(projected);
+      }
       // A listing shows each step's own fields; its deliveries are one GET of the step away.
       return c.json({
         data: page.items.map((stored) => toStepResponse(stored, [])),
@@ -83,7 +98,7 @@ export function runRoutes(store: StepStore): Hono {
     }),
     async (c) => {
       const runId = c.req.param("run_id");
-      const rollup = await store.getRunRollup(runId);
+      const rollup = (await store.getRunRollup(runId)) ?? (await responseRollup(runId));
       if (!rollup) return fail(c, 404, "not_found", `no run ${runId}`);
       return c.json<RunRollupResponse>({
         run_id: rollup.runId,
@@ -96,6 +111,52 @@ export function runRoutes(store: StepStore): Hono {
       });
     },
   );
+
+  // A response's steps, in output order, when `runId` names a stored response; else null.
+  async function projectedSteps(runId: string, cursor: string | null, limit: number) {
+    const position = cursor === null ? 0 : Number(RESPONSE_CURSOR.exec(cursor)?.[1] ?? Number.NaN);
+    if (!responses || Number.isNaN(position)) return null;
+    const stored = await responses.get(runId);
+    const projection = stored && responseProjection(stored.document);
+    if (!stored || !projection) return null;
+    const steps = projection.steps.slice(position, position + limit);
+    const next = position + limit < projection.steps.length ? `r${position + limit}` : null;
+    return {
+      data: steps.map((step) => ({
+        ...step,
+        object: "thread.run.step",
+        usage: null,
+        metadata: null,
+        received_at: stored.receivedAt,
+        updated_at: stored.updatedAt,
+        conflicts: 0,
+        deliveries: [],
+      })),
+      next_cursor: next,
+    };
+  }
+
+  // A response's rollup: its steps counted by status, its usage (SPEC §9: input → prompt tokens).
+  async function responseRollup(runId: string): Promise<RunRollup | null> {
+    const stored = responses ? await responses.get(runId) : null;
+    const projection = stored && responseProjection(stored.document);
+    if (!stored || !projection) return null;
+    const steps = { total: 0, in_progress: 0, completed: 0, failed: 0, cancelled: 0, expired: 0 };
+    for (const step of projection.steps) {
+      steps.total++;
+      steps[step.status]++;
+    }
+    const { run } = projection;
+    return {
+      runId: run.run_id,
+      threadId: run.thread_id,
+      assistantId: run.assistant_id,
+      steps,
+      usage: run.usage ?? { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 },
+      firstCreatedAt: run.created_at,
+      lastUpdatedAt: stored.updatedAt,
+    };
+  }
 
   return routes;
 }

@@ -1,0 +1,392 @@
+import pLimit, { type LimitFunction } from "p-limit";
+import { newEventRecord, type OpenAiEventRecord } from "../domain/openai/openai-event-record.js";
+import { parseOpenAiWebhookEvent } from "../domain/openai/openai-webhook-event.js";
+import { isTerminalResponseStatus, type ResponseObject } from "../domain/openai/response-object.js";
+import type { Refusal } from "../domain/quarantined-request.js";
+import { shuffled } from "../domain/shuffled.js";
+import type { ApplyOutcome } from "../domain/state-rules.js";
+import { AGENT_SESSION_KIND } from "../domain/subjects/agent-session-kind.js";
+import { RESPONSE_KIND } from "../domain/subjects/response-kind.js";
+import type { Notifier } from "../notify/notifier.js";
+import { describeError, type Logger } from "../observability/logger.js";
+import type { Metrics } from "../observability/metrics.js";
+import type { OpenAiApiClient } from "../sources/openai-api-client.js";
+import type { DeliveryStore } from "../store/delivery-store.js";
+import { hydrationLeaseKey, type OpenAiEventStore } from "../store/openai-event-store.js";
+import type { QuarantineStore } from "../store/quarantine-store.js";
+import type { ResponseStore } from "../store/response-store.js";
+import { keepRefused, type SignedRequest } from "./keep-refused.js";
+
+/** What became of an OpenAI event (SPEC §9). */
+export type OpenAiIngestAnswer =
+  | {
+      readonly kind: "recorded";
+      readonly eventId: string;
+      readonly type: string;
+      readonly outcome: "accepted" | "duplicate";
+      /** The first hydration, to run after the answer; null for a duplicate. */
+      readonly hydration: Promise<void> | null;
+    }
+  | { readonly kind: "ignored"; readonly eventId: string; readonly type: string }
+  | { readonly kind: "refused"; readonly refusal: Refusal; readonly quarantineId: string };
+
+/** What one hydration sweep did. */
+export interface HydrationReport {
+  readonly attempts: number;
+  readonly hydrated: number;
+  readonly retrying: number;
+  readonly failed: number;
+}
+
+/** Where OpenAI's API stands for this deployment, as `GET /v1/sources` shows it. */
+export interface SourceState {
+  readonly name: "openai";
+  /** `ok` after a success; `unauthorized` after a 401/403 (events wait); `failing` after other errors; `unconfigured` without OPENAI_API_KEY. */
+  readonly state: "ok" | "unauthorized" | "failing" | "unconfigured" | "unknown";
+  readonly lastSuccessAtMs: number | null;
+  readonly lastFailure: { readonly atMs: number; readonly error: string } | null;
+}
+
+/** What the OpenAI ingest needs. */
+export interface OpenAiIngestDeps {
+  readonly events: OpenAiEventStore;
+  readonly responses: ResponseStore;
+  readonly quarantine: QuarantineStore;
+  /** Leases of the hydration shards (the delivery store's: one lease mechanism for every sweeper). */
+  readonly leases: Pick<DeliveryStore, "acquireLease" | "releaseLease">;
+  /** OpenAI's API; null without OPENAI_API_KEY: events are recorded and wait, visibly. */
+  readonly api: OpenAiApiClient | null;
+  readonly notifier?: Notifier | undefined;
+  readonly logger: Logger;
+  readonly metrics?: Metrics | undefined;
+  readonly quarantineDays: number;
+  /** Fetches in flight from this process at once (OPENAI_HYDRATION_CONCURRENCY). */
+  readonly concurrency: number;
+  /** The API's per-request time-out: a lease outlasts the fetches it covers by it. */
+  readonly timeoutMs: number;
+  readonly nowMs?: () => number;
+  readonly random?: () => number;
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+// A retried fetch waits 1 s, doubling to 5 min at most: an API outage of any length is waited
+// out (SPEC §9: nothing is lost within the retention), and a recovered API drains in minutes.
+const FIRST_RETRY_MS = 1_000;
+const LONGEST_RETRY_MS = 300_000;
+// A key OpenAI refuses is tried again every minute: an operator who fixes it sees events flow.
+const UNAUTHORIZED_RETRY_MS = 60_000;
+const SWEEP_PAGE = 50;
+const LEASE_MARGIN_MS = 5_000;
+
+/**
+ * OpenAI's platform webhooks (SPEC §9): a thin event is recorded once, by its id, before its
+ * answer; its subject (a response, an agent session) is then fetched from the API, right after
+ * the answer and by the sweepers until it is, applied under the state rules, and its transition's
+ * notifications go out through the same pipeline as a run step's. Fetches run in their own lane
+ * (a per-process bound), so a slow API never slows a sink, and a slow sink never slows a fetch.
+ */
+export class OpenAiIngest {
+  readonly #d: OpenAiIngestDeps;
+  readonly #nowMs: () => number;
+  readonly #random: () => number;
+  readonly #lane: LimitFunction;
+  #source: SourceState;
+
+  constructor(deps: OpenAiIngestDeps) {
+    this.#d = deps;
+    this.#nowMs = deps.nowMs ?? Date.now;
+    this.#random = deps.random ?? Math.random;
+    this.#lane = pLimit(deps.concurrency);
+    this.#source = {
+      name: "openai",
+      state: deps.api ? "unknown" : "unconfigured",
+      lastSuccessAtMs: null,
+      lastFailure: null,
+    };
+  }
+
+  /** Verifiable by the edge, then read and recorded here; a refused body is quarantined. */
+  async ingest(request: SignedRequest): Promise<OpenAiIngestAnswer> {
+    const result = this.#read(request.body);
+    if (!result.ok) {
+      const { quarantine, quarantineDays } = this.#d;
+      const quarantineId = await keepRefused(
+        quarantine,
+        request,
+        result.refusal,
+        quarantineDays,
+        this.#nowMs(),
+        "openai",
+      );
+      this.#d.metrics?.openAiEvent("unknown", result.refusal.code);
+      return { kind: "refused", refusal: result.refusal, quarantineId };
+    }
+    const { event } = result;
+    if (event.kind === "ignored") {
+      this.#d.metrics?.openAiEvent(event.type, "ignored");
+      return { kind: "ignored", eventId: event.id, type: event.type };
+    }
+    const record = newEventRecord(
+      {
+        id: event.id,
+        type: event.type,
+        kind: event.kind,
+        subjectId: event.subjectId,
+        createdAt: event.createdAt,
+      },
+      this.#nowMs(),
+    );
+    const accepted = await this.#d.events.record(record);
+    this.#d.metrics?.openAiEvent(event.type, accepted ? "accepted" : "duplicate");
+    return {
+      kind: "recorded",
+      eventId: event.id,
+      type: event.type,
+      outcome: accepted ? "accepted" : "duplicate",
+      // A duplicate's first hydration is its original's: the sweepers retry it, not every copy.
+      hydration: accepted ? this.#track(record, request.requestId) : null,
+    };
+  }
+
+  /** Where the API stands, as this process last saw it. */
+  get source(): SourceState {
+    return this.#source;
+  }
+
+  /** Fetches every hydration due now, shard by shard under a lease, until done or `deadlineMs`. */
+  async sweep(deadlineMs: number): Promise<HydrationReport> {
+    const report = { attempts: 0, hydrated: 0, retrying: 0, failed: 0 };
+    if (!this.#d.api) return report;
+    const { events, leases } = this.#d;
+    const shards = Array.from({ length: events.hydrationShards }, (_, i) => i);
+    for (const shard of shuffled(shards, this.#random)) {
+      if (this.#nowMs() >= deadlineMs) break;
+      const due = await events.findDue(shard, this.#nowMs(), SWEEP_PAGE);
+      if (due.length === 0) continue;
+      const key = hydrationLeaseKey(shard);
+      const version = await leases.acquireLease(
+        key,
+        deadlineMs + this.#d.timeoutMs + LEASE_MARGIN_MS,
+        this.#nowMs(),
+      );
+      if (version === null) continue;
+      try {
+        // Read consistently under the lease: the index only says what may be due.
+        const ready = (await events.getMany(due.map((d) => d.id))).filter(
+          (e) => e.hydration === "pending" && (e.nextAttemptMs ?? 0) <= this.#nowMs(),
+        );
+        const outcomes = await Promise.all(
+          ready.map((record) =>
+            this.#nowMs() < deadlineMs ? this.#lane(() => this.#hydrate(record)) : null,
+          ),
+        );
+        for (const outcome of outcomes) {
+          if (outcome === null) continue;
+          report.attempts++;
+          if (outcome === "hydrated") report.hydrated++;
+          else if (outcome === "pending") report.retrying++;
+          else report.failed++;
+        }
+      } finally {
+        await leases.releaseLease(key, version);
+      }
+    }
+    return report;
+  }
+
+  #read(body: Uint8Array) {
+    let json: unknown;
+    try {
+      json = JSON.parse(utf8.decode(body));
+    } catch {
+      return { ok: false as const, refusal: refusal(400, "invalid_json", "body is not valid UTF-8 JSON") };
+    }
+    const parsed = parseOpenAiWebhookEvent(json);
+    if (!parsed.ok) {
+      return {
+        ok: false as const,
+        refusal: refusal(422, "invalid_payload", "not a valid OpenAI webhook event", parsed.issues),
+      };
+    }
+    return { ok: true as const, event: parsed.event };
+  }
+
+  // The first hydration, started after the answer, in the lane; never rejects (the sweepers retry).
+  #track(record: OpenAiEventRecord, requestId: string): Promise<void> {
+    if (!this.#d.api) return Promise.resolve();
+    return new Promise<void>((resolve) => setTimeout(resolve, 0))
+      .then(() => this.#lane(() => this.#hydrate(record, requestId)))
+      .then(
+        () => undefined,
+        (error: unknown) => {
+          this.#d.logger.warn("hydration failed; a sweep retries it", {
+            request_id: requestId,
+            event_id: record.id,
+            error: describeError(error),
+          });
+        },
+      );
+  }
+
+  // Fetches the event's subject, applies it, settles the event; the event's new state.
+  async #hydrate(record: OpenAiEventRecord, requestId?: string): Promise<OpenAiEventRecord["hydration"]> {
+    const api = this.#d.api;
+    // Stryker disable next-line ConditionalExpression: sweep and #track return before calling without an API.
+    if (!api) return record.hydration;
+    const started = this.#nowMs();
+    const fetched =
+      record.kind === "response"
+        ? await api.getResponse(record.subjectId)
+        : await api.getSession(record.subjectId);
+    const ended = this.#nowMs();
+    const attempts = record.attempts + 1;
+    const context = { request_id: requestId, event_id: record.id, subject_id: record.subjectId };
+    if (!fetched.ok) {
+      this.#d.metrics?.hydration(record.kind, fetched.kind, (ended - started) / 1000);
+      this.#noteFailure(fetched.kind, fetched.message, ended);
+      const final = fetched.kind === "not_found" || fetched.kind === "invalid";
+      const next: OpenAiEventRecord = {
+        ...record,
+        attempts,
+        hydration: final ? fetched.kind : "pending",
+        lastError: fetched.message,
+        nextAttemptMs: final ? null : ended + this.#retryDelay(attempts, fetched.kind, fetched.retryAfterMs),
+        version: record.version + 1,
+      };
+      await this.#d.events.replace(next);
+      this.#d.logger.info("hydration", {
+        ...context,
+        attempt: attempts,
+        outcome: fetched.kind,
+        status: fetched.status,
+      });
+      return next.hydration;
+    }
+    this.#d.metrics?.hydration(record.kind, "hydrated", (ended - started) / 1000);
+    this.#noteSuccess(ended);
+    const hydrated: OpenAiEventRecord = {
+      ...record,
+      attempts,
+      hydration: "hydrated",
+      lastError: null,
+      nextAttemptMs: null,
+      hydratedAtMs: ended,
+      version: record.version + 1,
+    };
+    if (record.kind === "response") {
+      const raw = fetched.raw as Record<string, unknown>;
+      const outcome = await this.#applyResponse(
+        fetched.value as ResponseObject,
+        raw,
+        record,
+        ended,
+        requestId,
+      );
+      await this.#d.events.replace(hydrated);
+      this.#d.logger.info("hydration", {
+        ...context,
+        attempt: attempts,
+        outcome,
+        status: (fetched.value as ResponseObject).status,
+      });
+    } else {
+      // A session's event keeps the session as fetched now: what its notification says.
+      const raw = fetched.raw as Record<string, unknown>;
+      if (await this.#d.events.replace(hydrated, raw)) await this.#notifySession(record, raw, requestId);
+      this.#d.logger.info("hydration", { ...context, attempt: attempts, outcome: "hydrated" });
+    }
+    return "hydrated";
+  }
+
+  async #applyResponse(
+    response: ResponseObject,
+    document: Record<string, unknown>,
+    record: OpenAiEventRecord,
+    hydratedAtMs: number,
+    requestId: string | undefined,
+  ): Promise<ApplyOutcome> {
+    const { notifier } = this.#d;
+    const terminal = isTerminalResponseStatus(response.status);
+    const subject = RESPONSE_KIND.view(document);
+    const intents = notifier && terminal ? notifier.intentsFor(subject, response.status) : [];
+    const outcome = await this.#d.responses.apply({
+      response,
+      document,
+      eventId: record.id,
+      hydratedAtMs,
+      intents,
+    });
+    if (outcome === "conflict") {
+      this.#d.logger.warn("conflicting terminal status ignored", {
+        request_id: requestId,
+        response_id: response.id,
+        status: response.status,
+      });
+    }
+    if (notifier && intents.length > 0 && (outcome === "created" || outcome === "updated")) {
+      await notifier.deliverPrompt({
+        ref: { kind: "response", id: response.id, runId: response.id },
+        subject,
+        document,
+        intents,
+        ...(requestId ? { requestId } : {}),
+      });
+    }
+    return outcome;
+  }
+
+  // One notification per OpenAI event id of a session (SPEC §9): the event is the subject.
+  async #notifySession(record: OpenAiEventRecord, session: Record<string, unknown>, requestId?: string) {
+    const { notifier } = this.#d;
+    if (!notifier) return;
+    const word = record.type.slice(`${AGENT_SESSION_KIND.eventPrefix}.`.length);
+    const subject = AGENT_SESSION_KIND.view(session);
+    const intents = notifier.intentsFor(subject, word);
+    if (intents.length === 0) return;
+    await notifier.deliverPrompt({
+      ref: { kind: "agent_session", id: record.id, runId: record.subjectId },
+      subject,
+      document: session,
+      intents,
+      ...(requestId ? { requestId } : {}),
+    });
+  }
+
+  #retryDelay(attempts: number, kind: string, retryAfterMs: number | null): number {
+    if (kind === "unauthorized") return UNAUTHORIZED_RETRY_MS;
+    const backoff = Math.min(LONGEST_RETRY_MS, FIRST_RETRY_MS * 2 ** (attempts - 1));
+    // ±10% jitter, so a recovered API is not met by every pending event at once.
+    const jittered = backoff * (0.9 + 0.2 * this.#random());
+    return Math.round(Math.max(jittered, Math.min(retryAfterMs ?? 0, LONGEST_RETRY_MS)));
+  }
+
+  #noteSuccess(atMs: number) {
+    if (this.#source.state !== "ok") this.#d.logger.info("OpenAI API reachable", { source: "openai" });
+    this.#source = { ...this.#source, state: "ok", lastSuccessAtMs: atMs };
+  }
+
+  #noteFailure(kind: string, error: string, atMs: number) {
+    // 404 and unreadable answers say nothing of the API's health; the rest do.
+    if (kind === "not_found" || kind === "invalid") return;
+    const state = kind === "unauthorized" ? "unauthorized" : "failing";
+    // One line per change, not per event: a revoked key during a burst is one line.
+    if (this.#source.state !== state) {
+      this.#d.logger.warn(
+        state === "unauthorized"
+          ? "OpenAI refused OPENAI_API_KEY: events wait until it is fixed"
+          : "OpenAI API failing: events wait and are retried",
+        { source: "openai", error },
+      );
+    }
+    this.#source = { ...this.#source, state, lastFailure: { atMs, error } };
+  }
+}
+
+function refusal(
+  status: Refusal["status"],
+  code: Refusal["code"],
+  message: string,
+  issues: Refusal["issues"] = [],
+): Refusal {
+  return { status, code, message, issues };
+}

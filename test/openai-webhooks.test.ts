@@ -1,0 +1,294 @@
+import OpenAI from "openai";
+import { Webhook } from "standardwebhooks";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { generateWebhookSecret } from "../src/domain/webhook-secret.js";
+import { completedResponse, failedResponse, incompleteResponse } from "./fixtures/openai-objects.js";
+import { type FakeOpenAi, startFakeOpenAi } from "./support/fake-openai.js";
+import { eventually, type SinkServer, startSinkServer } from "./support/sink-server.js";
+import { createTestApp, TEST_TOKEN, type TestApp } from "./support/test-app.js";
+import { startTestStore, type TestStore } from "./support/test-store.js";
+
+// SPEC §9 end to end: a thin OpenAI event, signed as OpenAI signs it, recorded once, hydrated from
+// a loopback stand-in of OpenAI's API, stored, projected, and notified once to real loopback sinks.
+
+const API_KEY = "sk-test-0123456789abcdef";
+const openAiSecret = generateWebhookSecret();
+const hookSecret = generateWebhookSecret();
+let store: TestStore;
+let api: FakeOpenAi;
+let hook: SinkServer;
+let slack: SinkServer;
+let seq = 0;
+const uid = (prefix: string) => `${prefix}_${Date.now().toString(36)}_${seq++}`;
+
+beforeAll(async () => {
+  [store, api, hook, slack] = await Promise.all([
+    startTestStore(),
+    startFakeOpenAi({ apiKey: API_KEY }),
+    startSinkServer(),
+    startSinkServer(),
+  ]);
+});
+afterAll(async () => {
+  await Promise.all([store.stop(), api.close(), hook.close(), slack.close()]);
+});
+afterEach(() => {
+  api.outage = "off";
+  api.unauthorized = false;
+  api.latencyMs = 0;
+});
+
+const instance = (env: Record<string, string> = {}) =>
+  createTestApp(store, {
+    OPENAI_WEBHOOK_SECRET: openAiSecret,
+    OPENAI_API_KEY: API_KEY,
+    OPENAI_BASE_URL: api.url,
+    NOTIFY_RETRY_SCHEDULE: "1,1",
+    NOTIFY_SINKS: JSON.stringify([
+      {
+        name: "hook",
+        type: "webhook",
+        url: hook.url,
+        secret: hookSecret,
+        on: ["response.failed", "response.completed", "response.incomplete"],
+      },
+      { name: "chat", type: "slack", url: slack.url, on: ["response.failed"] },
+    ]),
+    ...env,
+  });
+
+/** A response fixture under a fresh id, served by the stand-in. */
+function serve(fixture: Record<string, unknown>): Record<string, unknown> {
+  const response = { ...fixture, id: uid(String(fixture.id)) };
+  api.responses.set(String(response.id), response);
+  return response;
+}
+
+/** A thin event for `subject`, as OpenAI sends it. */
+const thin = (type: string, subject: string, id = uid("evt")) => ({
+  id,
+  object: "event",
+  created_at: Math.floor(Date.now() / 1000),
+  type,
+  data: { id: subject },
+});
+
+/** POSTs an event to the OpenAI route signed with the standardwebhooks library, as OpenAI signs. */
+async function deliver(app: TestApp, event: unknown, secret = openAiSecret) {
+  const body = JSON.stringify(event);
+  const id = `wh_${uid("m")}`;
+  const now = new Date();
+  const headers = {
+    "content-type": "application/json",
+    "webhook-id": id,
+    "webhook-timestamp": String(Math.floor(now.getTime() / 1000)),
+    "webhook-signature": new Webhook(secret).sign(id, now, body),
+  };
+  const response = await app.app.request("/v1/webhooks/openai", { method: "POST", headers, body });
+  return { response, body, headers };
+}
+
+const json = async (response: Response) => (await response.json()) as Record<string, unknown>;
+const hookBodies = (responseId: string) =>
+  hook.received
+    .filter((r) => r.body.includes(responseId))
+    .map((r) => JSON.parse(r.body) as Record<string, unknown>);
+
+describe("POST /v1/webhooks/openai (SPEC §9)", () => {
+  it("a thin response.failed is recorded, hydrated, stored as fetched, and notified once to each subscribed sink", async () => {
+    const app = await instance();
+    const response = serve(failedResponse);
+    const event = thin("response.failed", String(response.id));
+    const { response: answer, body, headers } = await deliver(app, event);
+    expect(answer.status).toBe(200);
+    expect(await answer.json()).toEqual({ event_id: event.id, type: "response.failed", outcome: "accepted" });
+    // The same request is one OpenAI's own SDK accepts: our verification and OpenAI's agree.
+    const unwrapped = await new OpenAI({ apiKey: "x", webhookSecret: openAiSecret }).webhooks.unwrap(
+      body,
+      headers,
+    );
+    expect(unwrapped).toMatchObject({ id: event.id, type: "response.failed" });
+
+    await eventually(async () => (hookBodies(String(response.id)).length === 1 ? true : undefined));
+    await eventually(async () =>
+      slack.received.some((r) => r.body.includes(String(response.id))) ? true : undefined,
+    );
+    const [sent] = hookBodies(String(response.id));
+    expect(sent).toMatchObject({ type: "response.failed", data: response });
+    const delivery = hook.received.find((r) => r.body.includes(String(response.id)));
+    expect(delivery?.headers["webhook-id"]).toBe(`msg_${response.id}_response.failed_hook`);
+    // The receiver verifies it with the sink's secret, needing no OpenAI credentials.
+    expect(() =>
+      new Webhook(hookSecret).verify(delivery?.body ?? "", delivery?.headers as Record<string, string>),
+    ).not.toThrow();
+    const message = slack.received.find((r) => r.body.includes(String(response.id)));
+    expect(message?.body).toContain("server_error");
+    expect(message?.body).toContain("The model produced invalid content.");
+    expect(message?.body).toContain(String(failedResponse.model));
+
+    const stored = await json(await app.get(`/v1/responses/${response.id}`));
+    expect(stored).toMatchObject({
+      ...response,
+      events: [{ id: event.id, type: "response.failed", hydration: "hydrated", attempts: 1 }],
+    });
+    expect(stored.deliveries).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          sink: "hook",
+          event: "response.failed",
+          subject: { kind: "response", id: response.id },
+        }),
+        expect.objectContaining({ sink: "chat", event: "response.failed" }),
+      ]),
+    );
+  });
+
+  it("duplicates ×3 and the same transition from another event are one notification; an ignored type is acknowledged and not stored", async () => {
+    const app = await instance();
+    const response = serve(completedResponse);
+    const event = thin("response.completed", String(response.id));
+    const answers = await Promise.all([1, 2, 3].map(() => deliver(app, event)));
+    const outcomes = await Promise.all(answers.map(async (a) => (await json(a.response)).outcome));
+    expect(outcomes.sort()).toEqual(["accepted", "duplicate", "duplicate"]);
+    await eventually(async () => (hookBodies(String(response.id)).length === 1 ? true : undefined));
+    // Another event announcing the same transition: fetched again, unchanged, nobody told twice.
+    expect(
+      (await json((await deliver(app, thin("response.completed", String(response.id)))).response)).outcome,
+    ).toBe("accepted");
+    await app.drain();
+    await app.sweep();
+    expect(hookBodies(String(response.id))).toHaveLength(1);
+
+    const ignored = await deliver(app, { ...thin("batch.completed", "batch_1"), data: { id: "batch_1" } });
+    expect(await ignored.response.json()).toMatchObject({ outcome: "ignored", type: "batch.completed" });
+    expect((await app.get("/v1/responses/batch_1")).status).toBe(404);
+  });
+
+  it("an API outage loses nothing: the event waits (GET /v1/sources shows it) and a sweep after the outage hydrates and notifies it", async () => {
+    const app = await instance();
+    const response = serve(incompleteResponse);
+    api.outage = "destroy";
+    const event = thin("response.incomplete", String(response.id));
+    expect((await deliver(app, event)).response.status).toBe(200);
+    await app.drain();
+    await eventually(async () => {
+      const sources = await json(await app.get("/v1/sources"));
+      const [openai] = sources.data as Array<Record<string, unknown>>;
+      return openai?.state === "failing" && Number(openai.pending_hydrations) >= 1 ? openai : undefined;
+    });
+    expect(await json(await app.get(`/v1/responses/${response.id}`))).toMatchObject({
+      error: { code: "not_found" },
+    });
+
+    api.outage = "off";
+    // Its retry is due within a few seconds (1 s backoff, jittered).
+    await eventually(
+      async () => {
+        await app.sweep();
+        return hookBodies(String(response.id)).length === 1 ? true : undefined;
+      },
+      15_000,
+      250,
+    );
+    expect(hookBodies(String(response.id))[0]).toMatchObject({ type: "response.incomplete", data: response });
+    const sources = (await json(await app.get("/v1/sources"))).data as Array<Record<string, unknown>>;
+    expect(sources[0]).toMatchObject({ name: "openai", state: "ok" });
+  });
+
+  it("404 marks the event not_found with the reason; a refused key leaves events waiting, visibly", async () => {
+    const app = await instance();
+    const missing = thin("response.failed", uid("resp_gone"));
+    expect((await deliver(app, missing)).response.status).toBe(200);
+    await app.drain();
+    await eventually(async () => {
+      const stored = await app.openai?.events.get(missing.id);
+      return stored?.hydration === "not_found" ? stored : undefined;
+    });
+    expect((await app.openai?.events.get(missing.id))?.lastError).toContain("HTTP 404");
+
+    api.unauthorized = true;
+    const response = serve(failedResponse);
+    const waiting = thin("response.failed", String(response.id));
+    await deliver(app, waiting);
+    await app.drain();
+    await eventually(async () => {
+      const sources = (await json(await app.get("/v1/sources"))).data as Array<Record<string, unknown>>;
+      return sources[0]?.state === "unauthorized" ? true : undefined;
+    });
+    expect(await app.openai?.events.get(waiting.id)).toMatchObject({ hydration: "pending", attempts: 1 });
+    expect(hookBodies(String(response.id))).toEqual([]);
+  });
+
+  it("two instances on one table: the same event to both is recorded once and notified once", async () => {
+    const [a, b] = await Promise.all([instance(), instance()]);
+    const response = serve(failedResponse);
+    const event = thin("response.failed", String(response.id));
+    const answers = await Promise.all([
+      deliver(a, event),
+      deliver(b, event),
+      deliver(a, event),
+      deliver(b, event),
+    ]);
+    const outcomes = await Promise.all(answers.map(async (x) => (await json(x.response)).outcome));
+    expect(outcomes.filter((o) => o === "accepted")).toHaveLength(1);
+    await Promise.all([a.drain(), b.drain()]);
+    await eventually(async () => (hookBodies(String(response.id)).length === 1 ? true : undefined));
+    await Promise.all([a.sweep(), b.sweep()]);
+    expect(hookBodies(String(response.id))).toHaveLength(1);
+  });
+
+  it("a response is a run: its rollup and its output items as steps, in output order", async () => {
+    const app = await instance();
+    const response = serve(completedResponse);
+    await deliver(app, thin("response.completed", String(response.id)));
+    await app.drain();
+    const run = await eventually(async () => {
+      const got = await app.get(`/v1/runs/${response.id}`);
+      return got.status === 200 ? json(got) : undefined;
+    });
+    expect(run).toMatchObject({
+      run_id: response.id,
+      thread_id: (completedResponse.conversation as { id: string }).id,
+      assistant_id: "pmpt_abc123",
+      usage: { prompt_tokens: 36, completion_tokens: 87, total_tokens: 123 },
+    });
+    const first = await json(await app.get(`/v1/runs/${response.id}/steps?limit=2`));
+    const items = (completedResponse.output as Array<{ id?: string }>).filter((item) => item.id);
+    expect((first.data as Array<{ id: string }>).map((s) => s.id)).toEqual(
+      items.slice(0, 2).map((i) => i.id),
+    );
+    expect((run.steps as { total: number }).total).toBe(items.length);
+    const second = await json(
+      await app.get(`/v1/runs/${response.id}/steps?limit=2&cursor=${first.next_cursor}`),
+    );
+    expect((second.data as Array<{ id: string }>).map((s) => s.id)).toEqual(
+      items.slice(2, 4).map((i) => i.id),
+    );
+  });
+
+  it("signed but not an OpenAI event: 422 and quarantined; unsigned or signed with WEBHOOK_SECRET: 401", async () => {
+    const app = await instance();
+    const refused = await deliver(app, { id: "evt_bad", type: "response.failed", data: {} });
+    expect(refused.response.status).toBe(422);
+    expect(await refused.response.json()).toMatchObject({ error: { code: "invalid_payload" } });
+    const wrong = await deliver(app, thin("response.failed", "resp_x"), app.secret);
+    expect(wrong.response.status).toBe(401);
+    const bare = await app.app.request("/v1/webhooks/openai", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
+    expect(bare.status).toBe(401);
+  });
+
+  it("without OPENAI_WEBHOOK_SECRET the route is not there", async () => {
+    const app = await createTestApp(store, {});
+    const answer = await app.app.request("/v1/webhooks/openai", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
+    expect(answer.status).toBe(404);
+    expect((await app.get("/v1/sources", TEST_TOKEN)).status).toBe(404);
+  });
+});
