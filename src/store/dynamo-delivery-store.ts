@@ -42,7 +42,6 @@ import {
   pendingPartition,
   probeLeaseKey,
   shardLeaseKey,
-  stepIdOfKey,
   subjectItemKey,
   watermarkKey,
 } from "./item-codec.js";
