@@ -2,7 +2,12 @@ import OpenAI from "openai";
 import { Webhook } from "standardwebhooks";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { generateWebhookSecret } from "../src/domain/webhook-secret.js";
-import { completedResponse, failedResponse, incompleteResponse } from "./fixtures/openai-objects.js";
+import {
+  completedResponse,
+  failedResponse,
+  functionCallSession,
+  incompleteResponse,
+} from "./fixtures/openai-objects.js";
 import { type FakeOpenAi, startFakeOpenAi } from "./support/fake-openai.js";
 import { eventually, type SinkServer, startSinkServer } from "./support/sink-server.js";
 import { createTestApp, TEST_TOKEN, type TestApp } from "./support/test-app.js";
@@ -50,9 +55,14 @@ const instance = (env: Record<string, string> = {}) =>
         type: "webhook",
         url: hook.url,
         secret: hookSecret,
-        on: ["response.failed", "response.completed", "response.incomplete"],
+        on: ["response.failed", "response.completed", "response.incomplete", "agent.session.action_required"],
       },
-      { name: "chat", type: "slack", url: slack.url, on: ["response.failed"] },
+      {
+        name: "chat",
+        type: "slack",
+        url: slack.url,
+        on: ["response.failed", "agent.session.action_required"],
+      },
     ]),
     ...env,
   });
@@ -279,6 +289,43 @@ describe("POST /v1/webhooks/openai (SPEC §9)", () => {
       body: "{}",
     });
     expect(bare.status).toBe(401);
+  });
+
+  it("an agent session's action_required: hydrated, the newest object kept, one notification per event id saying what is asked", async () => {
+    const app = await instance();
+    const session = { ...functionCallSession, id: uid("sess") };
+    api.sessions.set(session.id, session);
+    const first = thin("agent.session.action_required", session.id);
+    const second = thin("agent.session.action_required", session.id);
+    expect((await json((await deliver(app, first)).response)).outcome).toBe("accepted");
+    // created is taken (recorded, hydrated) but no sink is owed a notification for it.
+    expect(
+      (await json((await deliver(app, thin("agent.session.created", session.id))).response)).outcome,
+    ).toBe("accepted");
+    expect((await json((await deliver(app, second)).response)).outcome).toBe("accepted");
+    await app.drain();
+    const sent = await eventually(async () => {
+      const bodies = hookBodies(session.id);
+      return bodies.length === 2 ? bodies : undefined;
+    });
+    expect(sent.map((b) => b.type)).toEqual([
+      "agent.session.action_required",
+      "agent.session.action_required",
+    ]);
+    expect(sent[0]?.data).toEqual(session);
+    const ids = hook.received.filter((r) => r.body.includes(session.id)).map((r) => r.headers["webhook-id"]);
+    expect(new Set(ids)).toEqual(
+      new Set([
+        `msg_${first.id}_agent.session.action_required_hook`,
+        `msg_${second.id}_agent.session.action_required_hook`,
+      ]),
+    );
+    const message = await eventually(async () => slack.received.find((r) => r.body.includes(session.id)));
+    expect(message.body).toContain("function_call: lookup_order");
+    const stored = await json(await app.get(`/v1/agent-sessions/${session.id}`));
+    expect(stored).toMatchObject({ ...session, status: "requires_action" });
+    expect((stored.events as Array<{ id: string }>).map((e) => e.id).sort()).toHaveLength(3);
+    expect((await app.get(`/v1/agent-sessions/${uid("sess_none")}`)).status).toBe(404);
   });
 
   it("without OPENAI_WEBHOOK_SECRET the route is not there", async () => {

@@ -6,6 +6,7 @@ import { describeError, type Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { OpenAiEventStore } from "../store/openai-event-store.js";
 import type { ResponseStore } from "../store/response-store.js";
+import type { SessionStore } from "../store/session-store.js";
 import type { StepStore } from "../store/step-store.js";
 import { InvalidCursorError, StoreUnavailableError } from "../store/store-errors.js";
 import type { DeliveryOperations } from "../usecases/delivery-operations.js";
@@ -20,7 +21,7 @@ import { ingestRoutes } from "./routes/ingest-routes.js";
 import { metricsRoutes } from "./routes/metrics-routes.js";
 import { openAiRoutes } from "./routes/openai-routes.js";
 import { quarantineRoutes } from "./routes/quarantine-routes.js";
-import { responseRoutes, sourceRoutes } from "./routes/response-routes.js";
+import { responseRoutes, sessionRoutes, sourceRoutes } from "./routes/response-routes.js";
 import { runRoutes } from "./routes/run-routes.js";
 import { serviceRoutes } from "./routes/service-routes.js";
 import { sinkRoutes } from "./routes/sink-routes.js";
@@ -43,6 +44,7 @@ export interface AppDeps {
     readonly verifier: SignatureVerifier;
     readonly events: OpenAiEventStore;
     readonly responses: ResponseStore;
+    readonly sessions: SessionStore;
   };
   /** The operator's delivery and sink actions; absent, those endpoints answer 404. */
   readonly operations?: DeliveryOperations;
@@ -140,6 +142,7 @@ export function createApp(deps: AppDeps): Hono {
     "/v1/sinks",
     "/v1/quarantine",
     "/v1/responses",
+    "/v1/agent-sessions",
     "/v1/sources",
   ]) {
     app.use(path, auth);
@@ -152,6 +155,7 @@ export function createApp(deps: AppDeps): Hono {
       "/v1/responses",
       responseRoutes({ responses: openai.responses, events: openai.events, operations }),
     );
+    app.route("/v1/agent-sessions", sessionRoutes({ sessions: openai.sessions, events: openai.events }));
     app.route("/v1/sources", sourceRoutes({ ingest: openai.ingest, events: openai.events, nowMs }));
   }
   app.route("/v1/quarantine", quarantineRoutes(ingest));

@@ -18,6 +18,7 @@ import { DynamoSinkStore } from "../store/dynamo-sink-store.js";
 import { DynamoStepStore } from "../store/dynamo-step-store.js";
 import { OpenAiEventStore } from "../store/openai-event-store.js";
 import { ResponseStore } from "../store/response-store.js";
+import { SessionStore } from "../store/session-store.js";
 import { DeliveryOperations } from "../usecases/delivery-operations.js";
 import { OpenAiIngest } from "../usecases/openai-ingest.js";
 import { RunStepIngest } from "../usecases/run-step-ingest.js";
@@ -35,6 +36,7 @@ export interface Stepwatch {
     readonly ingest: OpenAiIngest;
     readonly events: OpenAiEventStore;
     readonly responses: ResponseStore;
+    readonly sessions: SessionStore;
   } | null;
   /** One sweep for due notification retries (the Worker's cron, the Lambda schedule, the Node interval). */
   sweep(): Promise<SweepReport>;
@@ -95,6 +97,7 @@ async function createOpenAi(
   const tableName = config.DYNAMODB_TABLE;
   const events = new OpenAiEventStore({ client, tableName, retentionDays: config.RETENTION_DAYS });
   const responses = new ResponseStore({ client, tableName, retentionDays: config.RETENTION_DAYS, ...clock });
+  const sessions = new SessionStore({ client, tableName, retentionDays: config.RETENTION_DAYS, ...clock });
   const timeoutMs = config.NOTIFY_TIMEOUT_MS;
   const api = config.OPENAI_API_KEY
     ? new OpenAiApiClient({
@@ -109,6 +112,7 @@ async function createOpenAi(
   const ingest = new OpenAiIngest({
     events,
     responses,
+    sessions,
     quarantine: parts.quarantine,
     leases: parts.deliveries,
     api,
@@ -126,7 +130,7 @@ async function createOpenAi(
     config.SIGNATURE_TOLERANCE_S,
     parts.hmac,
   );
-  return { ingest, verifier, events, responses };
+  return { ingest, verifier, events, responses, sessions };
 }
 
 /** SWEEP_BUDGET_MS when neither the variable nor the runtime sets one. */

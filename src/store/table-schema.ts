@@ -47,6 +47,8 @@ export const TABLE_SCHEMA = {
     response: "R#",
     /** OpenAI platform events `V#<event id>`: recorded once, with their hydration state. */
     event: "V#",
+    /** Agent sessions `A#<session id>`: the newest fetched object. */
+    session: "A#",
     /** Pending hydrations' `queue` partitions `H#<shard>`. */
     hydration: "H#",
   },
@@ -157,6 +159,8 @@ export const TABLE_SCHEMA = {
     promptId: "pid",
     /** String set of the OpenAI events whose hydration applied this object. */
     eventIds: "evs",
+    /** An agent session's `last_active_at`: the newest object wins. */
+    lastActiveAt: "lat",
   },
   indexes: {
     byRun: {

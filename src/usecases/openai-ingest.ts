@@ -1,4 +1,5 @@
 import pLimit, { type LimitFunction } from "p-limit";
+import type { AgentSessionObject } from "../domain/openai/agent-session-object.js";
 import { newEventRecord, type OpenAiEventRecord } from "../domain/openai/openai-event-record.js";
 import { parseOpenAiWebhookEvent } from "../domain/openai/openai-webhook-event.js";
 import { isTerminalResponseStatus, type ResponseObject } from "../domain/openai/response-object.js";
@@ -15,6 +16,7 @@ import type { DeliveryStore } from "../store/delivery-store.js";
 import { hydrationLeaseKey, type OpenAiEventStore } from "../store/openai-event-store.js";
 import type { QuarantineStore } from "../store/quarantine-store.js";
 import type { ResponseStore } from "../store/response-store.js";
+import type { SessionStore } from "../store/session-store.js";
 import { keepRefused, type SignedRequest } from "./keep-refused.js";
 
 /** What became of an OpenAI event (SPEC §9). */
@@ -51,6 +53,8 @@ export interface SourceState {
 export interface OpenAiIngestDeps {
   readonly events: OpenAiEventStore;
   readonly responses: ResponseStore;
+  /** Agent sessions' newest objects; absent, a session's event keeps its snapshot only. */
+  readonly sessions?: SessionStore | undefined;
   readonly quarantine: QuarantineStore;
   /** Leases of the hydration shards (the delivery store's: one lease mechanism for every sweeper). */
   readonly leases: Pick<DeliveryStore, "acquireLease" | "releaseLease">;
@@ -275,7 +279,7 @@ export class OpenAiIngest {
     };
     if (record.kind === "response") {
       const raw = fetched.raw as Record<string, unknown>;
-      const outcome = await this.#applyResponse(
+      const { outcome, notify } = await this.#applyResponse(
         fetched.value as ResponseObject,
         raw,
         record,
@@ -283,6 +287,9 @@ export class OpenAiIngest {
         requestId,
       );
       await this.#d.events.replace(hydrated);
+      // The notifier runs (and tracks) the deliveries in their sinks' lanes: the hydration lane
+      // does not wait on a sink.
+      void notify?.();
       this.#d.logger.info("hydration", {
         ...context,
         attempt: attempts,
@@ -292,7 +299,15 @@ export class OpenAiIngest {
     } else {
       // A session's event keeps the session as fetched now: what its notification says.
       const raw = fetched.raw as Record<string, unknown>;
-      if (await this.#d.events.replace(hydrated, raw)) await this.#notifySession(record, raw, requestId);
+      await this.#d.sessions?.apply({
+        session: fetched.value as AgentSessionObject,
+        document: raw,
+        eventId: record.id,
+        eventCreatedAt: record.createdAt,
+        hydratedAtMs: ended,
+      });
+      // Not awaited, as a response's: the notifier tracks its deliveries in their sinks' lanes.
+      if (await this.#d.events.replace(hydrated, raw)) void this.#notifySession(record, raw, requestId);
       this.#d.logger.info("hydration", { ...context, attempt: attempts, outcome: "hydrated" });
     }
     return "hydrated";
@@ -304,7 +319,7 @@ export class OpenAiIngest {
     record: OpenAiEventRecord,
     hydratedAtMs: number,
     requestId: string | undefined,
-  ): Promise<ApplyOutcome> {
+  ): Promise<{ outcome: ApplyOutcome; notify: (() => Promise<void>) | null }> {
     const { notifier } = this.#d;
     const terminal = isTerminalResponseStatus(response.status);
     const subject = RESPONSE_KIND.view(document);
@@ -323,16 +338,18 @@ export class OpenAiIngest {
         status: response.status,
       });
     }
-    if (notifier && intents.length > 0 && (outcome === "created" || outcome === "updated")) {
-      await notifier.deliverPrompt({
-        ref: { kind: "response", id: response.id, runId: response.id },
-        subject,
-        document,
-        intents,
-        ...(requestId ? { requestId } : {}),
-      });
-    }
-    return outcome;
+    const notifies = notifier && intents.length > 0 && (outcome === "created" || outcome === "updated");
+    const notify = notifies
+      ? () =>
+          notifier.deliverPrompt({
+            ref: { kind: "response", id: response.id, runId: response.id },
+            subject,
+            document,
+            intents,
+            ...(requestId ? { requestId } : {}),
+          })
+      : null;
+    return { outcome, notify };
   }
 
   // One notification per OpenAI event id of a session (SPEC §9): the event is the subject.

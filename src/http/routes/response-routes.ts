@@ -1,9 +1,11 @@
 import { Hono } from "hono";
 import * as v from "valibot";
+import type { OpenAiEventRecord } from "../../domain/openai/openai-event-record.js";
 import { type ResponseObject, ResponseObjectSchema } from "../../domain/openai/response-object.js";
 import { projectResponse } from "../../domain/openai/response-projection.js";
 import type { OpenAiEventStore } from "../../store/openai-event-store.js";
 import type { ResponseStore } from "../../store/response-store.js";
+import type { SessionStore } from "../../store/session-store.js";
 import type { DeliveryOperations } from "../../usecases/delivery-operations.js";
 import type { OpenAiIngest } from "../../usecases/openai-ingest.js";
 import { DeliveryResponseSchema, unixSeconds } from "../api-schemas.js";
@@ -71,22 +73,70 @@ export function responseRoutes(deps: {
         received_at: stored.receivedAt,
         updated_at: stored.updatedAt,
         hydrated_at: Math.floor(stored.hydratedAtMs / 1000),
-        events: events.map((e) => ({
-          id: e.id,
-          type: e.type,
-          hydration: e.hydration,
-          attempts: e.attempts,
-          last_error: e.lastError,
-          received_at: Math.floor(e.receivedAtMs / 1000),
-          hydrated_at: seconds(e.hydratedAtMs),
-          next_attempt_at: seconds(e.nextAttemptMs),
-        })),
+        events: events.map(eventResponse),
         deliveries: deliveries.map(toDeliveryResponse),
       });
     },
   );
   return routes;
 }
+
+/** A stored agent session: the newest object fetched, with its events (SPEC §9). */
+const StoredSessionSchema = v.looseObject({
+  id: v.string(),
+  status: v.string(),
+  received_at: unixSeconds,
+  updated_at: unixSeconds,
+  hydrated_at: unixSeconds,
+  events: v.array(EventResponseSchema),
+});
+
+/** `/v1/agent-sessions`: Agents API sessions hydrated from their events. Behind the API's bearer auth. */
+export function sessionRoutes(deps: {
+  readonly sessions: SessionStore;
+  readonly events: OpenAiEventStore;
+}): Hono {
+  const routes = new Hono();
+  routes.get(
+    "/:session_id",
+    describe({
+      operationId: "getAgentSession",
+      summary: "An agent session as last fetched from OpenAI, with its events",
+      description:
+        "The newest object (by last_active_at, then event time). Each event's notification carries the session as " +
+        "that event's hydration fetched it; its deliveries are listed under GET /v1/deliveries.",
+      tags: ["Responses"],
+      security: "bearer",
+      responses: { 200: { description: "The stored session", schema: StoredSessionSchema } },
+      errors: { 404: "No session of this id was hydrated", 503: true },
+    }),
+    async (c) => {
+      const id = c.req.param("session_id");
+      const stored = await deps.sessions.get(id);
+      if (!stored) return fail(c, 404, "not_found", `no agent session ${id}`);
+      const events = await deps.events.getMany(stored.eventIds);
+      return c.json({
+        ...stored.document,
+        received_at: stored.receivedAt,
+        updated_at: stored.updatedAt,
+        hydrated_at: Math.floor(stored.hydratedAtMs / 1000),
+        events: events.map(eventResponse),
+      });
+    },
+  );
+  return routes;
+}
+
+const eventResponse = (e: OpenAiEventRecord) => ({
+  id: e.id,
+  type: e.type,
+  hydration: e.hydration,
+  attempts: e.attempts,
+  last_error: e.lastError,
+  received_at: Math.floor(e.receivedAtMs / 1000),
+  hydrated_at: seconds(e.hydratedAtMs),
+  next_attempt_at: seconds(e.nextAttemptMs),
+});
 
 /** A producer's state (SPEC §9): whether its API answers, and what waits for it. */
 const SourceResponseSchema = v.object({
