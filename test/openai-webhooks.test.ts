@@ -328,6 +328,21 @@ describe("POST /v1/webhooks/openai (SPEC §9)", () => {
     expect((await app.get(`/v1/agent-sessions/${uid("sess_none")}`)).status).toBe(404);
   });
 
+  it("a relayed event carrying its response inline is applied as it came, with no fetch", async () => {
+    const app = await instance();
+    const response = { ...failedResponse, id: uid("resp_relayed") };
+    const before = api.count(`/v1/responses/${response.id}`);
+    const event = { ...thin("response.failed", response.id), data: response };
+    expect((await json((await deliver(app, event)).response)).outcome).toBe("accepted");
+    await eventually(async () => (hookBodies(response.id).length === 1 ? true : undefined));
+    expect(hookBodies(response.id)[0]).toMatchObject({ type: "response.failed", data: response });
+    expect(api.count(`/v1/responses/${response.id}`)).toBe(before);
+    expect(await app.openai?.events.get(event.id)).toMatchObject({ hydration: "hydrated", attempts: 1 });
+    // An inline object must be in the status its event announces.
+    const wrong = await deliver(app, { ...thin("response.completed", response.id), data: response });
+    expect(wrong.response.status).toBe(422);
+  });
+
   it("without OPENAI_WEBHOOK_SECRET the route is not there", async () => {
     const app = await createTestApp(store, {});
     const answer = await app.app.request("/v1/webhooks/openai", {

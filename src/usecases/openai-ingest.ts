@@ -148,7 +148,15 @@ export class OpenAiIngest {
       type: event.type,
       outcome: accepted ? "accepted" : "duplicate",
       // A duplicate's first hydration is its original's: the sweepers retry it, not every copy.
-      hydration: accepted ? this.#track(record, request.requestId) : null,
+      // A relayed event carries its object (a relay saw it in the stream): applied as it came,
+      // with no fetch; a thin one is fetched.
+      hydration: accepted
+        ? this.#track(
+            record,
+            request.requestId,
+            event.inline ? { object: event.inline, raw: event.data } : undefined,
+          )
+        : null,
     };
   }
 
@@ -216,10 +224,10 @@ export class OpenAiIngest {
   }
 
   // The first hydration, started after the answer, in the lane; never rejects (the sweepers retry).
-  #track(record: OpenAiEventRecord, requestId: string): Promise<void> {
-    if (!this.#d.api) return Promise.resolve();
+  #track(record: OpenAiEventRecord, requestId: string, inline?: Inline): Promise<void> {
+    if (!this.#d.api && !inline) return Promise.resolve();
     return new Promise<void>((resolve) => setTimeout(resolve, 0))
-      .then(() => this.#lane(() => this.#hydrate(record, requestId)))
+      .then(() => this.#lane(() => this.#hydrate(record, requestId, inline)))
       .then(
         () => undefined,
         (error: unknown) => {
@@ -232,16 +240,22 @@ export class OpenAiIngest {
       );
   }
 
-  // Fetches the event's subject, applies it, settles the event; the event's new state.
-  async #hydrate(record: OpenAiEventRecord, requestId?: string): Promise<OpenAiEventRecord["hydration"]> {
+  // Fetches the event's subject (or takes the one it carried), applies it, settles the event; the
+  // event's new state.
+  async #hydrate(
+    record: OpenAiEventRecord,
+    requestId?: string,
+    inline?: Inline,
+  ): Promise<OpenAiEventRecord["hydration"]> {
     const api = this.#d.api;
     // Stryker disable next-line ConditionalExpression: sweep and #track return before calling without an API.
-    if (!api) return record.hydration;
+    if (!api && !inline) return record.hydration;
     const started = this.#nowMs();
-    const fetched =
-      record.kind === "response"
-        ? await api.getResponse(record.subjectId)
-        : await api.getSession(record.subjectId);
+    const fetched = inline
+      ? { ok: true as const, value: inline.object, raw: inline.raw }
+      : record.kind === "response"
+        ? await (api as OpenAiApiClient).getResponse(record.subjectId)
+        : await (api as OpenAiApiClient).getSession(record.subjectId);
     const ended = this.#nowMs();
     const attempts = record.attempts + 1;
     const context = { request_id: requestId, event_id: record.id, subject_id: record.subjectId };
@@ -266,8 +280,9 @@ export class OpenAiIngest {
       });
       return next.hydration;
     }
-    this.#d.metrics?.hydration(record.kind, "hydrated", (ended - started) / 1000);
-    this.#noteSuccess(ended);
+    this.#d.metrics?.hydration(record.kind, inline ? "relayed" : "hydrated", (ended - started) / 1000);
+    // A relayed object says nothing of the API's health.
+    if (!inline) this.#noteSuccess(ended);
     const hydrated: OpenAiEventRecord = {
       ...record,
       attempts,
@@ -397,6 +412,12 @@ export class OpenAiIngest {
     }
     this.#source = { ...this.#source, state, lastFailure: { atMs, error } };
   }
+}
+
+/** The object a relayed event carried, as validated and as received. */
+interface Inline {
+  readonly object: ResponseObject | AgentSessionObject;
+  readonly raw: Record<string, unknown>;
 }
 
 function refusal(
