@@ -343,6 +343,57 @@ describe("POST /v1/webhooks/openai (SPEC §9)", () => {
     expect(wrong.response.status).toBe(422);
   });
 
+  it("a session event's deliveries, written with its snapshot, are recovered from the outbox when its instance died first", async () => {
+    const app = await instance();
+    const events = app.openai?.events;
+    if (!events) throw new Error("the OpenAI producer is configured");
+    const id = uid("evt_crash");
+    const session = { ...functionCallSession, id: uid("sess_crash") };
+    const record = {
+      id,
+      type: "agent.session.action_required",
+      kind: "agent_session" as const,
+      subjectId: session.id,
+      createdAt: Math.floor(Date.now() / 1000),
+      receivedAtMs: Date.now() - 120_000,
+      hydration: "pending" as const,
+      attempts: 0,
+      nextAttemptMs: Date.now(),
+      lastError: null,
+      hydratedAtMs: null,
+      version: 1,
+    };
+    expect(await events.record(record)).toBe(true);
+    // Settled with what it owes, then the instance dies before any delivery is written.
+    const settled = {
+      ...record,
+      hydration: "hydrated" as const,
+      attempts: 1,
+      nextAttemptMs: null,
+      hydratedAtMs: Date.now() - 100_000,
+      version: 2,
+    };
+    expect(
+      await events.replace(settled, session, {
+        sinks: ["hook"],
+        word: "action_required",
+        atMs: Date.now() - 100_000,
+      }),
+    ).toBe(true);
+    const report = await app.deliveries.recoverOutbox(Date.now(), Date.now(), Date.now() + 10_000);
+    expect(report.recovered).toBeGreaterThanOrEqual(1);
+    expect(await app.deliveries.get({ kind: "agent_session", subjectId: id, sink: "hook" })).toMatchObject({
+      kind: "agent_session",
+      subjectId: id,
+      runId: session.id,
+      event: "agent.session.action_required",
+      state: "pending",
+    });
+    await app.sweep();
+    await eventually(async () => (hookBodies(session.id).length === 1 ? true : undefined));
+    expect(hookBodies(session.id)[0]).toMatchObject({ type: "agent.session.action_required", data: session });
+  });
+
   it("without OPENAI_WEBHOOK_SECRET the route is not there", async () => {
     const app = await createTestApp(store, {});
     const answer = await app.app.request("/v1/webhooks/openai", {

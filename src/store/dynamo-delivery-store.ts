@@ -10,6 +10,7 @@ import { type Delivery, type DeliveryRef, newDelivery } from "../domain/delivery
 import { RESPONSE_TERMINAL_STATUSES } from "../domain/openai/response-object.js";
 import { TERMINAL_STATUSES } from "../domain/run-step-schema.js";
 import { shuffled } from "../domain/shuffled.js";
+import { SUBJECT_KINDS } from "../domain/subject-kinds.js";
 import { batchGet } from "./batch-get.js";
 import {
   type DeliveryStore,
@@ -45,6 +46,7 @@ import {
   subjectItemKey,
   watermarkKey,
 } from "./item-codec.js";
+import { sessionOutboxWord } from "./openai-event-store.js";
 import { responseOutboxWord } from "./response-store.js";
 import type { Page } from "./step-store.js";
 import { guardStore, InvalidCursorError, isConditionalFailure, toStoreError } from "./store-errors.js";
@@ -62,7 +64,7 @@ const QUEUE_SHARDS = Array.from({ length: TABLE_SCHEMA.queueShards }, (_, i) => 
 interface OutboxPartition {
   readonly word: string;
   readonly shard: number;
-  readonly kind: "run_step" | "response";
+  readonly kind: "run_step" | "response" | "agent_session";
 }
 const OUTBOX_PARTITIONS: readonly OutboxPartition[] = [
   ...TERMINAL_STATUSES.flatMap((word) =>
@@ -79,9 +81,21 @@ const OUTBOX_PARTITIONS: readonly OutboxPartition[] = [
       kind: "response" as const,
     })),
   ),
+  ...SUBJECT_KINDS.agent_session.notifiable.map(sessionOutboxWord).flatMap((word) =>
+    Array.from({ length: TABLE_SCHEMA.responseOutboxShards }, (_, shard) => ({
+      word,
+      shard,
+      kind: "agent_session" as const,
+    })),
+  ),
 ];
-// The item key prefix of each kind's outbox entries: a watermark's mark ends with the entry's id.
-const ENTRY_PREFIX = { run_step: TABLE_SCHEMA.prefixes.step, response: TABLE_SCHEMA.prefixes.response };
+// The item key prefix of each kind's outbox entries (a session's are its events'): a watermark's
+// mark ends with the entry's id.
+const ENTRY_PREFIX = {
+  run_step: TABLE_SCHEMA.prefixes.step,
+  response: TABLE_SCHEMA.prefixes.response,
+  agent_session: TABLE_SCHEMA.prefixes.event,
+};
 
 const NEW_ONLY = `attribute_not_exists(${n(A.key)})`;
 const AT_VERSION = `${n(A.version)} = :version`;
@@ -466,7 +480,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
       // Stryker disable next-line OptionalChaining,StringLiteral: see above.
       const subjectId = (entry[A.key]?.S ?? "").slice(ENTRY_PREFIX[kind].length);
       // Stryker disable next-line OptionalChaining: see above.
-      const event = `${kind}.${entry[A.status]?.S}`;
+      const event = `${SUBJECT_KINDS[kind].eventPrefix}.${entry[A.status]?.S}`;
       // Stryker disable next-line OptionalChaining,StringLiteral: see above.
       const runId = entry[A.runId]?.S ?? "";
       return (entry[A.owedSinks]?.SS ?? []).map((sink) => ({ subjectId, sink, event, runId }));

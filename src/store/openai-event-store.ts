@@ -12,6 +12,8 @@ import {
   alias as n,
   num,
   numOrNull,
+  outboxPartition,
+  outboxSortKey,
   shardOf,
 } from "./item-codec.js";
 import { Table } from "./table.js";
@@ -33,6 +35,18 @@ const AT_VERSION = `${n(A.version)} = :version`;
 const FIND_DUE = `${n(A.queue)} = :q AND ${n(A.queueAt)} <= :now`;
 const IN_QUEUE = `${n(A.queue)} = :q`;
 const BACKLOG_PAGES = 10;
+
+/** The outbox partition word of a session event's notification: never a run step's bare status. */
+export const sessionOutboxWord = (word: string) => `agent.session.${word}`;
+
+/** What a session's event owes, written with the snapshot that settles it. */
+export interface OwedNotifications {
+  readonly sinks: readonly string[];
+  /** The notification's status word (`action_required`, `failed`, `idle`). */
+  readonly word: string;
+  /** Unix ms it was settled: its outbox position. */
+  readonly atMs: number;
+}
 
 /** A hydration the queue index shows as due. */
 export interface DueHydration {
@@ -66,8 +80,12 @@ export class OpenAiEventStore {
    * Replaces the stored event with `next` if it is still at `next.version - 1`; false when another
    * writer changed it since. `snapshot` (a session's) is kept with it.
    */
-  replace(next: OpenAiEventRecord, snapshot?: Record<string, unknown>): Promise<boolean> {
-    return this.#table.put("writeEvent", this.#encode(next, snapshot), AT_VERSION, {
+  replace(
+    next: OpenAiEventRecord,
+    snapshot?: Record<string, unknown>,
+    owed?: OwedNotifications,
+  ): Promise<boolean> {
+    return this.#table.put("writeEvent", this.#encode(next, snapshot, owed), AT_VERSION, {
       ":version": { N: String(next.version - 1) },
     });
   }
@@ -142,7 +160,7 @@ export class OpenAiEventStore {
     return decodeDocument({ [A.document]: doc });
   }
 
-  #encode(e: OpenAiEventRecord, snapshot?: Record<string, unknown>): Item {
+  #encode(e: OpenAiEventRecord, snapshot?: Record<string, unknown>, owed?: OwedNotifications): Item {
     const item: Item = {
       [A.key]: { S: eventKey(e.id) },
       [A.eventType]: { S: e.type },
@@ -162,6 +180,17 @@ export class OpenAiEventStore {
       item[A.queueAt] = { N: String(e.nextAttemptMs ?? e.receivedAtMs) };
     }
     if (snapshot) item[A.document] = encodeDocument(snapshot);
+    if (owed) {
+      // The outbox entry a session's event owes its sinks through, as a terminal step's: the
+      // recovery writes the deliveries of an instance that died before recording them.
+      item[A.owedSinks] = { SS: [...owed.sinks] };
+      item[A.status] = { S: owed.word };
+      item[A.runId] = { S: e.subjectId };
+      item[A.outboxShard] = {
+        S: outboxPartition(sessionOutboxWord(owed.word), shardOf(e.id, TABLE_SCHEMA.responseOutboxShards)),
+      };
+      item[A.appliedAtMs] = { S: outboxSortKey(owed.atMs, e.id) };
+    }
     if (this.#retentionS > 0) {
       item[A.ttl] = { N: String(Math.floor(e.receivedAtMs / 1000) + this.#retentionS) };
     }

@@ -322,7 +322,22 @@ export class OpenAiIngest {
         hydratedAtMs: ended,
       });
       // Not awaited, as a response's: the notifier tracks its deliveries in their sinks' lanes.
-      if (await this.#d.events.replace(hydrated, raw)) void this.#notifySession(record, raw, requestId);
+      // The intents are written with the snapshot, in the one write that settles the event, and
+      // its outbox entry with them: a crash before the deliveries are recorded loses none.
+      const { notifier } = this.#d;
+      const word = record.type.slice(`${AGENT_SESSION_KIND.eventPrefix}.`.length);
+      const subject = AGENT_SESSION_KIND.view(raw);
+      const intents = notifier ? notifier.intentsFor(subject, word) : [];
+      const owed = intents.length > 0 ? { sinks: intents.map((i) => i.sink), word, atMs: ended } : undefined;
+      if ((await this.#d.events.replace(hydrated, raw, owed)) && notifier && intents.length > 0) {
+        void notifier.deliverPrompt({
+          ref: { kind: "agent_session", id: record.id, runId: record.subjectId },
+          subject,
+          document: raw,
+          intents,
+          ...(requestId ? { requestId } : {}),
+        });
+      }
       this.#d.logger.info("hydration", { ...context, attempt: attempts, outcome: "hydrated" });
     }
     return "hydrated";
@@ -365,23 +380,6 @@ export class OpenAiIngest {
           })
       : null;
     return { outcome, notify };
-  }
-
-  // One notification per OpenAI event id of a session (SPEC §9): the event is the subject.
-  async #notifySession(record: OpenAiEventRecord, session: Record<string, unknown>, requestId?: string) {
-    const { notifier } = this.#d;
-    if (!notifier) return;
-    const word = record.type.slice(`${AGENT_SESSION_KIND.eventPrefix}.`.length);
-    const subject = AGENT_SESSION_KIND.view(session);
-    const intents = notifier.intentsFor(subject, word);
-    if (intents.length === 0) return;
-    await notifier.deliverPrompt({
-      ref: { kind: "agent_session", id: record.id, runId: record.subjectId },
-      subject,
-      document: session,
-      intents,
-      ...(requestId ? { requestId } : {}),
-    });
   }
 
   #retryDelay(attempts: number, kind: string, retryAfterMs: number | null): number {
