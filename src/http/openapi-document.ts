@@ -158,6 +158,7 @@ function documentedApp() {
     ingest: unused,
     operations: unused,
     metrics: unused,
+    openai: { ingest: unused, verifier: unused, events: unused, responses: unused, sessions: unused },
     // Stryker disable next-line ArrayDeclaration: no request reaches this app, so its tokens are never compared.
     apiTokens: [],
     maxBodyBytes: 0,
@@ -187,7 +188,8 @@ export async function buildOpenApiDocument(): Promise<OpenApiDocument> {
         title: "stepwatch",
         version: "1",
         description:
-          "Signed OpenAI run step webhooks in; latest step state, run rollups and notification deliveries out. " +
+          "Signed OpenAI run step webhooks and OpenAI platform webhooks (responses, agent sessions) in; latest " +
+          "state, run rollups and notification deliveries out. " +
           "Every error answers {error: {code, message}}.",
       },
       servers: [{ url: "/", description: "The stepwatch instance serving this document" }],
@@ -197,6 +199,11 @@ export async function buildOpenApiDocument(): Promise<OpenApiDocument> {
         { name: "Deliveries", description: "Notifications to sinks and their retries" },
         { name: "Sinks", description: "Where notifications go, and their health" },
         { name: "Quarantine", description: "Signed requests whose body was refused, kept for replay" },
+        {
+          name: "Responses",
+          description:
+            "Responses and agent sessions hydrated from OpenAI's platform webhooks, and their producers' state",
+        },
         { name: "Service", description: "Health, readiness, metrics and this document" },
       ],
       components: {

@@ -29,7 +29,7 @@ type OpenAiEventResponse = v.InferOutput<typeof OpenAiEventResponseSchema>;
 const OpenAiEventBodySchema = v.looseObject({
   id: v.string(),
   object: v.optional(v.literal("event")),
-  created_at: v.number(),
+  created_at: v.pipe(v.number(), v.integer()),
   type: v.string(),
   data: v.looseObject({ id: v.optional(v.string()) }),
 });
