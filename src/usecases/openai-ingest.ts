@@ -275,14 +275,18 @@ export class OpenAiIngest {
     };
     if (record.kind === "response") {
       const raw = fetched.raw as Record<string, unknown>;
-      const outcome = await this.#applyResponse(
+      const { outcome, notify } = await this.#applyResponse(
         fetched.value as ResponseObject,
         raw,
         record,
         ended,
         requestId,
       );
+      // The event is settled before its notifications go: whoever receives one and reads the
+      // response back finds its event hydrated (it once read "pending" while the sink was answering).
+      // A store error here leaves them to the outbox recovery, as an instance dying here would.
       await this.#d.events.replace(hydrated);
+      await notify();
       this.#d.logger.info("hydration", {
         ...context,
         attempt: attempts,
@@ -304,7 +308,7 @@ export class OpenAiIngest {
     record: OpenAiEventRecord,
     hydratedAtMs: number,
     requestId: string | undefined,
-  ): Promise<ApplyOutcome> {
+  ): Promise<{ outcome: ApplyOutcome; notify: () => Promise<void> }> {
     const { notifier } = this.#d;
     const terminal = isTerminalResponseStatus(response.status);
     const subject = RESPONSE_KIND.view(document);
@@ -323,16 +327,18 @@ export class OpenAiIngest {
         status: response.status,
       });
     }
-    if (notifier && intents.length > 0 && (outcome === "created" || outcome === "updated")) {
-      await notifier.deliverPrompt({
-        ref: { kind: "response", id: response.id, runId: response.id },
-        subject,
-        document,
-        intents,
-        ...(requestId ? { requestId } : {}),
-      });
-    }
-    return outcome;
+    const notify = async () => {
+      if (notifier && intents.length > 0 && (outcome === "created" || outcome === "updated")) {
+        await notifier.deliverPrompt({
+          ref: { kind: "response", id: response.id, runId: response.id },
+          subject,
+          document,
+          intents,
+          ...(requestId ? { requestId } : {}),
+        });
+      }
+    };
+    return { outcome, notify };
   }
 
   // One notification per OpenAI event id of a session (SPEC §9): the event is the subject.
@@ -354,9 +360,10 @@ export class OpenAiIngest {
 
   #retryDelay(attempts: number, kind: string, retryAfterMs: number | null): number {
     if (kind === "unauthorized") return UNAUTHORIZED_RETRY_MS;
-    const backoff = Math.min(LONGEST_RETRY_MS, FIRST_RETRY_MS * 2 ** (attempts - 1));
-    // ±10% jitter, so a recovered API is not met by every pending event at once.
-    const jittered = backoff * (0.9 + 0.2 * this.#random());
+    const backoff = FIRST_RETRY_MS * 2 ** (attempts - 1);
+    // ±10% jitter, so a recovered API is not met by every pending event at once; the cap applies
+    // after it (a jittered 5 min once waited 5.5).
+    const jittered = Math.min(LONGEST_RETRY_MS, backoff * (0.9 + 0.2 * this.#random()));
     return Math.round(Math.max(jittered, Math.min(retryAfterMs ?? 0, LONGEST_RETRY_MS)));
   }
 
