@@ -228,6 +228,59 @@ describe("ingest", () => {
     expect((await r.responses.get(subject))?.eventIds).toEqual([event.id]);
   });
 
+  it("answers before the API does: the first hydration runs after the answer", async () => {
+    const r = await rig();
+    api.latencyMs = 300;
+    const event = thin("response.completed", serve());
+    const answer = await r.ingest.ingest(signed(event));
+    expect(await r.events.get(event.id)).toMatchObject({ hydration: "pending", attempts: 0 });
+    if (answer.kind !== "recorded") throw new Error(answer.kind);
+    await answer.hydration;
+    expect(await r.events.get(event.id)).toMatchObject({ hydration: "hydrated", attempts: 1 });
+  });
+
+  it("a first hydration that fails on the store never rejects: it is logged with its ids, and a sweep retries it", async () => {
+    const r = await rig({
+      events: (real) => overriding(real, { replace: () => Promise.reject(new Error("store unreachable")) }),
+    });
+    const event = thin("response.completed", serve());
+    const request = signed(event);
+    const answer = await r.ingest.ingest(request);
+    if (answer.kind !== "recorded") throw new Error(answer.kind);
+    await expect(answer.hydration).resolves.toBeUndefined();
+    expect(r.lines.find((l) => l.msg === "hydration failed; a sweep retries it")).toMatchObject({
+      level: "warn",
+      request_id: request.requestId,
+      event_id: event.id,
+      error: expect.stringContaining("store unreachable"),
+    });
+    expect(await r.events.get(event.id)).toMatchObject({ hydration: "pending", attempts: 0 });
+  });
+
+  it("a response fetched at another terminal status than the stored one is a conflict: logged, the stored one kept", async () => {
+    const r = await rig();
+    const subject = serve("completed");
+    await ingested(r, thin("response.completed", subject));
+    api.responses.set(subject, { ...completedResponse, id: subject, status: "failed" });
+    const second = signed(thin("response.failed", subject));
+    const answer = await r.ingest.ingest(second);
+    if (answer.kind !== "recorded") throw new Error(answer.kind);
+    await answer.hydration;
+    expect(r.lines.filter((l) => l.msg === "conflicting terminal status ignored")).toEqual([
+      expect.objectContaining({
+        level: "warn",
+        request_id: second.requestId,
+        response_id: subject,
+        status: "failed",
+      }),
+    ]);
+    expect(r.lines.filter((l) => l.msg === "hydration").map((l) => l.outcome)).toEqual([
+      "created",
+      "conflict",
+    ]);
+    expect((await r.responses.get(subject))?.status).toBe("completed");
+  });
+
   it("an event type it does not take is ignored and not stored", async () => {
     const r = await rig();
     const event = thin("batch.completed", "batch_1");
