@@ -1,4 +1,4 @@
-import { GetItemCommand } from "@aws-sdk/client-dynamodb";
+import { type DynamoDBClient, GetItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newEventRecord, type OpenAiEventRecord } from "../src/domain/openai/openai-event-record.js";
 import { createLogger } from "../src/observability/logger.js";
@@ -11,6 +11,7 @@ import {
   OpenAiEventStore,
 } from "../src/store/openai-event-store.js";
 import { TABLE_SCHEMA } from "../src/store/table-schema.js";
+import { overriding } from "./support/overriding.js";
 import { startTestStore, type TestStore } from "./support/test-store.js";
 
 // The OpenAI event store on its own against real dynalite (SPEC §9): an event recorded once by its
@@ -326,5 +327,28 @@ describe("backlog", () => {
     );
     const rest = arrivals.filter((_, i) => i !== oldestAt);
     expect(await events.backlog()).toEqual({ pending: ids.length - 1, oldestReceivedMs: Math.min(...rest) });
+  });
+
+  it("reads a shard page by page, at most 10 pages: the count stays bounded", async () => {
+    const { tableName, events } = await freshStore();
+    const ids = idsIn("evt_pages", 6, 12);
+    await Promise.all(ids.map((id, i) => events.record(event(id, T + 100 - i))));
+    // Pages of one item each, standing in for DynamoDB's 1 MB pages.
+    const paged = (perPage: number) =>
+      new OpenAiEventStore({
+        client: overriding(store.client, {
+          send: ((command: Parameters<DynamoDBClient["send"]>[0]) =>
+            store.client.send(
+              (command instanceof QueryCommand
+                ? new QueryCommand({ ...command.input, Limit: perPage })
+                : command) as never,
+            )) as DynamoDBClient["send"],
+        }),
+        tableName,
+        retentionDays: 0,
+      });
+    expect(await paged(5).backlog()).toEqual({ pending: 12, oldestReceivedMs: T + 100 - 11 });
+    // Ten pages of one: the ten oldest-due (all due when received, so in arrival order).
+    expect(await paged(1).backlog()).toEqual({ pending: 10, oldestReceivedMs: T + 100 - 11 });
   });
 });
