@@ -301,6 +301,9 @@ export class OpenAiIngest {
         ended,
         requestId,
       );
+      // The event is settled before its notifications go: whoever receives one and reads the
+      // response back finds its event hydrated (it once read "pending" while the sink was answering).
+      // A store error here leaves them to the outbox recovery, as an instance dying here would.
       await this.#d.events.replace(hydrated);
       // The notifier runs (and tracks) the deliveries in their sinks' lanes: the hydration lane
       // does not wait on a sink.
@@ -384,9 +387,10 @@ export class OpenAiIngest {
 
   #retryDelay(attempts: number, kind: string, retryAfterMs: number | null): number {
     if (kind === "unauthorized") return UNAUTHORIZED_RETRY_MS;
-    const backoff = Math.min(LONGEST_RETRY_MS, FIRST_RETRY_MS * 2 ** (attempts - 1));
-    // ±10% jitter, so a recovered API is not met by every pending event at once.
-    const jittered = backoff * (0.9 + 0.2 * this.#random());
+    const backoff = FIRST_RETRY_MS * 2 ** (attempts - 1);
+    // ±10% jitter, so a recovered API is not met by every pending event at once; the cap applies
+    // after it (a jittered 5 min once waited 5.5).
+    const jittered = Math.min(LONGEST_RETRY_MS, backoff * (0.9 + 0.2 * this.#random()));
     return Math.round(Math.max(jittered, Math.min(retryAfterMs ?? 0, LONGEST_RETRY_MS)));
   }
 

@@ -36,6 +36,9 @@ export interface FakeOpenAi {
   readonly requests: FakeOpenAiRequest[];
   /** Milliseconds before each answer. */
   latencyMs: number;
+  /** Requests received and not yet answered (or closed), now and at most so far. */
+  readonly inFlight: number;
+  maxInFlight: number;
   /** Every request answers 401, the key notwithstanding (a revoked key). */
   unauthorized: boolean;
   /** `destroy`: sockets are destroyed on arrival; `hang`: requests are never answered. */
@@ -68,6 +71,7 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions): Promise<FakeO
   const timers = new Set<NodeJS.Timeout>();
   const failures: FakeOpenAiFailure[] = [];
   const counts = new Map<string, number>();
+  let inFlight = 0;
 
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://127.0.0.1");
@@ -78,6 +82,11 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions): Promise<FakeO
       headers: req.headers,
     });
     counts.set(url.pathname, (counts.get(url.pathname) ?? 0) + 1);
+    inFlight++;
+    fake.maxInFlight = Math.max(fake.maxInFlight, inFlight);
+    res.on("close", () => {
+      inFlight--;
+    });
     if (fake.outage === "destroy") {
       req.socket.destroy();
       return;
@@ -192,6 +201,10 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions): Promise<FakeO
     items: new Map([...(options.sessions ?? [])].map((s) => [s.session.id, s.items])),
     requests: [],
     latencyMs: 0,
+    get inFlight() {
+      return inFlight;
+    },
+    maxInFlight: 0,
     unauthorized: false,
     outage: "off",
     pageSize: 100,
