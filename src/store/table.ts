@@ -1,5 +1,6 @@
 import {
   type AttributeValue,
+  DescribeTableCommand,
   type DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
@@ -10,22 +11,43 @@ import { batchGet } from "./batch-get.js";
 import { type Item, keyOf, namesFor } from "./item-codec.js";
 import { guardStore, isConditionalFailure, toStoreError } from "./store-errors.js";
 
-/** What a conditional write came to: done, or refused by its condition (with the old item when asked). */
+/**
+ * What a conditional write came to: done, or refused by its condition. `old` is what DynamoDB
+ * answered with when asked (see {@link UpdateReturns}): on success the attributes `ReturnValues`
+ * names (with UPDATED_NEW, the new ones), when refused the old item.
+ */
 export type WriteResult =
   | { readonly ok: true; readonly old: Item | undefined }
   | { readonly ok: false; readonly old: Item | undefined };
+
+/**
+ * What an update asks back, as DynamoDB names it: `values` its ReturnValues on success, `onRefusal`
+ * whether a refused update brings the old item (ReturnValuesOnConditionCheckFailure ALL_OLD).
+ * Each costs no read unit; they only say what the write's answer carries.
+ */
+export interface UpdateReturns {
+  readonly values?: "ALL_OLD" | "UPDATED_OLD" | "UPDATED_NEW";
+  readonly onRefusal?: boolean;
+}
+
+// `returnOld: true`: the whole old item back, written or refused.
+const ALL_OLD: UpdateReturns = { values: "ALL_OLD", onRefusal: true };
 
 /** One query of the table or an index. */
 export interface TableQuery {
   readonly operation: string;
   readonly index?: string;
   readonly condition: string;
+  /** Applied after the read (the units are those of every item read, matched or not). */
+  readonly filter?: string | undefined;
   readonly values: Record<string, AttributeValue>;
   readonly limit?: number;
   readonly start?: Item | undefined;
   readonly forward?: boolean;
   readonly projection?: string;
   readonly consistent?: boolean;
+  /** COUNT answers the number of matches and no items. */
+  readonly select?: "COUNT";
 }
 
 /**
@@ -64,15 +86,19 @@ export class Table {
     return item;
   }
 
-  /** Items by key value, consistently, 100 to a call; missing ones absent. */
+  /**
+   * Items by key value, consistently unless told otherwise, 100 to a call; missing ones absent.
+   * `attributes` limits what is read (the key is always read).
+   */
   getMany(
     operation: string,
     keys: readonly string[],
     attributes?: readonly string[],
+    options: { consistent?: boolean } = {},
   ): Promise<Map<string, Item>> {
     return batchGet(this.#client, this.#name, keys, {
       operation,
-      consistent: true,
+      consistent: options.consistent ?? true,
       ...(attributes ? { attributes } : {}),
     });
   }
@@ -106,9 +132,9 @@ export class Table {
   }
 
   /**
-   * Updates the item with this key value if `condition` holds. `returnOld` asks for the old item
-   * back: on success (ALL_OLD, undefined when it was created) and when refused, so the caller can
-   * name the outcome without another read.
+   * Updates the item with this key value if `condition` holds. `returnOld: true` asks for the old
+   * item back: on success (ALL_OLD, undefined when it was created) and when refused, so the caller
+   * can name the outcome without another read; {@link UpdateReturns} asks for something else.
    */
   async update(
     operation: string,
@@ -116,8 +142,9 @@ export class Table {
     update: string,
     condition: string | undefined,
     values: Record<string, AttributeValue>,
-    returnOld = false,
+    returnOld: boolean | UpdateReturns = false,
   ): Promise<WriteResult> {
+    const returns = returnOld === true ? ALL_OLD : returnOld === false ? {} : returnOld;
     try {
       const result = await this.#client.send(
         new UpdateItemCommand({
@@ -127,7 +154,8 @@ export class Table {
           ...(condition ? { ConditionExpression: condition } : {}),
           ExpressionAttributeNames: namesFor(update, condition ?? ""),
           ExpressionAttributeValues: values,
-          ...(returnOld ? { ReturnValues: "ALL_OLD", ReturnValuesOnConditionCheckFailure: "ALL_OLD" } : {}),
+          ...(returns.values ? { ReturnValues: returns.values } : {}),
+          ...(returns.onRefusal ? { ReturnValuesOnConditionCheckFailure: "ALL_OLD" } : {}),
         }),
       );
       return { ok: true, old: result.Attributes };
@@ -146,9 +174,13 @@ export class Table {
           TableName: this.#name,
           IndexName: q.index,
           KeyConditionExpression: q.condition,
-          ExpressionAttributeNames: namesFor(q.condition, q.projection ?? ""),
+          // Members left undefined are not sent.
+          FilterExpression: q.filter,
+          // Stryker disable next-line StringLiteral: any text without a `#` adds no name, as "" does.
+          ExpressionAttributeNames: namesFor(q.condition, q.filter ?? "", q.projection ?? ""),
           ExpressionAttributeValues: q.values,
           ProjectionExpression: q.projection,
+          Select: q.select,
           Limit: q.limit,
           ExclusiveStartKey: q.start,
           ScanIndexForward: q.forward,
@@ -156,5 +188,10 @@ export class Table {
         }),
       ),
     );
+  }
+
+  /** Whether the table answers (DescribeTable: no read units). */
+  async ping(operation: string): Promise<void> {
+    await guardStore(operation, this.#client.send(new DescribeTableCommand({ TableName: this.#name })));
   }
 }
