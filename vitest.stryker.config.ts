@@ -79,6 +79,12 @@ const DOMAIN_TESTS = [
   "test/signature.test.ts",
   "test/sink-health.test.ts",
   "test/ed25519-signatures.test.ts",
+  "test/ed25519-weak-points.test.ts",
+  "test/verification-work.test.ts",
+  "test/subject-kinds.test.ts",
+  "test/openai-webhook-event.test.ts",
+  "test/openai-projection.test.ts",
+  "test/fit-response-document.test.ts",
 ];
 
 const config = mergeConfig(

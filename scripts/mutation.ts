@@ -54,6 +54,11 @@ const STORE_TESTS = t(
   "key-order",
   "run-step-ingest",
   "dynamo-client",
+  "forged-cursors",
+  "openai-event-store",
+  "response-store",
+  "openai-ingest",
+  "openai-webhooks",
 );
 
 const ROUTE_TESTS = t(
@@ -79,6 +84,9 @@ const ROUTE_TESTS = t(
   "quarantine",
   "run-step-ingest",
   "sink-health",
+  "forged-cursors",
+  "readiness-and-tokens",
+  "openai-webhooks",
 );
 
 /** The areas, each file of src/ in exactly one. */
@@ -99,6 +107,7 @@ const AREAS: Readonly<Record<string, Area>> = {
       "stall-watchdog",
       "stall-watchdog-runs",
       "sink-health",
+      "openai-webhooks",
     ),
     ignoreStatic: true,
   },
@@ -116,9 +125,13 @@ const AREAS: Readonly<Record<string, Area>> = {
       "operator-actions",
       "delivery-records",
       "sink-health",
+      "openai-ingest",
+      "openai-webhooks",
     ),
     ignoreStatic: true,
   },
+  // Clients of producers' APIs (OpenAI's), against the loopback stand-in.
+  sources: { mutate: ["src/sources/**/*.ts"], tests: t("openai-api-client"), ignoreStatic: true },
   http: { mutate: ["src/http/**/*.ts", "!src/http/api-schemas.ts"], tests: ROUTE_TESTS, ignoreStatic: true },
   // The API's query and response schemas: all of its mutants are static, so they are run, against
   // the route and store tests that read and answer with them.
