@@ -46,6 +46,7 @@ const secretsOf = (dir: string) =>
   JSON.parse(readFileSync(join(dir, "local-secrets.json"), "utf8")) as {
     WEBHOOK_SECRET: string;
     API_TOKEN: string;
+    OPENAI_WEBHOOK_SECRET: string;
   };
 
 describe("npm start on a fresh clone (no configuration)", () => {
@@ -59,8 +60,13 @@ describe("npm start on a fresh clone (no configuration)", () => {
     expect([modeOf("."), modeOf("dynamodb")]).toEqual([0o700, 0o700]);
     expect([modeOf("dynamodb-credentials.json"), modeOf("local-secrets.json")]).toEqual([0o600, 0o600]);
     const banner = first.stderr();
-    const secret = /WEBHOOK_SECRET=(whsec_\S+)/.exec(banner)?.[1];
+    const secret = /\bWEBHOOK_SECRET=(whsec_\S+)/.exec(banner)?.[1];
     expect(secret).toBe(secretsOf(dataDir).WEBHOOK_SECRET);
+    // OpenAI's endpoint gets its own secret (never WEBHOOK_SECRET), and the banner says what it is for.
+    const openAiSecret =
+      /\n {2}OPENAI_WEBHOOK_SECRET=(whsec_\S+) {3}\(verifies POST \/v1\/webhooks\/openai; /.exec(banner)?.[1];
+    expect(openAiSecret).toBe(secretsOf(dataDir).OPENAI_WEBHOOK_SECRET);
+    expect(openAiSecret).not.toBe(secret);
     expect(banner).toContain(`npm run send-sample -- --url ${first.url} --status completed`);
     expect(await (await fetch(`${first.url}/healthz`)).json()).toEqual({ status: "ok" });
     expect((await fetch(`${first.url}/readyz`)).status).toBe(200);
@@ -103,7 +109,8 @@ describe("npm start on a fresh clone (no configuration)", () => {
     ).toEqual([]);
 
     const second = await start({ STEPWATCH_DATA_DIR: dataDir });
-    expect(/WEBHOOK_SECRET=(whsec_\S+)/.exec(second.stderr())?.[1]).toBe(secret);
+    expect(/\bWEBHOOK_SECRET=(whsec_\S+)/.exec(second.stderr())?.[1]).toBe(secret);
+    expect(second.stderr()).toContain(`OPENAI_WEBHOOK_SECRET=${openAiSecret} `);
     const token = secretsOf(dataDir).API_TOKEN;
     const stored = await fetch(`${second.url}/v1/run-steps/step_sample_1`, {
       headers: { authorization: `Bearer ${token}` },
@@ -471,7 +478,7 @@ describe("start-up problems, one line each, naming the fix", () => {
       `stepwatch could not start: ${join(corrupt, "dynamodb")} is corrupt or unreadable: move it away or delete it (the embedded store starts empty)`,
     ]);
     expect(await lines(b)).toEqual([
-      `stepwatch could not start: ${join(broken, "local-secrets.json")} is not a JSON object of WEBHOOK_SECRET and API_TOKEN: fix it, or delete it to generate new ones (senders and API clients then need the new ones), or set both variables`,
+      `stepwatch could not start: ${join(broken, "local-secrets.json")} is not a JSON object of WEBHOOK_SECRET, API_TOKEN and OPENAI_WEBHOOK_SECRET: fix it, or delete it to generate new ones (senders and API clients then need the new ones), or set the three variables`,
     ]);
     expect(await lines(c)).toEqual([
       "Invalid configuration: WEBHOOK_SECRET is required: one or more whsec_ secrets or whpk_ public keys",

@@ -22,6 +22,11 @@ export function printBanner(server: NodeServer): void {
   if (local.generated.API_TOKEN) {
     lines.push(`  API_TOKEN=${local.generated.API_TOKEN}   (bearer token of the read API)`);
   }
+  if (local.generated.OPENAI_WEBHOOK_SECRET) {
+    lines.push(
+      `  OPENAI_WEBHOOK_SECRET=${local.generated.OPENAI_WEBHOOK_SECRET}   (verifies POST /v1/webhooks/openai; try it with npm run openai-standin)`,
+    );
+  }
   if (local.consoleSink) lines.push("  sinks:  console (set NOTIFY_SINKS for webhook, Slack, PagerDuty)");
   const token = local.generated.API_TOKEN ?? "$API_TOKEN";
   lines.push(

@@ -1,4 +1,4 @@
-import { createServer, type IncomingHttpHeaders, type ServerResponse } from "node:http";
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 
 /** A request the stand-in received. */
@@ -63,25 +63,39 @@ export interface FakeOpenAiOptions {
     readonly session: { readonly id: string };
     readonly items: readonly unknown[];
   }>;
+  /** Port on 127.0.0.1 (default 0: a free one). */
+  readonly port?: number;
+  /**
+   * Keep every request in `requests` and `count` (default true, for tests). A long-running
+   * stand-in (`npm run openai-standin`) keeps none, so its memory stays bounded.
+   */
+  readonly recordRequests?: boolean;
+  /** Called as each request arrives (before any answer), e.g. to log it once `res` finishes. */
+  readonly onRequest?: (req: IncomingMessage, res: ServerResponse) => void;
 }
 
-/** Starts the stand-in on 127.0.0.1 on a free port. */
+/** Starts the stand-in on 127.0.0.1 (on a free port unless `options.port`). */
 export async function startFakeOpenAi(options: FakeOpenAiOptions): Promise<FakeOpenAi> {
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
   const failures: FakeOpenAiFailure[] = [];
   const counts = new Map<string, number>();
   let inFlight = 0;
+  let received = 0;
 
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://127.0.0.1");
-    fake.requests.push({
-      method: req.method ?? "",
-      path: url.pathname,
-      query: url.searchParams,
-      headers: req.headers,
-    });
-    counts.set(url.pathname, (counts.get(url.pathname) ?? 0) + 1);
+    received++;
+    options.onRequest?.(req, res);
+    if (options.recordRequests !== false) {
+      fake.requests.push({
+        method: req.method ?? "",
+        path: url.pathname,
+        query: url.searchParams,
+        headers: req.headers,
+      });
+      counts.set(url.pathname, (counts.get(url.pathname) ?? 0) + 1);
+    }
     inFlight++;
     fake.maxInFlight = Math.max(fake.maxInFlight, inFlight);
     res.on("close", () => {
@@ -103,6 +117,11 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions): Promise<FakeO
       answer();
     }
   });
+  // Bounded like the server it stands in for: a client that never finishes its request, or an idle
+  // keep-alive connection, is cut off rather than held for Node's defaults (60 s and 300 s).
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  server.keepAliveTimeout = 5_000;
   server.on("connection", (socket) => {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
@@ -118,7 +137,7 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions): Promise<FakeO
     const text = JSON.stringify(value);
     res.writeHead(status, {
       "content-type": "application/json",
-      "x-request-id": `req_fake_${fake.requests.length}`,
+      "x-request-id": `req_fake_${received}`,
       ...(fake.chunked ? {} : { "content-length": String(Buffer.byteLength(text)) }),
       ...headers,
     });
@@ -192,7 +211,13 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions): Promise<FakeO
     };
   }
 
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 0, "127.0.0.1", () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
   const { port } = server.address() as AddressInfo;
   const fake: FakeOpenAi = {
     url: `http://127.0.0.1:${port}/v1`,
