@@ -67,8 +67,18 @@ export function responseTemplate(): WireResponse {
         ...OUTPUT_ITEMS.file_search_call,
         id: "fs_bench_1",
         results: [
-          { file_id: "file-2dtbBZdjtDKS8eqWxqbgDi", filename: "q3-board-report.pdf", score: 0.87, text: prose(1200, 2) },
-          { file_id: "file-3eucCAekuELT9frXyrchEj", filename: "pricing-2025.md", score: 0.64, text: prose(900, 3) },
+          {
+            file_id: "file-2dtbBZdjtDKS8eqWxqbgDi",
+            filename: "q3-board-report.pdf",
+            score: 0.87,
+            text: prose(1200, 2),
+          },
+          {
+            file_id: "file-3eucCAekuELT9frXyrchEj",
+            filename: "pricing-2025.md",
+            score: 0.64,
+            text: prose(900, 3),
+          },
         ],
       },
       { ...OUTPUT_ITEMS.web_search_call, id: "ws_bench_1" },
@@ -77,7 +87,12 @@ export function responseTemplate(): WireResponse {
         id: "fc_bench_1",
         call_id: "call_bench_1",
         name: "lookup_orders",
-        arguments: JSON.stringify({ customer: "cus_8f2a61", from: "2025-05-01", to: "2025-10-31", limit: 50 }),
+        arguments: JSON.stringify({
+          customer: "cus_8f2a61",
+          from: "2025-05-01",
+          to: "2025-10-31",
+          limit: 50,
+        }),
       },
       {
         ...OUTPUT_ITEMS.function_call_output,
@@ -95,7 +110,9 @@ export function responseTemplate(): WireResponse {
         ...OUTPUT_ITEMS.file_search_call,
         id: "fs_bench_2",
         queries: ["renewal terms"],
-        results: [{ file_id: "file-7pQ2rT9wX4", filename: "contracts.md", score: 0.71, text: prose(1200, 7) }],
+        results: [
+          { file_id: "file-7pQ2rT9wX4", filename: "contracts.md", score: 0.71, text: prose(1200, 7) },
+        ],
       },
       {
         ...OUTPUT_ITEMS.function_call,

@@ -86,7 +86,11 @@ export async function measureResponseWriteUnits(
       const event = factory.next(Math.floor(Date.now() / 1000));
       const eventId = (JSON.parse(event.body) as { id: string }).id;
       const answer = await stepwatch.app.fetch(
-        new Request(`http://bench${OPENAI_PATH}`, { method: "POST", headers: event.headers, body: event.body }),
+        new Request(`http://bench${OPENAI_PATH}`, {
+          method: "POST",
+          headers: event.headers,
+          body: event.body,
+        }),
       );
       const body = (await answer.json()) as { outcome?: string };
       if (body.outcome !== "accepted") throw new Error(`write units: event answered ${JSON.stringify(body)}`);
