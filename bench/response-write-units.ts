@@ -11,7 +11,7 @@ import { nodeHmacSha256 } from "../src/runtime/node-hmac.js";
 import { createDynamoClient } from "../src/store/dynamo-client.js";
 import { ensureTable } from "../src/store/ensure-table.js";
 import { startFakeOpenAi } from "../test/support/fake-openai.js";
-import { waitFor } from "./delivery-phases.js";
+import { settle, waitFor } from "./delivery-phases.js";
 import { createThinEventFactory, OPENAI_PATH, RESPONSE_BYTES, responseTemplate } from "./openai-events.js";
 import { startScriptedSink } from "./scripted-sink.js";
 import { attachWriteUnitMeter, breakdown, type WriteRecord, type WriteUnitRow } from "./write-units.js";
@@ -102,6 +102,9 @@ export async function measureResponseWriteUnits(
         20,
       );
       await stepwatch.drain();
+      // The meter records a write only after reading the item back: let the last record land, so
+      // it is counted with its own response and not the next one.
+      await settle(() => records.length, 200, 3_000);
       if (!done) throw new Error(`write units: response ${event.stepId} was not hydrated and delivered`);
     };
     await lifecycle();
