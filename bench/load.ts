@@ -38,12 +38,15 @@ export function runUniqueEvents(options: {
   /** Sends exactly this many requests instead of running for `seconds`. */
   amount?: number;
   overallRate?: number;
+  /** The route; the run step ingest route by default. */
+  path?: string;
   nextEvent: () => SignedEvent;
   onAnswer: (status: number, body: string, stepId: string) => void;
 }): Promise<AutocannonResult> {
+  const path = options.path ?? INGEST_PATH;
   const request: AutocannonRequest = {
     method: "POST",
-    path: INGEST_PATH,
+    path,
     setupRequest(req, context) {
       const event = options.nextEvent();
       // One request in flight per connection (no pipelining), so the context names its event.
@@ -55,7 +58,7 @@ export function runUniqueEvents(options: {
     },
   };
   return autocannon({
-    url: `${options.url}${INGEST_PATH}`,
+    url: `${options.url}${path}`,
     connections: options.connections,
     ...(options.amount ? { amount: options.amount } : { duration: options.seconds }),
     timeout: 10,

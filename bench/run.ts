@@ -26,9 +26,16 @@ import { startLatencySink } from "./latency-sink.js";
 import { outcomeCounter, runStatic, runUniqueEvents, staticRequest } from "./load.js";
 import { type MixedLoadResult, runMixedLoad } from "./mixed-load.js";
 import { measureNodeFootprint } from "./node-footprint.js";
+import {
+  type HydrationDrainResult,
+  measureHydrationDrain,
+  measureOpenAiAck,
+  type OpenAiAckResult,
+} from "./openai-phases.js";
 import { type ProfileSummary, summariseProfile } from "./profile-summary.js";
 import { measureRelayOverhead } from "./relay-overhead.js";
 import { type Figures, formatTable, GOALS } from "./report.js";
+import { measureResponseWriteUnits, type ResponseWriteUnitReport } from "./response-write-units.js";
 import { measureWorkerBundle } from "./worker-bundle.js";
 import { measureWorkerCpu } from "./worker-cpu.js";
 import { measureWriteUnits, type WriteUnitReport } from "./write-units.js";
@@ -50,6 +57,15 @@ const TIMES = options.quick
 const DELIVERY = options.quick
   ? { drainBacklog: 2000, drainTimeoutS: 90, workerBacklog: 2000, isolationSteps: 300, isolationRounds: 1 }
   : { drainBacklog: 5000, drainTimeoutS: 150, workerBacklog: 2000, isolationSteps: 300, isolationRounds: 3 };
+// OpenAI's webhooks (issue 20): thin events against run steps on one server (1 round: R T; 2: R T T R),
+// and the hydration drain after an API outage, shortened from the issue's 60 s to keep the run short.
+const OPENAI = options.quick
+  ? { ackRounds: 1 as const, settleTimeoutMs: 20_000, drain: { rate: 50, beforeS: 3, outageS: 8, capS: 35 } }
+  : {
+      ackRounds: 2 as const,
+      settleTimeoutMs: 60_000,
+      drain: { rate: 100, beforeS: 5, outageS: 20, capS: 120 },
+    };
 const NOTIFY_RATE = 100;
 // Above this share of one core used by other processes, a phase is measured again.
 const BUSY_SHARE = 0.1;
@@ -168,6 +184,17 @@ try {
     `write units: ${writeUnits.wru_per_step_lifecycle} per step lifecycle, ` +
       `${writeUnits.wru_per_retry_cycle} per retry cycle`,
   );
+
+  // The same for one OpenAI response: thin event recorded, hydrated (10 items, 20 KB), notified.
+  const responseWriteUnits: ResponseWriteUnitReport | null = await measureResponseWriteUnits(endpoint).catch(
+    (error: unknown) => {
+      log(`response write units: not measured (${String(error)})`);
+      return null;
+    },
+  );
+  if (responseWriteUnits) {
+    log(`write units: ${responseWriteUnits.wru_per_response_lifecycle} per response lifecycle`);
+  }
 
   // The store call alone through the SDK, with the client as it was and as it is now.
   const profileDir = join(ROOT, "bench/results");
@@ -471,6 +498,34 @@ try {
     }),
   );
 
+  // OpenAI's webhooks: each phase its own server and table, the stand-in of the API in this process.
+  const openAiBase = {
+    baseEnv: serverEnv,
+    stepSecret: secret,
+    core: placement.serverCore,
+    track,
+    otherPids: { dynalite: dynalite.pid, bench: process.pid },
+    log,
+  };
+  await waitForQuiet();
+  const openAiAck: OpenAiAckResult | null = await guarded("openai_ack", () =>
+    measureOpenAiAck({
+      ...openAiBase,
+      warmupS: TIMES.warmup,
+      serverWarmupS: TIMES.serverWarmup,
+      phaseS: TIMES.phase,
+      rounds: OPENAI.ackRounds,
+      settleTimeoutMs: OPENAI.settleTimeoutMs,
+    }),
+  );
+  openAiAck?.cpu.forEach((cpu, i) => {
+    noteForeign(`openai_ack_${i}`, cpu);
+  });
+  const hydrationDrain: HydrationDrainResult | null = await guarded("hydration_drain", () =>
+    measureHydrationDrain({ ...openAiBase, ...OPENAI.drain }),
+  );
+  if (hydrationDrain) noteForeign("hydration_drain", hydrationDrain.cpu);
+
   const bundle = await measureWorkerBundle();
   await waitForQuiet();
   const footprint = await measureNodeFootprint();
@@ -524,6 +579,10 @@ try {
     wru_per_step_lifecycle: writeUnits.wru_per_step_lifecycle,
     wru_per_retry_cycle: writeUnits.wru_per_retry_cycle,
     cpu_ratio_mixed_vs_created: round(mixed.cpuMsPerEvent / (serverCpuTotal / appliedTotal), 3),
+    openai_ack_ratio_vs_run_steps: openAiAck ? round(openAiAck.ratio, 3) : null,
+    openai_ack_ms_p99: openAiAck ? openAiAck.slowP99Ms : null,
+    hydration_drain_ratio: hydrationDrain?.ratio ? round(hydrationDrain.ratio, 3) : null,
+    wru_per_response_lifecycle: responseWriteUnits?.wru_per_response_lifecycle ?? null,
   };
   const details = {
     relay_realistic: relay,
@@ -562,6 +621,22 @@ try {
     sdk_profiles: profiles ?? null,
     calls: counts,
     write_units: writeUnits,
+    openai: {
+      ack: openAiAck
+        ? {
+            acks_per_s: round(openAiAck.ackPerSecond, 0),
+            run_step_events_per_s: round(openAiAck.runStepPerSecond, 0),
+            ratio_vs_main_ingest: round(
+              openAiAck.ackPerSecond / mean(ingests.map((i) => i.eventsPerSecond)),
+              3,
+            ),
+            ...openAiAck.details,
+          }
+        : null,
+      hydration_drain: hydrationDrain?.details ?? null,
+      response_write_units: responseWriteUnits,
+      phase_sizes: OPENAI,
+    },
     mixed_load: {
       mix: "each step in_progress then completed; every 5th request a redelivery (20%); one webhook sink",
       events_per_s: round(mixed.eventsPerSecond, 0),
@@ -604,6 +679,13 @@ try {
         ? `Worker cron: ${workerDrain.delivered} of ${DELIVERY.workerBacklog} delivered in one invocation`
         : "Worker cron: not measured (see phase_errors)",
       `write units per step: ${writeUnits.lifecycle.writes.map((w) => `${w.write} ${w.total_wru}`).join(", ")}`,
+      responseWriteUnits
+        ? `write units per response: ${responseWriteUnits.writes.map((w) => `${w.write} ${w.total_wru}`).join(", ")}`
+        : "write units per response: not measured",
+      openAiAck
+        ? `OpenAI thin events ${round(openAiAck.ackPerSecond, 0)} acks/s vs run steps ` +
+          `${round(openAiAck.runStepPerSecond, 0)} events/s on the same server`
+        : "OpenAI acks: not measured (see phase_errors)",
     ],
   };
   details.total_s = round((performance.now() - started) / 1000, 0);

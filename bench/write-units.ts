@@ -170,6 +170,18 @@ function labelOf(
     return `${what} ${values.includes(":until") ? "acquire" : "release"}${suffix}`;
   }
   if (key.startsWith(`${P.meta}outbox#`)) return `outbox watermark${suffix}`;
+  if (key.startsWith(P.event)) {
+    const create = (input.ConditionExpression ?? "").includes("attribute_not_exists");
+    const item = operation === "PutItem" ? (input as PutItemCommandInput).Item : after;
+    return `openai event ${create ? "record" : "replace"} → ${item?.[A.hydration]?.S ?? "?"}${suffix}`;
+  }
+  if (key.startsWith(P.response)) {
+    const status = input.ExpressionAttributeValues?.[":st"]?.S ?? "?";
+    const extras = [values.includes(":ob") ? "outbox entry" : "", values.includes(":snk") ? "owed sinks" : ""]
+      .filter(Boolean)
+      .join(", ");
+    return `response apply → ${status}${extras ? ` (+ ${extras})` : ""}${suffix}`;
+  }
   return `${operation} ${key.split("#")[0]}#…${suffix}`;
 }
 
