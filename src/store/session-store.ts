@@ -56,8 +56,8 @@ export class SessionStore {
   }
 
   /**
-   * Applies a fetched session if it is newer than the stored one, recording its event with it (an
-   * older object refused leaves the item as it is); whether it was applied.
+   * Applies a fetched session if it is newer than the stored one; its event is recorded with the
+   * session either way. Whether it was applied.
    */
   async apply(input: {
     readonly session: AgentSessionObject;
@@ -87,6 +87,14 @@ export class SessionStore {
       APPLY_IF,
       values,
     );
+    if (!result.ok) {
+      // An older object is not kept, but its event is listed with the session all the same: a
+      // session's item is small, so this costs a write unit where a response's would cost its size.
+      const listed = `ADD ${n(A.eventIds)} :ev`;
+      await this.#table.update("listSessionEvent", sessionKey(input.session.id), listed, undefined, {
+        ":ev": { SS: [input.eventId] },
+      });
+    }
     return result.ok;
   }
 
