@@ -94,12 +94,14 @@ beforeAll(async () => {
     { consoleRoutes: consoleRoutes(consoleFilesIn(new URL("../public/console/", import.meta.url))) },
   );
   // The hook refuses the failed step's first notification for good (400): that delivery is dead.
-  // So is the failed response's first one (its test comes after the bulk retry's empty dead list).
+  // So are the failed response's and the session's first ones (their tests come after the bulk
+  // retry's empty dead list).
   let refused = false;
-  let refusedResponse = false;
+  const refuseOnce = new Set([RESPONSE.id, SESSION.id]);
   sink.respond = (request) => {
-    if (request.path === "/hook" && !refusedResponse && request.body.includes(`"id":"${RESPONSE.id}"`)) {
-      refusedResponse = true;
+    const subject = [...refuseOnce].find((id) => request.body.includes(`"id":"${id}"`));
+    if (request.path === "/hook" && subject) {
+      refuseOnce.delete(subject);
       return { status: 400, body: "response refused by receiver" };
     }
     if (refused || request.path !== "/hook") return undefined;
@@ -460,11 +462,18 @@ describe("operator console in headless Chromium", () => {
     const event = thinEvent("agent.session.action_required", SESSION.id);
     expect((await sendOpenAi(event)).status).toBe(200);
     await app.drain();
-    await eventually(async () =>
-      (await app.get(`/v1/agent-sessions/${SESSION.id}`)).status === 200 ? true : undefined,
-    );
-    await page.getByLabel("Open an id").fill(SESSION.id);
-    await page.getByRole("button", { name: "Open", exact: true }).click();
+    // Hydrated, and its hook notification dead: a delivery whose subject is the session's event.
+    const dead = await eventually(async () => {
+      const body = (await (await app.get("/v1/deliveries?state=dead&sink=hook")).json()) as {
+        data: Array<{ id: string; step_id: string | null; subject: { kind: string; id: string } }>;
+      };
+      return body.data.find((d) => d.subject.kind === "agent_session");
+    });
+    expect(dead).toMatchObject({ step_id: null, subject: { id: event.id } });
+    await page.goto(`${base}/console/#/deliveries?state=dead`);
+    await shows("#/deliveries?state=dead");
+    expect(await rowOf(dead.id).textContent()).toContain(`session ${SESSION.id}`);
+    await rowOf(dead.id).getByRole("link", { name: SESSION.id }).click();
     await shows(`#/sessions/${SESSION.id}`);
     expect(await heading().textContent()).toBe(`Agent session ${SESSION.id}`);
     expect(await factsOf()).toMatchObject({
@@ -476,8 +485,13 @@ describe("operator console in headless Chromium", () => {
     });
     expect(await rowOf(event.id).textContent()).toContain("agent.session.action_requiredhydrated1");
     expect(JSON.parse((await page.getByLabel("Session JSON").textContent()) ?? "")).toEqual(SESSION);
-    // A session's run address opens the session too.
+    // A session's run address opens the session too, and so does the open box.
     await page.goto(`${base}/console/#/runs/${SESSION.id}`);
+    await shows(`#/sessions/${SESSION.id}`);
+    await page.goto(`${base}/console/#/sources`);
+    await shows("#/sources");
+    await page.getByLabel("Open an id").fill(SESSION.id);
+    await page.getByRole("button", { name: "Open", exact: true }).click();
     await shows(`#/sessions/${SESSION.id}`);
     await shot("7-session");
   });
