@@ -4,20 +4,24 @@ import { fileURLToPath } from "node:url";
 import { type ServerType, serve } from "@hono/node-server";
 import chromium from "@sparticuz/chromium";
 import { type Browser, type BrowserContext, type Page, chromium as playwright } from "playwright-core";
+import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateWebhookSecret } from "../src/domain/webhook-secret.js";
 import { consoleRoutes } from "../src/http/routes/console-routes.js";
 import { consoleFilesIn } from "../src/runtime/console-files.js";
+import { failedResponse, functionCallSession } from "./fixtures/openai-objects.js";
 import { deliveryOf, seedDead, sinkOf, stepIdOf, webhookSink } from "./support/deliveries.js";
+import { type FakeOpenAi, startFakeOpenAi } from "./support/fake-openai.js";
 import { seedQuarantined } from "./support/quarantine.js";
 import { makeStep } from "./support/run-steps.js";
-import { type SinkServer, startSinkServer } from "./support/sink-server.js";
+import { eventually, type SinkServer, startSinkServer } from "./support/sink-server.js";
 import { createTestApp, TEST_TOKEN, type TestApp } from "./support/test-app.js";
 import { startTestStore, type TestStore } from "./support/test-store.js";
 
 // The operator console in a real headless Chromium (@sparticuz/chromium's binary, shipped inside its
 // npm package), driven by playwright-core against the real app on loopback, a real dynalite and a
-// real sink server. Screenshots go to test/.screenshots/ (git-ignored).
+// real sink server, with OpenAI's platform webhooks hydrated from the loopback stand-in of its API.
+// Screenshots go to test/.screenshots/ (git-ignored).
 
 const SCREENSHOTS = fileURLToPath(new URL("./.screenshots/", import.meta.url));
 const RUN_A = "run_console_a";
@@ -26,9 +30,19 @@ const ASSISTANT_A = "asst_console_a";
 const FAILED_A = "step_console_a2";
 const secret = generateWebhookSecret();
 const MARKUP = `<img src=x onerror="window.pwned=1"><b>bold</b>`;
+const OPENAI_KEY = "sk-test-console-0123456789";
+const openAiSecret = generateWebhookSecret();
+// A failed response whose error carries markup (shown as text), and a session asking for a function call.
+const RESPONSE = {
+  ...failedResponse,
+  id: "resp_console_failed",
+  error: { code: "server_error", message: `The model produced invalid content. ${MARKUP}` },
+};
+const SESSION = { ...functionCallSession, id: "sess_console_fn" };
 
 let store: TestStore;
 let sink: SinkServer;
+let openai: FakeOpenAi;
 let app: TestApp;
 let server: ServerType;
 let base: string;
@@ -56,10 +70,21 @@ async function sendStep(overrides: Record<string, unknown>) {
 beforeAll(async () => {
   mkdirSync(SCREENSHOTS, { recursive: true });
   const executablePath = chromium.executablePath();
-  [store, sink] = await Promise.all([startTestStore(), startSinkServer()]);
+  [store, sink, openai] = await Promise.all([
+    startTestStore(),
+    startSinkServer(),
+    startFakeOpenAi({
+      apiKey: OPENAI_KEY,
+      responses: [RESPONSE],
+      sessions: [{ session: SESSION, items: [] }],
+    }),
+  ]);
   app = await createTestApp(
     store,
     {
+      OPENAI_WEBHOOK_SECRET: openAiSecret,
+      OPENAI_API_KEY: OPENAI_KEY,
+      OPENAI_BASE_URL: openai.url,
       NOTIFY_SINKS: JSON.stringify([
         webhookSink("hook", `${sink.url}/hook`, secret),
         webhookSink("audit", `${sink.url}/audit`, secret),
@@ -69,8 +94,16 @@ beforeAll(async () => {
     { consoleRoutes: consoleRoutes(consoleFilesIn(new URL("../public/console/", import.meta.url))) },
   );
   // The hook refuses the failed step's first notification for good (400): that delivery is dead.
+  // So are the failed response's and the session's first ones (their tests come after the bulk
+  // retry's empty dead list).
   let refused = false;
+  const refuseOnce = new Set([RESPONSE.id, SESSION.id]);
   sink.respond = (request) => {
+    const subject = [...refuseOnce].find((id) => request.body.includes(`"id":"${id}"`));
+    if (request.path === "/hook" && subject) {
+      refuseOnce.delete(subject);
+      return { status: 400, body: "response refused by receiver" };
+    }
     if (refused || request.path !== "/hook") return undefined;
     try {
       if (stepIdOf(request) !== FAILED_A) return undefined;
@@ -147,7 +180,7 @@ afterAll(async () => {
     });
   }
   await app?.drain();
-  await Promise.all([store?.close(), sink?.close()]);
+  await Promise.all([store?.close(), sink?.close(), openai?.close()]);
 });
 
 describe("operator console in headless Chromium", () => {
@@ -344,6 +377,153 @@ describe("operator console in headless Chromium", () => {
     expect(await page.getByRole("button", { name: "Replay" }).count()).toBe(0);
   });
 
+  it("shows a hydrated failed response beside runs: from a dead delivery, by id, and from a run address", async () => {
+    const event = thinEvent("response.failed", RESPONSE.id);
+    expect((await sendOpenAi(event)).status).toBe(200);
+    await app.drain();
+    // Hydrated, stored, and its hook notification refused for good: a dead delivery of a response.
+    const stored = await eventually(async () => {
+      const got = await app.get(`/v1/responses/${RESPONSE.id}`);
+      if (got.status !== 200) return undefined;
+      const body = (await got.json()) as { deliveries: Array<{ id: string; sink: string; state: string }> };
+      return body.deliveries.some((d) => d.sink === "hook" && d.state === "dead") ? body : undefined;
+    });
+    const hookId = stored.deliveries.find((d) => d.sink === "hook")?.id ?? "";
+
+    // The dead list shows it with a null step_id: its subject links to the response.
+    await page.goto(`${base}/console/#/deliveries?state=dead`);
+    await shows("#/deliveries?state=dead");
+    expect(await rowOf(hookId).textContent()).toContain(`response ${RESPONSE.id}`);
+    await rowOf(hookId).getByRole("link", { name: RESPONSE.id }).click();
+    await shows(`#/responses/${RESPONSE.id}`);
+
+    expect(await heading().textContent()).toBe(`Response ${RESPONSE.id}`);
+    const facts = await factsOf();
+    expect(facts).toMatchObject({
+      Status: "failed",
+      Model: "gpt-4.1-2025-04-14",
+      Prompt: "–",
+      Error: `server_error: The model produced invalid content. ${MARKUP}`,
+      Tokens: "120 (input 120, output 0)",
+    });
+    expect(facts).not.toHaveProperty("Incomplete reason");
+    const TIME = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$/;
+    const eventCells = await rowOf(event.id).locator("td").allTextContents();
+    expect(eventCells).toEqual([
+      event.id,
+      "response.failed",
+      "hydrated",
+      "1",
+      "–",
+      eventCells[5],
+      eventCells[6],
+      "–",
+    ]);
+    expect(eventCells[5]).toMatch(TIME);
+    expect(eventCells[6]).toMatch(TIME);
+    expect(await rowOf("fs_failed_0001").locator("td").allTextContents()).toEqual([
+      "0",
+      "fs_failed_0001",
+      "tool_calls",
+      "failed",
+      `server_error: The model produced invalid content. ${MARKUP}`,
+    ]);
+    const raw = JSON.parse((await page.getByLabel("Response JSON").textContent()) ?? "");
+    expect(raw).toEqual(RESPONSE);
+    expect(await page.locator("main img").count()).toBe(0);
+    expect(await page.evaluate(() => "pwned" in window)).toBe(false);
+    await shot("6-response");
+
+    // Its dead delivery is retried from the response page, as from a step's.
+    expect(await rowOf(hookId).first().textContent()).toContain("dead");
+    expect(await page.locator("td.log", { hasText: `Attempt log of ${hookId}` }).textContent()).toContain(
+      "HTTP 400: response refused by receiver",
+    );
+    await page.getByRole("button", { name: `Retry ${hookId} now` }).click();
+    await notice()
+      .filter({ hasText: `Retried ${hookId}: delivered after attempt 2.` })
+      .waitFor();
+    expect(await rowOf(hookId).first().textContent()).toContain("delivered");
+
+    // A run address of a response opens its page; so does the header's open box.
+    await page.goto(`${base}/console/#/steps`);
+    await shows("#/steps");
+    await page.goto(`${base}/console/#/runs/${RESPONSE.id}`);
+    await shows(`#/responses/${RESPONSE.id}`);
+    await page.goto(`${base}/console/#/sinks`);
+    await shows("#/sinks");
+    await page.getByLabel("Open an id").fill(` ${RESPONSE.id} `);
+    await page.getByLabel("Open an id").press("Enter");
+    await shows(`#/responses/${RESPONSE.id}`);
+    expect(await page.getByLabel("Open an id").inputValue()).toBe("");
+  });
+
+  it("shows an agent session's status, agent, model, required action and events", async () => {
+    const event = thinEvent("agent.session.action_required", SESSION.id);
+    expect((await sendOpenAi(event)).status).toBe(200);
+    await app.drain();
+    // Hydrated, and its hook notification dead: a delivery whose subject is the session's event.
+    const dead = await eventually(async () => {
+      const body = (await (await app.get("/v1/deliveries?state=dead&sink=hook")).json()) as {
+        data: Array<{ id: string; step_id: string | null; subject: { kind: string; id: string } }>;
+      };
+      return body.data.find((d) => d.subject.kind === "agent_session");
+    });
+    expect(dead).toMatchObject({ step_id: null, subject: { id: event.id } });
+    await page.goto(`${base}/console/#/deliveries?state=dead`);
+    await shows("#/deliveries?state=dead");
+    expect(await rowOf(dead.id).textContent()).toContain(`session ${SESSION.id}`);
+    await rowOf(dead.id).getByRole("link", { name: SESSION.id }).click();
+    await shows(`#/sessions/${SESSION.id}`);
+    expect(await heading().textContent()).toBe(`Agent session ${SESSION.id}`);
+    expect(await factsOf()).toMatchObject({
+      Status: "requires_action",
+      Agent: "Support agent (agent_6a1f2c)",
+      Model: "gpt-5.5",
+      "Required action": "function_call: lookup_order",
+      Tokens: "1500 (input 1200, output 300)",
+    });
+    expect(await rowOf(event.id).textContent()).toContain("agent.session.action_requiredhydrated1");
+    expect(JSON.parse((await page.getByLabel("Session JSON").textContent()) ?? "")).toEqual(SESSION);
+    // A session's run address opens the session too, and so does the open box.
+    await page.goto(`${base}/console/#/runs/${SESSION.id}`);
+    await shows(`#/sessions/${SESSION.id}`);
+    await page.goto(`${base}/console/#/sources`);
+    await shows("#/sources");
+    await page.getByLabel("Open an id").fill(SESSION.id);
+    await page.getByRole("button", { name: "Open", exact: true }).click();
+    await shows(`#/sessions/${SESSION.id}`);
+    await shot("7-session");
+  });
+
+  it("shows the OpenAI source's state and its waiting hydrations", async () => {
+    await page.getByRole("navigation", { name: "Sections" }).getByRole("link", { name: "Sources" }).click();
+    await shows("#/sources");
+    const ok = await rowOf("openai").textContent();
+    expect(ok).toMatch(/^openaiok\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ–0–$/);
+
+    // A revoked key: the next event waits, and the panel says why and for how long.
+    openai.unauthorized = true;
+    try {
+      expect((await sendOpenAi(thinEvent("response.failed", "resp_console_waiting"))).status).toBe(200);
+      await app.drain();
+      await eventually(async () => {
+        const body = (await (await app.get("/v1/sources")).json()) as { data: Array<{ state: string }> };
+        return body.data[0]?.state === "unauthorized" ? true : undefined;
+      });
+    } finally {
+      openai.unauthorized = false;
+    }
+    await page.getByRole("button", { name: "Refresh" }).click();
+    await rowOf("unauthorized").waitFor();
+    const cells = await rowOf("openai").locator("td").allTextContents();
+    expect(cells[1]).toBe("unauthorized");
+    expect(cells[3]).toContain("401");
+    expect(cells[4]).toBe("1");
+    expect(cells[5]).toMatch(/^\d+ s$/);
+    await shot("8-sources");
+  });
+
   it("forgets the token on request, set no cookie, and logged no browser error", async () => {
     await page.getByRole("button", { name: "Forget token" }).click();
     await page.locator("#token").waitFor();
@@ -352,6 +532,43 @@ describe("operator console in headless Chromium", () => {
     expect(browserErrors).toEqual([]);
   });
 });
+
+/** A thin OpenAI event for `subject`, as OpenAI sends it. */
+let events = 0;
+const thinEvent = (type: string, subject: string) => ({
+  id: `evt_console_${Date.now().toString(36)}_${events++}`,
+  object: "event",
+  created_at: Math.floor(Date.now() / 1000),
+  type,
+  data: { id: subject },
+});
+
+/** POSTs an OpenAI event signed as OpenAI signs it (the standardwebhooks library). */
+async function sendOpenAi(event: unknown): Promise<Response> {
+  const body = JSON.stringify(event);
+  const id = `wh_console_${events++}`;
+  const now = new Date();
+  return await app.app.request("/v1/webhooks/openai", {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      "webhook-id": id,
+      "webhook-timestamp": String(Math.floor(now.getTime() / 1000)),
+      "webhook-signature": new Webhook(openAiSecret).sign(id, now, body),
+    },
+    body,
+  });
+}
+
+/** The facts list of the page, term → text. */
+async function factsOf(): Promise<Record<string, string>> {
+  return page.locator("dl.facts").evaluate((dl) => {
+    const out: Record<string, string> = {};
+    for (const dt of dl.querySelectorAll("dt"))
+      out[dt.textContent ?? ""] = dt.nextElementSibling?.textContent ?? "";
+    return out;
+  });
+}
 
 async function deliveryRows(): Promise<string[]> {
   return page.locator("main tbody tr td:first-child").allTextContents();

@@ -11,6 +11,14 @@ let renderToken = 0;
 const main = /** @type {HTMLElement} */ (document.getElementById("main"));
 const notice = /** @type {HTMLElement} */ (document.getElementById("notice"));
 const forget = /** @type {HTMLButtonElement} */ (document.getElementById("forget"));
+const openForm = /** @type {HTMLFormElement} */ (document.getElementById("open"));
+const openInput = /** @type {HTMLInputElement} */ (document.getElementById("open-id"));
+
+// Signed in: the token can be forgotten and ids opened; signed out, neither is offered.
+const signedIn = (yes) => {
+  forget.hidden = !yes;
+  openForm.hidden = !yes;
+};
 
 /** An error answer of the API ({error:{code,message,issues?}}), or a network failure (status 0). */
 class ApiError extends Error {
@@ -29,12 +37,12 @@ const getToken = () => sessionStorage.getItem(TOKEN_KEY);
 
 function forgetToken() {
   sessionStorage.removeItem(TOKEN_KEY);
-  forget.hidden = true;
+  signedIn(false);
 }
 
 /** Shows the token form; `reason` says why it is asked (again). */
 function askToken(reason) {
-  forget.hidden = true;
+  signedIn(false);
   renderToken += 1;
   const input = el("input", {
     id: "token",
@@ -54,7 +62,7 @@ function askToken(reason) {
     const value = input.value.trim();
     if (!value) return;
     sessionStorage.setItem(TOKEN_KEY, value);
-    forget.hidden = false;
+    signedIn(true);
     say("ok", "Token kept for this browser tab only.");
     route();
   });
@@ -203,7 +211,8 @@ function facts(pairs) {
   return el(
     "dl",
     { class: "facts" },
-    pairs.map(([term, value]) => [el("dt", {}, term), el("dd", {}, value)]),
+    // A null pair is a fact this object does not have (no error, no incomplete reason).
+    pairs.filter(Boolean).map(([term, value]) => [el("dt", {}, term), el("dd", {}, value)]),
   );
 }
 
@@ -257,16 +266,41 @@ const setHash = (path, params = {}) => {
   else location.hash = hash;
 };
 
+/**
+ * The address that shows `id`, told by its prefix: OpenAI's `resp_` (a response) and `sess_` (an
+ * agent session), a run's `run_`; anything else is taken for a step's id.
+ */
+function pageOf(id) {
+  if (id.startsWith("resp_")) return `responses/${enc(id)}`;
+  if (id.startsWith("sess_")) return `sessions/${enc(id)}`;
+  if (id.startsWith("run_")) return `runs/${enc(id)}`;
+  return `steps/${enc(id)}`;
+}
+
+openForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const id = openInput.value.trim();
+  if (!id) return;
+  openInput.value = "";
+  setHash(pageOf(id));
+});
+
 async function route() {
   if (!getToken()) {
     askToken();
     return;
   }
-  forget.hidden = false;
-  const current = ++renderToken;
-  const shown = location.hash;
+  signedIn(true);
   const { path, params } = parseHash();
   const [section = "steps", id] = path;
+  // A response is a run too (SPEC §9), and a session a thread: their own pages show more (events,
+  // hydration, the raw object), so a run address of one opens that page instead.
+  if (section === "runs" && id && pageOf(id) !== `runs/${enc(id)}`) {
+    history.replaceState(null, "", `#/${pageOf(id)}`);
+    return route();
+  }
+  const current = ++renderToken;
+  const shown = location.hash;
   for (const a of document.querySelectorAll(".top nav a")) {
     if (a.getAttribute("href") === `#/${section}`) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
@@ -274,6 +308,9 @@ async function route() {
   const view = {
     steps: id ? () => stepView(id) : () => stepsView(params),
     runs: () => runView(id ?? "", params),
+    responses: () => responseView(id ?? "", params),
+    sessions: () => sessionView(id ?? ""),
+    sources: () => sourcesView(),
     deliveries: () => deliveriesView(params),
     sinks: () => sinksView(),
     quarantine: id ? () => quarantineItemView(id) : () => quarantineView(params),
@@ -438,7 +475,7 @@ async function stepView(stepId) {
       ["Conflicting statuses ignored", String(conflicts)],
     ]),
     el("h3", {}, "Deliveries"),
-    deliveryTable(deliveries, { withStep: false, withLog: true }),
+    deliveryTable(deliveries, { withSubject: false, withLog: true }),
     el("h3", {}, "Snapshot"),
     el(
       "pre",
@@ -448,14 +485,211 @@ async function stepView(stepId) {
   ];
 }
 
+// ---- responses and agent sessions (SPEC §9) -------------------------------------------------------
+
+const tokens = (usage, input = "input_tokens", output = "output_tokens") =>
+  usage && typeof usage === "object"
+    ? `${dash(usage.total_tokens)} (input ${dash(usage[input])}, output ${dash(usage[output])})`
+    : "–";
+
+const errorText = (error) =>
+  error === null || error === undefined || error === ""
+    ? null
+    : typeof error === "object"
+      ? `${dash(error.code)}: ${dash(error.message)}`
+      : String(error);
+
+/** The OpenAI events of a response or session and where each one's hydration stands. */
+function eventTable(events) {
+  return table(
+    ["Event", "Type", "Hydration", "Attempts", "Last error", "Received", "Hydrated", "Next attempt"],
+    events.map((e) => [
+      el("span", { class: "mono" }, e.id),
+      e.type,
+      stateTag(e.hydration),
+      String(e.attempts),
+      dash(e.last_error),
+      time(e.received_at),
+      time(e.hydrated_at),
+      time(e.next_attempt_at),
+    ]),
+    "No events.",
+  );
+}
+
+/** The raw object as OpenAI's API answered it, without what stepwatch adds. */
+function rawObject(stored, label) {
+  const { events, deliveries, received_at, updated_at, hydrated_at, ...raw } = stored;
+  return el("pre", { class: "snapshot", tabindex: "0", "aria-label": label }, JSON.stringify(raw, null, 2));
+}
+
+async function responseView(id, params) {
+  const [r, page] = await Promise.all([
+    api("GET", `/v1/responses/${enc(id)}`),
+    api("GET", `/v1/runs/${enc(id)}/steps${query({ limit: "100", cursor: params.get("cursor") })}`),
+  ]);
+  const error = errorText(r.error);
+  const incomplete = r.incomplete_details?.reason;
+  return [
+    el("h2", { tabindex: "-1" }, `Response ${r.id}`),
+    facts([
+      ["Status", stateTag(r.status)],
+      ["Model", dash(r.model)],
+      [
+        "Prompt",
+        r.prompt?.id ? `${r.prompt.id}${r.prompt.version ? ` (version ${r.prompt.version})` : ""}` : "–",
+      ],
+      error ? ["Error", error] : null,
+      incomplete ? ["Incomplete reason", String(incomplete)] : null,
+      ["Tokens", tokens(r.usage)],
+      ["Conversation", dash(r.conversation?.id)],
+      ["Created", time(r.created_at)],
+      ["Received", time(r.received_at)],
+      ["Updated", time(r.updated_at)],
+      ["Hydrated", time(r.hydrated_at)],
+    ]),
+    el("h3", {}, "Events"),
+    eventTable(r.events),
+    el("h3", {}, "Deliveries"),
+    deliveryTable(r.deliveries, { withSubject: false, withLog: true }),
+    el("h3", {}, "Steps (its output items)"),
+    table(
+      ["#", "Step", "Type", "Status", "Error"],
+      page.data.map((s) => [
+        String(s.position ?? "–"),
+        el("span", { class: "mono" }, s.id),
+        dash(s.type),
+        stateTag(s.status),
+        s.last_error ? `${s.last_error.code}: ${s.last_error.message}` : "–",
+      ]),
+      "No output item is a step yet.",
+    ),
+    pager(`responses/${enc(id)}`, {}, page.next_cursor, params.get("cursor")),
+    el("h3", {}, "Response object"),
+    rawObject(r, "Response JSON"),
+  ];
+}
+
+// What a required action asks, in a few words: the function, server or origin concerned.
+function actionText(action) {
+  if (!action || typeof action !== "object") return dash(action);
+  const request = action.request && typeof action.request === "object" ? action.request : {};
+  const detail = action.function?.name ?? action.name ?? request.name ?? request.origin ?? request.type;
+  return detail ? `${dash(action.type)}: ${detail}` : dash(action.type);
+}
+
+async function sessionView(id) {
+  const s = await api("GET", `/v1/agent-sessions/${enc(id)}`);
+  const agent = s.agent && typeof s.agent === "object" ? s.agent : {};
+  const required = Array.isArray(s.required_actions) ? s.required_actions : [];
+  const error = errorText(s.error);
+  return [
+    el("h2", { tabindex: "-1" }, `Agent session ${s.id}`),
+    facts([
+      ["Status", stateTag(s.status)],
+      ["Agent", agent.name ? `${agent.name} (${dash(agent.id)})` : dash(agent.id)],
+      ["Model", dash(agent.model)],
+      [
+        "Required action",
+        required.length
+          ? el(
+              "ul",
+              { class: "plain" },
+              required.map((a) => el("li", {}, actionText(a))),
+            )
+          : "–",
+      ],
+      error ? ["Error", error] : null,
+      ["Tokens", tokens(s.usage)],
+      ["Last active", time(s.last_active_at)],
+      ["Received", time(s.received_at)],
+      ["Updated", time(s.updated_at)],
+      ["Hydrated", time(s.hydrated_at)],
+    ]),
+    el("h3", {}, "Events"),
+    eventTable(s.events),
+    el(
+      "p",
+      { class: "muted" },
+      "Each event owes its own notifications; they are listed under ",
+      link("#/deliveries", "Deliveries"),
+      ".",
+    ),
+    el("h3", {}, "Session object"),
+    rawObject(s, "Session JSON"),
+  ];
+}
+
+async function sourcesView() {
+  let sources;
+  try {
+    sources = await api("GET", "/v1/sources");
+  } catch (error) {
+    // Without OPENAI_WEBHOOK_SECRET the server has no live producer and no /v1/sources.
+    if (!(error instanceof ApiError && error.status === 404)) throw error;
+    sources = { data: [{ name: "openai", state: "unconfigured", unmounted: true }] };
+  }
+  return [
+    el("h2", { tabindex: "-1" }, "Sources"),
+    el(
+      "p",
+      { class: "muted" },
+      "Live producers: whether their API answers stepwatch's fetches, and which events wait to be hydrated.",
+    ),
+    el(
+      "p",
+      {},
+      action("Refresh", async () => {
+        await route();
+        return "";
+      }),
+    ),
+    table(
+      ["Producer", "State", "Last success", "Last failure", "Pending hydrations", "Oldest pending"],
+      sources.data.map((p) => [
+        p.name,
+        [
+          stateTag(p.state),
+          p.unmounted
+            ? el("div", { class: "muted" }, "Not configured on this server (OPENAI_WEBHOOK_SECRET).")
+            : null,
+        ],
+        time(p.last_success_at),
+        p.last_failure ? [time(p.last_failure.at), el("div", { class: "muted" }, p.last_failure.error)] : "–",
+        p.unmounted ? "–" : String(p.pending_hydrations),
+        p.oldest_pending_age_s === null || p.oldest_pending_age_s === undefined
+          ? "–"
+          : `${p.oldest_pending_age_s} s`,
+      ]),
+      "No live producer.",
+    ),
+  ];
+}
+
 // ---- deliveries -------------------------------------------------------------------------------------
 
-function deliveryTable(deliveries, { withStep, withLog }) {
+/**
+ * What a delivery is about, linked to its page: a step, a response, or the agent session whose
+ * event owes it (its subject id is that event's; the session is its run). A delivery of an older
+ * server without `subject` is a step's.
+ */
+function subjectOf(d) {
+  const subject = d.subject ?? { kind: "run_step", id: d.step_id };
+  if (subject.kind === "response") {
+    return [el("span", { class: "muted" }, "response "), link(`#/responses/${enc(subject.id)}`, subject.id)];
+  }
+  if (subject.kind === "agent_session") {
+    return [el("span", { class: "muted" }, "session "), link(`#/sessions/${enc(d.run_id)}`, d.run_id)];
+  }
+  return subject.id ? link(`#/steps/${enc(subject.id)}`, subject.id) : "–";
+}
+
+function deliveryTable(deliveries, { withSubject, withLog }) {
   const rows = [];
   for (const d of deliveries) {
     rows.push([
       el("span", { class: "mono" }, d.id),
-      ...(withStep ? [link(`#/steps/${enc(d.step_id)}`, d.step_id)] : []),
+      ...(withSubject ? [subjectOf(d)] : []),
       d.sink,
       d.event,
       stateTag(d.state),
@@ -487,7 +721,7 @@ function deliveryTable(deliveries, { withStep, withLog }) {
   }
   const headings = [
     "Delivery",
-    ...(withStep ? ["Step"] : []),
+    ...(withSubject ? ["Subject"] : []),
     "Sink",
     "Event",
     "State",
@@ -586,7 +820,7 @@ async function deliveriesView(params) {
   return [
     el("h2", { tabindex: "-1" }, `${state === "dead" ? "Dead" : "Pending"} deliveries`),
     filters,
-    deliveryTable(page.data, { withStep: true, withLog: false }),
+    deliveryTable(page.data, { withSubject: true, withLog: false }),
     pager("deliveries", { state, sink }, page.next_cursor, params.get("cursor")),
     el("h3", {}, "Bulk retry"),
     el("p", { class: "muted" }, "Makes a sink's dead deliveries pending again; the sweeper sends them."),
