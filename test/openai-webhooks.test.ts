@@ -126,6 +126,8 @@ describe("POST /v1/webhooks/openai (SPEC §9)", () => {
     expect(message?.body).toContain("The model produced invalid content.");
     expect(message?.body).toContain(String(failedResponse.model));
 
+    // The notifications go out before the event is marked hydrated: drain() waits for both.
+    await app.drain();
     const stored = await json(await app.get(`/v1/responses/${response.id}`));
     expect(stored).toMatchObject({
       ...response,

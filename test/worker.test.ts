@@ -297,8 +297,11 @@ describe("the Worker in workerd (wrangler's local runtime)", () => {
     const stored = await eventually(async () => {
       const body = (await (await read(`/v1/responses/${response.id}`)).json()) as {
         deliveries?: Array<{ sink: string; state: string }>;
+        events?: Array<{ hydration: string }>;
       };
-      return body.deliveries?.some((d) => d.sink === "hook" && d.state === "delivered") ? body : undefined;
+      // The notification goes out before the event is marked hydrated: wait for both.
+      const delivered = body.deliveries?.some((d) => d.sink === "hook" && d.state === "delivered");
+      return delivered && body.events?.[0]?.hydration === "hydrated" ? body : undefined;
     });
     expect(stored).toMatchObject({
       ...response,
