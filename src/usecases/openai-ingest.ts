@@ -188,9 +188,10 @@ export class OpenAiIngest {
       if (version === null) continue;
       try {
         // Read consistently under the lease: the index only says what may be due.
-        const ready = (await events.getMany(due.map((d) => d.id)))
-          .filter((e) => e.hydration === "pending" && (e.nextAttemptMs ?? 0) <= this.#nowMs())
-          .slice(0, left);
+        // At most `left` (the page asked for no more): the cap holds within a shard too.
+        const ready = (await events.getMany(due.map((d) => d.id))).filter(
+          (e) => e.hydration === "pending" && (e.nextAttemptMs ?? 0) <= this.#nowMs(),
+        );
         left -= ready.length;
         const outcomes = await Promise.all(
           ready.map((record) =>
