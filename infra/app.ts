@@ -7,7 +7,8 @@ import { StepwatchStack } from "./stepwatch-stack.js";
 // `cdk synth` / `cdk deploy` from infra/ (see "Deploying to production" in README.md). Context:
 //   -c tableName=stepwatch   -c lambda=false (table and Worker user only)   -c workerUser=false
 //   -c httpReservedConcurrency=25   -c alarmEmail=ops@example.com   -c oldestPendingAlarmMinutes=60
-//   -c logLevel=info
+//   -c logLevel=info   -c openai=true (OpenAI's webhooks: its two secrets)   -c openaiBaseUrl=https://...
+//   -c openaiOrganization=org_...   -c openaiProject=proj_...   -c openaiHydrationConcurrency=8
 const app = new App();
 // cdk-nag's AwsSolutions rules: synthesis fails on any finding not acknowledged in the stack.
 Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
@@ -35,6 +36,18 @@ if (logLevel !== undefined && !["debug", "info", "warn", "error"].includes(logLe
 const concurrency = positive("httpReservedConcurrency");
 const alarmEmail = text("alarmEmail");
 const pendingMinutes = positive("oldestPendingAlarmMinutes");
+// Off unless asked for: a stack without OpenAI's webhooks has no secrets for them to fill in.
+const openai = app.node.tryGetContext("openai");
+const openAiEntries = {
+  baseUrl: text("openaiBaseUrl"),
+  organization: text("openaiOrganization"),
+  project: text("openaiProject"),
+  hydrationConcurrency: positive("openaiHydrationConcurrency"),
+};
+const openAiSettings =
+  openai === undefined || openai === false || openai === "false"
+    ? undefined
+    : Object.fromEntries(Object.entries(openAiEntries).filter(([, value]) => value !== undefined));
 
 new StepwatchStack(app, "Stepwatch", {
   lambdaCode: lambda.Code.fromAsset(bundleLambda(join(REPO_ROOT, "dist/lambda"))),
@@ -45,5 +58,6 @@ new StepwatchStack(app, "Stepwatch", {
   ...(alarmEmail === undefined ? {} : { alarmEmail }),
   ...(pendingMinutes === undefined ? {} : { oldestPendingAlarmAge: Duration.minutes(pendingMinutes) }),
   ...(logLevel === undefined ? {} : { logLevel: logLevel as "debug" | "info" | "warn" | "error" }),
+  ...(openAiSettings === undefined ? {} : { openai: openAiSettings }),
 });
 app.synth();

@@ -20,7 +20,7 @@ import {
 } from "aws-cdk-lib";
 import type { Construct } from "constructs";
 import { BACKLOG_METRICS } from "../src/observability/backlog-metrics.js";
-import { SECRET_VARIABLES, secretArnVariable } from "../src/runtime/lambda-secrets.js";
+import { type SecretVariable, secretArnVariable } from "../src/runtime/lambda-secrets.js";
 import { createTableInput } from "../src/store/ensure-table.js";
 import { TABLE_SCHEMA } from "../src/store/table-schema.js";
 
@@ -47,6 +47,23 @@ export interface StepwatchStackProps extends StackProps {
   readonly oldestPendingAlarmAge?: Duration;
   /** LOG_LEVEL of the functions, and Lambda's application log level filter. Default info. */
   readonly logLevel?: "debug" | "info" | "warn" | "error";
+  /**
+   * OpenAI's platform webhooks (SPEC §9) on the Lambda side: given, the stack adds the
+   * OPENAI_WEBHOOK_SECRET and OPENAI_API_KEY secrets and these settings. Off by default.
+   */
+  readonly openai?: StepwatchOpenAiProps;
+}
+
+/** The OpenAI settings of a stack deployed with OpenAI's webhooks; each has the runtimes' default. */
+export interface StepwatchOpenAiProps {
+  /** OPENAI_BASE_URL: OpenAI's API, Azure OpenAI's v1 or a compatible server. */
+  readonly baseUrl?: string;
+  /** OPENAI_ORGANIZATION. */
+  readonly organization?: string;
+  /** OPENAI_PROJECT. */
+  readonly project?: string;
+  /** OPENAI_HYDRATION_CONCURRENCY, per execution environment. */
+  readonly hydrationConcurrency?: number;
 }
 
 /** The HTTP function's reserved concurrency when none is given. */
@@ -270,7 +287,7 @@ export class StepwatchStack extends Stack {
     // Secrets live in Secrets Manager; the functions get their ARNs and read the values at cold
     // start through the Parameters and Secrets extension (src/runtime/lambda-secrets.ts), so no
     // value is in the template, the function configuration or the repository.
-    const secrets = {
+    const secrets: Partial<Record<SecretVariable, secretsmanager.Secret>> = {
       // Until the sender's whsec_ secret is put in, the generated placeholder fails validation and
       // the function answers 500 naming WEBHOOK_SECRET in its log.
       WEBHOOK_SECRET: new secretsmanager.Secret(this, "WebhookSecret", {
@@ -286,7 +303,23 @@ export class StepwatchStack extends Stack {
         description: "stepwatch NOTIFY_SINKS: JSON array of notification sinks",
         secretStringValue: SecretValue.unsafePlainText("[]"),
       }),
-    } satisfies Record<(typeof SECRET_VARIABLES)[number], secretsmanager.Secret>;
+      // Opted into only: until OpenAI's whsec_ secret is put in, the generated placeholder fails
+      // validation like WEBHOOK_SECRET's (the HTTP function answers 500 naming the variable); a
+      // placeholder key is only refused by OpenAI (events wait, GET /v1/sources says why), so the
+      // sweeper, which also delivers every notification, never fails to start because of it.
+      ...(props.openai
+        ? {
+            OPENAI_WEBHOOK_SECRET: new secretsmanager.Secret(this, "OpenAiWebhookSecret", {
+              description:
+                "stepwatch OPENAI_WEBHOOK_SECRET: the whsec_ secret(s) of OpenAI's webhook endpoint",
+            }),
+            OPENAI_API_KEY: new secretsmanager.Secret(this, "OpenAiApiKey", {
+              description: "stepwatch OPENAI_API_KEY: the OpenAI API key hydrations fetch with",
+              generateSecretString: { excludePunctuation: true, passwordLength: 48 },
+            }),
+          }
+        : {}),
+    };
     for (const [variable, secret] of Object.entries(secrets)) {
       new CfnOutput(this, `${secret.node.id}SecretArn`, {
         value: secret.secretArn,
@@ -294,8 +327,18 @@ export class StepwatchStack extends Stack {
       });
     }
     const logLevel = props.logLevel ?? "info";
+    // Not secret: in the function's configuration, as the Worker has them in wrangler.toml's [vars].
+    const openai = props.openai;
+    const settings: Record<string, string> = {
+      ...(openai?.baseUrl ? { OPENAI_BASE_URL: openai.baseUrl } : {}),
+      ...(openai?.organization ? { OPENAI_ORGANIZATION: openai.organization } : {}),
+      ...(openai?.project ? { OPENAI_PROJECT: openai.project } : {}),
+      ...(openai?.hydrationConcurrency
+        ? { OPENAI_HYDRATION_CONCURRENCY: String(openai.hydrationConcurrency) }
+        : {}),
+    };
 
-    const fn = (id: string, handler: string, timeout: Duration, uses: readonly (keyof typeof secrets)[]) => {
+    const fn = (id: string, handler: string, timeout: Duration, uses: readonly SecretVariable[]) => {
       // A role per function: each reads only its own secrets.
       const role = new iam.Role(this, `${id}Role`, {
         assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),
@@ -311,10 +354,14 @@ export class StepwatchStack extends Stack {
       const environment: Record<string, string> = {
         DYNAMODB_TABLE: this.table.tableName,
         LOG_LEVEL: logLevel,
+        ...settings,
       };
       for (const variable of uses) {
-        secrets[variable].grantRead(role);
-        environment[secretArnVariable(variable)] = secrets[variable].secretArn;
+        const secret = secrets[variable];
+        // The OpenAI pair exists only in a stack deployed with it.
+        if (!secret) continue;
+        secret.grantRead(role);
+        environment[secretArnVariable(variable)] = secret.secretArn;
       }
       const created = new lambda.Function(this, id, {
         code: props.lambdaCode,
@@ -347,15 +394,24 @@ export class StepwatchStack extends Stack {
 
     // Signed webhooks and bearer tokens are checked by the app, so the URL itself is public; its
     // concurrency is capped, since anyone can call it.
-    const http = fn("HttpFunction", "index.handler", Duration.seconds(30), SECRET_VARIABLES);
+    const http = fn(
+      "HttpFunction",
+      "index.handler",
+      Duration.seconds(30),
+      Object.keys(secrets) as SecretVariable[],
+    );
     const reserved = props.httpReservedConcurrency ?? DEFAULT_HTTP_RESERVED_CONCURRENCY;
     (http.node.defaultChild as lambda.CfnFunction).reservedConcurrentExecutions = reserved;
     const url = http.addFunctionUrl({ authType: lambda.FunctionUrlAuthType.NONE });
     new CfnOutput(this, "FunctionUrl", { value: url.url });
 
-    // The sweeper signs and sends notifications, so it needs the sinks, never the webhook secret
-    // or the API tokens.
-    const sweeper = fn("SweepFunction", "index.scheduled", Duration.minutes(2), ["NOTIFY_SINKS"]);
+    // The sweeper signs and sends notifications, so it needs the sinks, and it retries OpenAI
+    // hydrations, so it needs OpenAI's API key; never a webhook secret or the API tokens (with the
+    // key alone, stepwatch hydrates but serves no OpenAI webhook route: src/runtime/create-stepwatch.ts).
+    const sweeper = fn("SweepFunction", "index.scheduled", Duration.minutes(2), [
+      "NOTIFY_SINKS",
+      "OPENAI_API_KEY",
+    ]);
     new events.Rule(this, "SweepSchedule", {
       description: "stepwatch: sweep due notification retries",
       schedule: events.Schedule.rate(props.sweepEvery ?? Duration.minutes(1)),
@@ -376,7 +432,7 @@ export class StepwatchStack extends Stack {
     Validations.of(this).acknowledge({
       id: "AwsSolutions-SMG4",
       reason:
-        "WEBHOOK_SECRET is issued by the webhook sender and NOTIFY_SINKS by each sink's owner: they change when those parties rotate them (put-secret-value), which a rotation Lambda cannot do. API_TOKEN accepts several tokens, so it is rotated by hand without downtime (README).",
+        "WEBHOOK_SECRET is issued by the webhook sender, NOTIFY_SINKS by each sink's owner, and OPENAI_WEBHOOK_SECRET and OPENAI_API_KEY by OpenAI's dashboard: they change when those parties rotate them (put-secret-value), which a rotation Lambda cannot do. API_TOKEN and OPENAI_WEBHOOK_SECRET accept several values, so they are rotated by hand without downtime (README).",
     });
   }
 }

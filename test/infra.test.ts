@@ -263,6 +263,68 @@ describe("infra/: secrets", () => {
     expect(secretsReadBy(template, sweeper)).toEqual([{ Ref: ids.NOTIFY_SINKS }]);
     expect(sweeper.Properties.Role).not.toEqual(http.Properties.Role);
   });
+
+  it("adds OpenAI's two secrets only when asked: the HTTP function reads both, the sweeper the API key alone", () => {
+    expect(JSON.stringify(template.findResources("AWS::SecretsManager::Secret"))).not.toContain("OPENAI");
+    const withOpenAi = synth({
+      openai: {
+        baseUrl: "https://example.openai.azure.com/openai/v1",
+        project: "proj_1",
+        hydrationConcurrency: 4,
+      },
+    });
+    const ids = {
+      WEBHOOK_SECRET: secretIdOf(withOpenAi, /^stepwatch WEBHOOK_SECRET/),
+      API_TOKEN: secretIdOf(withOpenAi, /API_TOKEN/),
+      NOTIFY_SINKS: secretIdOf(withOpenAi, /NOTIFY_SINKS/),
+      OPENAI_WEBHOOK_SECRET: secretIdOf(withOpenAi, /OPENAI_WEBHOOK_SECRET/),
+      OPENAI_API_KEY: secretIdOf(withOpenAi, /OPENAI_API_KEY/),
+    };
+    expect(new Set(Object.values(ids)).size).toBe(5);
+    // A placeholder key OpenAI refuses (events wait, visibly) rather than one the sweeper cannot start with.
+    withOpenAi.hasResourceProperties("AWS::SecretsManager::Secret", {
+      Description: Match.stringLikeRegexp("OPENAI_API_KEY"),
+      GenerateSecretString: { ExcludePunctuation: true, PasswordLength: 48 },
+    });
+    const http = functionWith(withOpenAi, "index.handler");
+    const sweeper = functionWith(withOpenAi, "index.scheduled");
+    expect(new Set(secretsReadBy(withOpenAi, http))).toEqual(
+      new Set(Object.values(ids).map((id) => ({ Ref: id }))),
+    );
+    expect(new Set(secretsReadBy(withOpenAi, sweeper))).toEqual(
+      new Set([{ Ref: ids.NOTIFY_SINKS }, { Ref: ids.OPENAI_API_KEY }]),
+    );
+    const settings = {
+      OPENAI_BASE_URL: "https://example.openai.azure.com/openai/v1",
+      OPENAI_PROJECT: "proj_1",
+      OPENAI_HYDRATION_CONCURRENCY: "4",
+    };
+    expect(http.Properties.Environment.Variables).toMatchObject({
+      ...settings,
+      OPENAI_WEBHOOK_SECRET_SECRET_ARN: { Ref: ids.OPENAI_WEBHOOK_SECRET },
+      OPENAI_API_KEY_SECRET_ARN: { Ref: ids.OPENAI_API_KEY },
+    });
+    const sweeperVariables = sweeper.Properties.Environment.Variables as Record<string, unknown>;
+    expect(sweeperVariables).toMatchObject({
+      ...settings,
+      OPENAI_API_KEY_SECRET_ARN: { Ref: ids.OPENAI_API_KEY },
+    });
+    expect(
+      Object.keys(sweeperVariables)
+        .filter((name) => name.endsWith("_SECRET_ARN"))
+        .sort(),
+    ).toEqual(["NOTIFY_SINKS_SECRET_ARN", "OPENAI_API_KEY_SECRET_ARN"]);
+    for (const fn of [http, sweeper]) {
+      const variables = fn.Properties.Environment.Variables as Record<string, unknown>;
+      // Values never in the configuration; a setting not given keeps the runtimes' default.
+      for (const name of ["OPENAI_WEBHOOK_SECRET", "OPENAI_API_KEY", "OPENAI_ORGANIZATION"])
+        expect(variables).not.toHaveProperty(name);
+    }
+    // Hydrations go to OpenAI over the internet: no AWS permission beyond the secrets' reads.
+    const actions = (t: Template) => new Set(statementsOf(t).flatMap((st) => asList(st.Action)));
+    expect(actions(withOpenAi)).toEqual(actions(template));
+    expect(JSON.stringify(withOpenAi.toJSON().Outputs)).toContain("OpenAiApiKeySecretArn");
+  });
 });
 
 describe("infra/: the functions' limits and logs", () => {
@@ -382,6 +444,7 @@ describe("infra/: cdk-nag AwsSolutions", () => {
   it("reports no unacknowledged finding, with or without the Lambda side", () => {
     expect(synthChecked({})).not.toThrow();
     expect(synthChecked({ lambda: false })).not.toThrow();
+    expect(synthChecked({ openai: {} })).not.toThrow();
   });
 
   it("fails synthesis on a finding nobody acknowledged (the check is live)", () => {

@@ -12,6 +12,8 @@ import { generateWebhookSecret } from "../src/domain/webhook-secret.js";
 import { CONSOLE_FILES, CONSOLE_HEADERS } from "../src/http/routes/console-routes.js";
 import { BACKLOG_METRICS } from "../src/observability/backlog-metrics.js";
 import type * as LambdaEntry from "../src/runtime/lambda.js";
+import { failedResponse } from "./fixtures/openai-objects.js";
+import { type FakeOpenAi, startFakeOpenAi } from "./support/fake-openai.js";
 import { makeStep } from "./support/run-steps.js";
 import { eventually, type SinkServer, startSinkServer } from "./support/sink-server.js";
 import { TEST_TOKEN } from "./support/test-app.js";
@@ -23,8 +25,11 @@ let entry: typeof LambdaEntry;
 let bundleDir: string;
 let store: TestStore;
 let sink: SinkServer;
+let api: FakeOpenAi;
 const secret = generateWebhookSecret();
 const sinkSecret = generateWebhookSecret();
+const openAiSecret = generateWebhookSecret();
+const OPENAI_KEY = "sk-lambda-test-0123456789";
 let seq = 0;
 const uid = (prefix: string) => `${prefix}_${Date.now().toString(36)}_${seq++}`;
 
@@ -74,13 +79,13 @@ function functionUrlEvent(
   };
 }
 
-function signedEvent(step: unknown, options: { signWith?: string; base64?: boolean } = {}) {
+function signedEvent(step: unknown, options: { signWith?: string; base64?: boolean; path?: string } = {}) {
   const payload = JSON.stringify(step);
   const id = uid("msg");
   const now = new Date();
   return functionUrlEvent(
     "POST",
-    "/v1/webhooks/run-steps",
+    options.path ?? "/v1/webhooks/run-steps",
     {
       "content-type": "application/json",
       "webhook-id": id,
@@ -106,7 +111,11 @@ let baseEnv: Record<string, string>;
 beforeAll(async () => {
   bundleDir = mkdtempSync(join(tmpdir(), "stepwatch-lambda-"));
   bundleLambda(bundleDir);
-  [store, sink] = await Promise.all([startTestStore("stepwatch-lambda"), startSinkServer()]);
+  [store, sink, api] = await Promise.all([
+    startTestStore("stepwatch-lambda"),
+    startSinkServer(),
+    startFakeOpenAi({ apiKey: OPENAI_KEY }),
+  ]);
   // What Lambda's environment holds: the function's settings plus the role's region and credentials.
   const env: Record<string, string> = {
     WEBHOOK_SECRET: secret,
@@ -129,7 +138,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   vi.unstubAllEnvs();
-  await Promise.all([store?.close(), sink?.close()]);
+  await Promise.all([store?.close(), sink?.close(), api?.close()]);
   if (bundleDir) rmSync(bundleDir, { recursive: true, force: true });
 });
 
@@ -204,6 +213,91 @@ describe("the Lambda handler behind a Function URL", () => {
     // No waiting: the handler's promise resolved only after the attempt was made and recorded.
     expect(requestsFor(step.id as string)).toHaveLength(1);
     expect((await stepOf(step.id as string)).deliveries).toMatchObject([{ state: "delivered", attempts: 1 }]);
+  });
+});
+
+/** A failed response under a fresh id, served by the stand-in, and OpenAI's thin event for it, signed. */
+function failedOnOpenAi() {
+  const response = { ...failedResponse, id: uid("resp_l") };
+  api.responses.set(response.id, response);
+  const thin = {
+    id: uid("evt_l"),
+    object: "event",
+    created_at: Math.floor(Date.now() / 1000),
+    type: "response.failed",
+    data: { id: response.id },
+  };
+  const event = signedEvent(thin, { signWith: openAiSecret, path: "/v1/webhooks/openai" });
+  return { response, event, thin };
+}
+
+describe("OpenAI's platform webhooks on Lambda (SPEC §9)", () => {
+  // The settings the stack gives each function with OpenAI on: the HTTP one both secrets, the
+  // sweeper the API key alone (infra/stepwatch-stack.ts).
+  const httpEnv = () => ({
+    ...baseEnv,
+    OPENAI_WEBHOOK_SECRET: openAiSecret,
+    OPENAI_API_KEY: OPENAI_KEY,
+    OPENAI_BASE_URL: api.url,
+  });
+  const sweeperEnv = () => {
+    const { WEBHOOK_SECRET: _w, API_TOKEN: _a, ...rest } = baseEnv;
+    return { ...rest, OPENAI_API_KEY: OPENAI_KEY, OPENAI_BASE_URL: api.url };
+  };
+  const notificationsOf = (responseId: string) =>
+    sink.received.filter((r) => r.path === "/hook" && r.body.includes(`"${responseId}"`));
+
+  it("has hydrated a thin event and sent its notification before returning, since Lambda freezes after that", async () => {
+    const handlers = entry.createLambdaHandlers(httpEnv());
+    const { response, event, thin } = failedOnOpenAi();
+    const answer = await handlers.handler(event, context);
+    expect(answer.statusCode).toBe(200);
+    expect(JSON.parse(answer.body)).toEqual({
+      event_id: thin.id,
+      type: "response.failed",
+      outcome: "accepted",
+    });
+    // No waiting: the handler resolved only after the fetch, the store and the attempt.
+    expect(api.count(`/v1/responses/${response.id}`)).toBe(1);
+    const [notification] = notificationsOf(response.id);
+    expect(
+      new Webhook(sinkSecret).verify(notification?.body ?? "", {
+        "webhook-id": String(notification?.headers["webhook-id"]),
+        "webhook-timestamp": String(notification?.headers["webhook-timestamp"]),
+        "webhook-signature": String(notification?.headers["webhook-signature"]),
+      }),
+    ).toMatchObject({ type: "response.failed", data: response });
+    const stored = await handlers.handler(
+      functionUrlEvent("GET", `/v1/responses/${response.id}`, { authorization: `Bearer ${TEST_TOKEN}` }),
+      context,
+    );
+    expect(stored.statusCode).toBe(200);
+    expect(JSON.parse(stored.body)).toMatchObject({
+      ...response,
+      events: [{ id: thin.id, hydration: "hydrated", attempts: 1 }],
+      deliveries: [{ sink: "hook", state: "delivered", attempts: 1 }],
+    });
+  });
+
+  it("the sweep entry, given the sinks and the API key alone (no webhook secret), retries a hydration the API failed", async () => {
+    const http = entry.createLambdaHandlers(httpEnv());
+    const sweeper = entry.createLambdaHandlers(sweeperEnv());
+    const { response, event } = failedOnOpenAi();
+    api.failNext(1, { status: 500 });
+    expect((await http.handler(event, context)).statusCode).toBe(200);
+    expect(api.count(`/v1/responses/${response.id}`)).toBe(1);
+    expect(notificationsOf(response.id)).toHaveLength(0);
+    // Its retry is due after about a second.
+    await eventually(
+      async () => {
+        await sweeper.scheduled();
+        return notificationsOf(response.id).length > 0 ? true : undefined;
+      },
+      15_000,
+      250,
+    );
+    expect(api.count(`/v1/responses/${response.id}`)).toBe(2);
+    expect(notificationsOf(response.id)).toHaveLength(1);
   });
 });
 
@@ -316,6 +410,8 @@ describe("the Lambda entry's secrets, from Secrets Manager through the extension
         [arn("webhook")]: secret,
         [arn("token")]: TEST_TOKEN,
         [arn("sinks")]: baseEnv.NOTIFY_SINKS as string,
+        [arn("openai-webhook")]: openAiSecret,
+        [arn("openai-key")]: OPENAI_KEY,
       },
       "session-token",
     );
@@ -326,6 +422,9 @@ describe("the Lambda entry's secrets, from Secrets Manager through the extension
         WEBHOOK_SECRET_SECRET_ARN: arn("webhook"),
         API_TOKEN_SECRET_ARN: arn("token"),
         NOTIFY_SINKS_SECRET_ARN: arn("sinks"),
+        OPENAI_WEBHOOK_SECRET_SECRET_ARN: arn("openai-webhook"),
+        OPENAI_API_KEY_SECRET_ARN: arn("openai-key"),
+        OPENAI_BASE_URL: api.url,
       });
       const step = makeStep({ id: uid("step_sm") });
       expect((await handlers.handler(signedEvent(step), context)).statusCode).toBe(200);
@@ -334,9 +433,18 @@ describe("the Lambda entry's secrets, from Secrets Manager through the extension
         context,
       );
       expect(read.statusCode).toBe(200);
-      expect(new Set(extension.requests)).toEqual(new Set([arn("webhook"), arn("token"), arn("sinks")]));
-      // Cold start only: the second invocation asked nothing more.
-      expect(extension.requests).toHaveLength(3);
+      // OpenAI's secret verifies its webhooks, its key fetches what they announce.
+      const { response, event } = failedOnOpenAi();
+      expect((await handlers.handler(event, context)).statusCode).toBe(200);
+      const hydrated = await handlers.handler(
+        functionUrlEvent("GET", `/v1/responses/${response.id}`, { authorization: `Bearer ${TEST_TOKEN}` }),
+        context,
+      );
+      expect(JSON.parse(hydrated.body)).toMatchObject({ id: response.id, status: "failed" });
+      const names = ["webhook", "token", "sinks", "openai-webhook", "openai-key"];
+      expect(new Set(extension.requests)).toEqual(new Set(names.map(arn)));
+      // Cold start only: later invocations asked nothing more.
+      expect(extension.requests).toHaveLength(names.length);
     } finally {
       await extension.close();
     }

@@ -2,6 +2,8 @@ import OpenAI from "openai";
 import { Webhook } from "standardwebhooks";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { generateWebhookSecret } from "../src/domain/webhook-secret.js";
+import { shardOf } from "../src/store/item-codec.js";
+import { TABLE_SCHEMA } from "../src/store/table-schema.js";
 import {
   completedResponse,
   failedResponse,
@@ -136,6 +138,8 @@ describe("POST /v1/webhooks/openai (SPEC §9)", () => {
     expect(message?.body).toContain("The model produced invalid content.");
     expect(message?.body).toContain(String(failedResponse.model));
 
+    // The notifications go out before the event is marked hydrated: drain() waits for both.
+    await app.drain();
     const stored = await json(await app.get(`/v1/responses/${response.id}`));
     expect(stored).toMatchObject({
       ...response,
@@ -172,6 +176,47 @@ describe("POST /v1/webhooks/openai (SPEC §9)", () => {
     const ignored = await deliver(app, { ...thin("batch.completed", "batch_1"), data: { id: "batch_1" } });
     expect(await ignored.response.json()).toMatchObject({ outcome: "ignored", type: "batch.completed" });
     expect((await app.get("/v1/responses/batch_1")).status).toBe(404);
+  });
+
+  it("a runtime's cap on hydrations per sweep (the Worker's subrequests) leaves the rest for the next sweep", async () => {
+    const app = await createTestApp(
+      store,
+      { OPENAI_WEBHOOK_SECRET: openAiSecret, OPENAI_API_KEY: API_KEY, OPENAI_BASE_URL: api.url },
+      { maxHydrationsPerSweep: 1 },
+    );
+    // Two events in one hydration shard and one in another: the cap holds within a shard and across.
+    const shards = TABLE_SCHEMA.hydrationShards;
+    const idIn = (wanted: (shard: number) => boolean) => {
+      for (let i = 0; i < 1_000; i++) {
+        const id = uid("evt_cap");
+        if (wanted(shardOf(id, shards))) return id;
+      }
+      throw new Error("no id in the wanted shard");
+    };
+    const first = uid("evt_cap");
+    const ids = [first, idIn((s) => s === shardOf(first, shards)), idIn((s) => s !== shardOf(first, shards))];
+    const events = ids.map((id) => thin("response.completed", String(serve(completedResponse).id), id));
+    api.outage = "destroy";
+    for (const event of events) expect((await deliver(app, event)).response.status).toBe(200);
+    await app.drain();
+    api.outage = "off";
+    // Both retries due (1 s backoff, jittered) before one sweep looks.
+    await eventually(
+      async () => {
+        const records = await Promise.all(events.map((e) => app.openai?.events.get(e.id)));
+        return records.every((r) => r?.hydration === "pending" && (r.nextAttemptMs ?? 0) <= Date.now())
+          ? true
+          : undefined;
+      },
+      10_000,
+      100,
+    );
+    const deadline = () => Date.now() + 10_000;
+    for (let sweep = 0; sweep < 3; sweep++) {
+      expect(await app.openai?.ingest.sweep(deadline())).toMatchObject({ attempts: 1, hydrated: 1 });
+    }
+    const settled = await Promise.all(events.map((e) => app.openai?.events.get(e.id)));
+    expect(settled.map((r) => r?.hydration)).toEqual(["hydrated", "hydrated", "hydrated"]);
   });
 
   it("an API outage loses nothing: the event waits (GET /v1/sources shows it) and a sweep after the outage hydrates and notifies it", async () => {

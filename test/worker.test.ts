@@ -10,6 +10,8 @@ import { generateWebhookSecret } from "../src/domain/webhook-secret.js";
 import { buildOpenApiDocument } from "../src/http/openapi-document.js";
 import { CONSOLE_HEADERS } from "../src/http/routes/console-routes.js";
 import worker from "../src/runtime/worker.js";
+import { failedResponse } from "./fixtures/openai-objects.js";
+import { type FakeOpenAi, startFakeOpenAi } from "./support/fake-openai.js";
 import { makeStep } from "./support/run-steps.js";
 import { eventually, type SinkServer, startSinkServer } from "./support/sink-server.js";
 import { TEST_TOKEN } from "./support/test-app.js";
@@ -28,18 +30,25 @@ interface StepBody {
 
 const secret = generateWebhookSecret();
 const sinkSecret = generateWebhookSecret();
+const openAiSecret = generateWebhookSecret();
+const OPENAI_KEY = "sk-worker-test-0123456789";
 // Ed25519 keys made by @noble/ed25519: a sender signing v1a to the Worker, and the "ed" sink's key.
 const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64");
 const sender = await ed.keygenAsync();
 const sinkKeys = await ed.keygenAsync();
 let store: TestStore;
 let sink: SinkServer;
+let api: FakeOpenAi;
 let runtime: WorkerRuntime;
 let seq = 0;
 const uid = (prefix: string) => `${prefix}_${Date.now().toString(36)}_${seq++}`;
 
 beforeAll(async () => {
-  [store, sink] = await Promise.all([startTestStore("stepwatch-worker"), startSinkServer()]);
+  [store, sink, api] = await Promise.all([
+    startTestStore("stepwatch-worker"),
+    startSinkServer(),
+    startFakeOpenAi({ apiKey: OPENAI_KEY }),
+  ]);
   runtime = await startWorkerRuntime({
     WEBHOOK_SECRET: `${secret} whpk_${b64(sender.publicKey)}`,
     API_TOKEN: TEST_TOKEN,
@@ -58,13 +67,17 @@ beforeAll(async () => {
     ]),
     NOTIFY_RETRY_SCHEDULE: "0.5",
     NOTIFY_TIMEOUT_MS: "2000",
+    // OpenAI's platform webhooks, hydrated from the loopback stand-in of its API.
+    OPENAI_WEBHOOK_SECRET: openAiSecret,
+    OPENAI_API_KEY: OPENAI_KEY,
+    OPENAI_BASE_URL: api.url,
     LOG_LEVEL: process.env.WORKER_LOG_LEVEL ? "debug" : "warn",
   });
 });
 
 afterAll(async () => {
   await runtime?.dispose();
-  await Promise.all([store?.close(), sink?.close()]);
+  await Promise.all([store?.close(), sink?.close(), api?.close()]);
 });
 
 // A webhook delivery signed by the third-party `standardwebhooks` library.
@@ -93,6 +106,36 @@ const read = (path: string) =>
 const stepOf = async (id: string) => (await (await read(`/v1/run-steps/${id}`)).json()) as StepBody;
 
 const requestsFor = (stepId: string) => sink.received.filter((r) => r.body.includes(`"${stepId}"`));
+
+/** A failed response under a fresh id, served by the stand-in, and the thin event OpenAI sends for it. */
+function failedOnOpenAi() {
+  const response = { ...failedResponse, id: uid("resp_w") };
+  api.responses.set(response.id, response);
+  const event = {
+    id: uid("evt_w"),
+    object: "event",
+    created_at: Math.floor(Date.now() / 1000),
+    type: "response.failed",
+    data: { id: response.id },
+  };
+  return { response, event };
+}
+
+const postOpenAi = (event: unknown) =>
+  fetch(new URL("/v1/webhooks/openai", runtime.url), signed(event, openAiSecret));
+
+// The hook sink's notifications about one response, verified with the sink's secret.
+const notificationsOf = (responseId: string) =>
+  sink.received
+    .filter((r) => r.path === "/hook" && r.body.includes(`"${responseId}"`))
+    .map(
+      (r) =>
+        new Webhook(sinkSecret).verify(r.body, {
+          "webhook-id": String(r.headers["webhook-id"]),
+          "webhook-timestamp": String(r.headers["webhook-timestamp"]),
+          "webhook-signature": String(r.headers["webhook-signature"]),
+        }) as { type: string; data: Record<string, unknown> },
+    );
 
 describe("the Worker in workerd (wrangler's local runtime)", () => {
   it("stores a signed event and serves the same step from the read API", async () => {
@@ -238,6 +281,66 @@ describe("the Worker in workerd (wrangler's local runtime)", () => {
     ]);
   });
 
+  it("records a signed thin OpenAI event, hydrates it from the API under ctx.waitUntil, and notifies once", async () => {
+    const { response, event } = failedOnOpenAi();
+    const answer = await postOpenAi(event);
+    expect(answer.status).toBe(200);
+    expect(await answer.json()).toEqual({ event_id: event.id, type: "response.failed", outcome: "accepted" });
+
+    // Fetched from the stand-in through workerd's fetch (with the key: it answers 401 otherwise).
+    const [notification] = await eventually(async () => {
+      const found = notificationsOf(response.id);
+      return found.length > 0 ? found : undefined;
+    });
+    expect(notification).toMatchObject({ type: "response.failed", data: response });
+    expect(api.count(`/v1/responses/${response.id}`)).toBe(1);
+    const stored = await eventually(async () => {
+      const body = (await (await read(`/v1/responses/${response.id}`)).json()) as {
+        deliveries?: Array<{ sink: string; state: string }>;
+        events?: Array<{ hydration: string }>;
+      };
+      // The notification goes out before the event is marked hydrated: wait for both.
+      const delivered = body.deliveries?.some((d) => d.sink === "hook" && d.state === "delivered");
+      return delivered && body.events?.[0]?.hydration === "hydrated" ? body : undefined;
+    });
+    expect(stored).toMatchObject({
+      ...response,
+      events: [{ id: event.id, type: "response.failed", hydration: "hydrated", attempts: 1 }],
+    });
+    // OpenAI's redelivery of the same event is a duplicate: no second fetch, no second notification.
+    expect(await (await postOpenAi(event)).json()).toMatchObject({ outcome: "duplicate" });
+    expect(await runtime.scheduled()).toEqual({ status: 200, outcome: "ok" });
+    expect(notificationsOf(response.id)).toHaveLength(1);
+    expect(api.count(`/v1/responses/${response.id}`)).toBe(1);
+  });
+
+  it("retries a failed hydration from the scheduled (cron) handler", async () => {
+    const { response, event } = failedOnOpenAi();
+    // The first hydration (after the answer) meets a 503: the event waits for its retry (~1 s).
+    api.failNext(1, { status: 503 });
+    expect((await postOpenAi(event)).status).toBe(200);
+    await eventually(async () => (api.count(`/v1/responses/${response.id}`) === 1 ? true : undefined));
+    expect((await read(`/v1/responses/${response.id}`)).status).toBe(404);
+
+    // Only the cron runs a Worker between requests: only `scheduled` can make the retry.
+    const [notification] = await eventually(
+      async () => {
+        expect(await runtime.scheduled()).toEqual({ status: 200, outcome: "ok" });
+        const found = notificationsOf(response.id);
+        return found.length > 0 ? found : undefined;
+      },
+      15_000,
+      500,
+    );
+    expect(notification).toMatchObject({ type: "response.failed", data: { id: response.id } });
+    expect(api.count(`/v1/responses/${response.id}`)).toBe(2);
+    expect(await (await read(`/v1/responses/${response.id}`)).json()).toMatchObject({
+      id: response.id,
+      status: "failed",
+      events: [{ id: event.id, hydration: "hydrated", attempts: 2 }],
+    });
+  });
+
   it("answers 503 with Retry-After while the store is unreachable", async () => {
     await store.stop();
     try {
@@ -296,6 +399,8 @@ describe("npm run types:worker", () => {
       "AWS_ACCESS_KEY_ID",
       "AWS_SECRET_ACCESS_KEY",
       "NOTIFY_SINKS",
+      "OPENAI_WEBHOOK_SECRET",
+      "OPENAI_API_KEY",
     ]) {
       expect(committed).toMatch(new RegExp(`\\b${name}: string;`));
     }
@@ -318,6 +423,10 @@ describe("npm run build:worker", () => {
       const inputs = Object.keys(meta.inputs);
       expect(inputs).toContain("src/runtime/worker-dynamodb.ts");
       expect(inputs.filter((path) => /@aws-sdk\/|@smithy\//.test(path))).toEqual([]);
+      // OpenAI's API is read with Workers' fetch (src/sources/): its SDK is for types and tests only.
+      expect(inputs).toContain("src/sources/openai-api-client.ts");
+      expect(names).not.toContain("openai");
+      expect(inputs.filter((path) => /node_modules\/openai\//.test(path))).toEqual([]);
       expect(names.some((n) => n === "unenv" || n.startsWith("@cloudflare/unenv"))).toBe(false);
     } finally {
       rmSync(outDir, { recursive: true, force: true });

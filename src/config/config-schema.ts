@@ -209,11 +209,27 @@ export class ConfigError extends Error {
   }
 }
 
+// An entry that only sweeps receives no webhook, so it may go without WEBHOOK_SECRET (infra/ gives
+// its sweep function the sinks and OpenAI's key, never the secret); given one, it is checked as usual.
+const SweepOnlyConfigSchema = v.object({
+  ...ConfigSchema.entries,
+  WEBHOOK_SECRET: v.pipe(v.optional(v.string(), ""), v.transform(list)),
+});
+
+/** What the runtime entry parsing the configuration does with it. */
+export interface ParseConfigOptions {
+  /** False for an entry that only sweeps (the Lambda schedule): WEBHOOK_SECRET may then be unset. Default true. */
+  readonly receivesWebhooks?: boolean;
+}
+
 /**
  * Parses configuration from an environment-like record (process.env, Worker bindings).
  * @throws {ConfigError} listing every bad variable at once, one line each.
  */
-export function parseConfig(env: Readonly<Record<string, unknown>>): Config {
+export function parseConfig(
+  env: Readonly<Record<string, unknown>>,
+  options: ParseConfigOptions = {},
+): Config {
   const input: Record<string, unknown> = {};
   // Only string settings are read: Worker bindings also hold KV namespaces, services and the like.
   for (const key of Object.keys(ConfigSchema.entries)) {
@@ -224,7 +240,8 @@ export function parseConfig(env: Readonly<Record<string, unknown>>): Config {
   if ((input.AWS_ACCESS_KEY_ID === undefined) !== (input.AWS_SECRET_ACCESS_KEY === undefined)) {
     problems.push("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together");
   }
-  const result = v.safeParse(ConfigSchema, input);
+  const sweepOnly = options.receivesWebhooks === false && input.WEBHOOK_SECRET === undefined;
+  const result = v.safeParse(sweepOnly ? SweepOnlyConfigSchema : ConfigSchema, input);
   if (!result.success) {
     for (const issue of result.issues) {
       const line = describeIssue(issue);

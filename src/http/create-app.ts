@@ -38,10 +38,13 @@ export interface AppDeps {
   readonly maxBodyBytes: number;
   /** Ingest of run step events and the quarantine of refused ones. */
   readonly ingest: RunStepIngest;
-  /** OpenAI's platform webhooks (SPEC §9), when OPENAI_WEBHOOK_SECRET is set; else that route is a 404. */
+  /**
+   * OpenAI's platform webhooks (SPEC §9), when OPENAI_WEBHOOK_SECRET or OPENAI_API_KEY is set; the
+   * webhook route only with a verifier (OPENAI_WEBHOOK_SECRET), else it is a 404.
+   */
   readonly openai?: {
     readonly ingest: OpenAiIngest;
-    readonly verifier: SignatureVerifier;
+    readonly verifier: SignatureVerifier | null;
     readonly events: OpenAiEventStore;
     readonly responses: ResponseStore;
     readonly sessions: SessionStore;
@@ -122,7 +125,7 @@ export function createApp(deps: AppDeps): Hono {
 
   app.route(INGEST_ROUTE, ingestRoutes({ ingest, verifier, maxBodyBytes: deps.maxBodyBytes, nowMs }));
   const openai = deps.openai;
-  if (openai) {
+  if (openai?.verifier) {
     app.route(
       OPENAI_ROUTE,
       openAiRoutes({

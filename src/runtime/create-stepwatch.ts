@@ -31,7 +31,7 @@ export interface Stepwatch {
   readonly sinkHealth: DynamoSinkStore;
   readonly notifier: DeliveryNotifier;
   readonly operations: DeliveryOperations;
-  /** OpenAI's platform webhooks (SPEC §9), when OPENAI_WEBHOOK_SECRET is set. */
+  /** OpenAI's platform webhooks (SPEC §9), when OPENAI_WEBHOOK_SECRET or OPENAI_API_KEY is set. */
   readonly openai: {
     readonly ingest: OpenAiIngest;
     readonly events: OpenAiEventStore;
@@ -63,6 +63,10 @@ export interface StepwatchOptions {
   readonly maxAttemptsPerSweep?: number;
   /** The runtime's cap on NOTIFY_CONCURRENCY (a Worker invocation has 6 connections). */
   readonly maxSinkConcurrency?: number;
+  /** The runtime's cap on hydrations per sweep (they are subrequests too, on a Worker). */
+  readonly maxHydrationsPerSweep?: number;
+  /** The runtime's cap on OPENAI_HYDRATION_CONCURRENCY (a Worker invocation has 6 connections). */
+  readonly maxHydrationConcurrency?: number;
   /** Clock in Unix ms; injectable for tests. */
   readonly nowMs?: () => number;
   /** Jitter source in [0, 1); injectable for tests. */
@@ -76,8 +80,10 @@ export interface StepwatchOptions {
 }
 
 /**
- * The OpenAI producer (SPEC §9), when OPENAI_WEBHOOK_SECRET is set: its verifier (OpenAI's secret,
- * never WEBHOOK_SECRET), its stores and its ingest; its API client when OPENAI_API_KEY is set too.
+ * The OpenAI producer (SPEC §9), when OPENAI_WEBHOOK_SECRET or OPENAI_API_KEY is set: its stores
+ * and its ingest; its verifier (OpenAI's secret, never WEBHOOK_SECRET, and so its webhook route)
+ * when OPENAI_WEBHOOK_SECRET is set; its API client when OPENAI_API_KEY is. A sweeper given only
+ * the key (infra/'s sweep function) hydrates what the HTTP side recorded, never holding the secret.
  */
 async function createOpenAi(
   config: Config,
@@ -92,7 +98,7 @@ async function createOpenAi(
     options: StepwatchOptions;
   },
 ) {
-  if (config.OPENAI_WEBHOOK_SECRET.length === 0) return null;
+  if (config.OPENAI_WEBHOOK_SECRET.length === 0 && !config.OPENAI_API_KEY) return null;
   const { client, clock, options } = parts;
   const tableName = config.DYNAMODB_TABLE;
   const events = new OpenAiEventStore({ client, tableName, retentionDays: config.RETENTION_DAYS });
@@ -120,16 +126,19 @@ async function createOpenAi(
     logger: parts.logger,
     metrics: options.metrics,
     quarantineDays: config.QUARANTINE_DAYS,
-    concurrency: config.OPENAI_HYDRATION_CONCURRENCY,
+    concurrency: Math.min(
+      config.OPENAI_HYDRATION_CONCURRENCY,
+      options.maxHydrationConcurrency ?? Number.POSITIVE_INFINITY,
+    ),
     timeoutMs,
+    ...(options.maxHydrationsPerSweep ? { maxAttemptsPerSweep: options.maxHydrationsPerSweep } : {}),
     ...clock,
     ...(options.random ? { random: options.random } : {}),
   });
-  const verifier = await createSignatureVerifier(
-    config.OPENAI_WEBHOOK_SECRET,
-    config.SIGNATURE_TOLERANCE_S,
-    parts.hmac,
-  );
+  const verifier =
+    config.OPENAI_WEBHOOK_SECRET.length === 0
+      ? null
+      : await createSignatureVerifier(config.OPENAI_WEBHOOK_SECRET, config.SIGNATURE_TOLERANCE_S, parts.hmac);
   return { ingest, verifier, events, responses, sessions };
 }
 
@@ -258,6 +267,11 @@ export async function createStepwatch(
     recordSweep(report);
     return report;
   };
+  // Hydrations first: one that settles sends its notifications, which the notifier's drain then covers.
+  const drain = async () => {
+    await openai?.ingest.drain();
+    await notifier.drain();
+  };
   // Every sweep is counted; one that did something leaves a log line (an idle one would be noise).
   const recordSweep = (report: SweepReport, fields: Record<string, string> = {}) => {
     options.metrics?.sweep(report.durationMs / 1000, report.attempts, report.recovered);
@@ -342,11 +356,11 @@ export async function createStepwatch(
         clearInterval(timer);
       };
     },
-    drain: () => notifier.drain(),
+    drain,
     close: () => {
       watchdog.close();
       notifier.close();
-      return notifier.drain();
+      return drain();
     },
   };
 }

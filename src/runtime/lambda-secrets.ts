@@ -1,10 +1,22 @@
 import { StartupError } from "./startup-error.js";
 
-/** The variables infra/ keeps in Secrets Manager; a function is given the ARNs of those it uses. */
-export const SECRET_VARIABLES = ["WEBHOOK_SECRET", "API_TOKEN", "NOTIFY_SINKS"] as const;
+/**
+ * The variables infra/ keeps in Secrets Manager; a function is given the ARNs of those it uses
+ * (the OpenAI pair only in a stack deployed with OpenAI's webhooks on).
+ */
+export const SECRET_VARIABLES = [
+  "WEBHOOK_SECRET",
+  "API_TOKEN",
+  "NOTIFY_SINKS",
+  "OPENAI_WEBHOOK_SECRET",
+  "OPENAI_API_KEY",
+] as const;
+
+/** One of {@link SECRET_VARIABLES}. */
+export type SecretVariable = (typeof SECRET_VARIABLES)[number];
 
 /** Name of the variable holding the ARN of the secret whose value is `variable`. */
-export const secretArnVariable = (variable: (typeof SECRET_VARIABLES)[number]) => `${variable}_SECRET_ARN`;
+export const secretArnVariable = (variable: SecretVariable) => `${variable}_SECRET_ARN`;
 
 // The AWS Parameters and Secrets Lambda Extension (a layer infra/ adds) answers on this port unless
 // PARAMETERS_SECRETS_EXTENSION_HTTP_PORT says otherwise; it authenticates callers by the session token.

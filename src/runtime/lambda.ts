@@ -53,9 +53,11 @@ export function createLambdaHandlers(
   options: LambdaHandlerOptions = {},
 ): LambdaHandlers {
   const writeLine = options.writeLine ?? writeStdout;
-  const start = startOnce(async (): Promise<Instance> => {
+  // One instance per entry: infra/ runs each in a function of its own, and the sweep function is
+  // given no WEBHOOK_SECRET (it receives no webhook), which the HTTP entry must have.
+  const build = async (receivesWebhooks: boolean): Promise<Instance> => {
     // Secrets (infra/ passes their ARNs, not their values) are read once per execution environment.
-    const config = parseConfig(await withSecrets(env, options.fetch));
+    const config = parseConfig(await withSecrets(env, options.fetch), { receivesWebhooks });
     const client = createDynamoClient(config, createNodeDynamoHandler());
     const logger = createLogger(config.LOG_LEVEL, writeLine);
     const stepwatch = await createStepwatch(config, client, logger, {
@@ -69,14 +71,15 @@ export function createLambdaHandlers(
       sweepBudgetMs: 50_000,
     });
     return { stepwatch, serve: handle(stepwatch.app), tableName: config.DYNAMODB_TABLE };
-  });
-  const get = () => start(undefined);
+  };
+  const forHttp = startOnce(() => build(true));
+  const forSweeps = startOnce(() => build(false));
 
   return {
     async handler(event, context) {
       let current: Instance;
       try {
-        current = await get();
+        current = await forHttp(undefined);
       } catch (error) {
         console.error(startupErrorMessage(error));
         return {
@@ -98,7 +101,7 @@ export function createLambdaHandlers(
     async scheduled() {
       let current: Instance;
       try {
-        current = await get();
+        current = await forSweeps(undefined);
       } catch (error) {
         throw new Error(startupErrorMessage(error));
       }

@@ -25,8 +25,17 @@ const DYNAMO_MAX_ATTEMPTS = 2;
 // Workers Paid limits one invocation to 10,000 subrequests and 6 connections open at once; a cron
 // invocation may run 15 minutes but the next one comes a minute later. A sweep drains for 50 s,
 // makes at most 3,000 attempts (each one fetch plus one write, reads shared by a page), and keeps
-// each sink's attempts within the connections there are.
-const WORKER_SWEEP = { sweepBudgetMs: 50_000, maxAttemptsPerSweep: 3_000, maxSinkConcurrency: 6 };
+// each sink's attempts within the connections there are. Before them it makes at most 250 OpenAI
+// hydrations (each one fetch to OpenAI and two writes, plus its notifications: a fetch and a write
+// or two per sink), so that both together stay under the cap with a few sinks; what is left waits
+// for the next minute's sweep (a hydration a request started is never counted here).
+const WORKER_SWEEP = {
+  sweepBudgetMs: 50_000,
+  maxAttemptsPerSweep: 3_000,
+  maxSinkConcurrency: 6,
+  maxHydrationsPerSweep: 250,
+  maxHydrationConcurrency: 6,
+};
 
 // Settings the AWS SDK would otherwise look up in files or the environment, which Workers lack.
 const REQUIRED_ON_WORKERS = ["AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] as const;
@@ -79,9 +88,9 @@ function startupFailure(error: unknown): Response {
 }
 
 /**
- * The Cloudflare Worker: `fetch` serves the app (notifications after the response run under
- * `ctx.waitUntil`, which the app calls through Hono's execution context), and the cron
- * `scheduled` handler sweeps due notification retries.
+ * The Cloudflare Worker: `fetch` serves the app (notifications and OpenAI hydrations after the
+ * response run under `ctx.waitUntil`, which the app calls through Hono's execution context), and
+ * the cron `scheduled` handler sweeps due hydrations and notification retries.
  */
 export default {
   async fetch(request, env, ctx) {
@@ -98,7 +107,7 @@ export default {
     } catch (error) {
       return startupFailure(error) as unknown as WorkerResponse;
     }
-    // The app calls ctx.waitUntil (Hono's executionCtx) for notification work after the response.
+    // The app calls ctx.waitUntil (Hono's executionCtx) for notification and hydration work after the response.
     const response = await stepwatch.app.fetch(request as unknown as Request, env, ctx);
     // Same objects at run time: Workers' types give Request/Response extras the DOM types lack.
     return response as unknown as WorkerResponse;

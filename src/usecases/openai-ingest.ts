@@ -68,6 +68,8 @@ export interface OpenAiIngestDeps {
   readonly concurrency: number;
   /** The API's per-request time-out: a lease outlasts the fetches it covers by it. */
   readonly timeoutMs: number;
+  /** Hydrations one sweep may attempt at most (a Worker invocation's subrequests are limited); unlimited when absent. */
+  readonly maxAttemptsPerSweep?: number | undefined;
   readonly nowMs?: () => number;
   readonly random?: () => number;
 }
@@ -94,6 +96,8 @@ export class OpenAiIngest {
   readonly #nowMs: () => number;
   readonly #random: () => number;
   readonly #lane: LimitFunction;
+  // First hydrations started after an answer and not yet settled: what drain() waits for.
+  readonly #inFlight = new Set<Promise<void>>();
   #source: SourceState;
 
   constructor(deps: OpenAiIngestDeps) {
@@ -165,15 +169,27 @@ export class OpenAiIngest {
     return this.#source;
   }
 
-  /** Fetches every hydration due now, shard by shard under a lease, until done or `deadlineMs`. */
+  /**
+   * Resolves when every first hydration started so far (and the notifications it sends) has
+   * finished: Lambda freezes the environment once its handler returns, so it waits for this first.
+   */
+  async drain(): Promise<void> {
+    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+  }
+
+  /**
+   * Fetches every hydration due now, shard by shard under a lease, until done, `deadlineMs`, or
+   * `maxAttemptsPerSweep` attempts.
+   */
   async sweep(deadlineMs: number): Promise<HydrationReport> {
     const report = { attempts: 0, hydrated: 0, retrying: 0, failed: 0 };
     if (!this.#d.api) return report;
     const { events, leases } = this.#d;
+    let left = this.#d.maxAttemptsPerSweep ?? Number.POSITIVE_INFINITY;
     const shards = Array.from({ length: events.hydrationShards }, (_, i) => i);
     for (const shard of shuffled(shards, this.#random)) {
-      if (this.#nowMs() >= deadlineMs) break;
-      const due = await events.findDue(shard, this.#nowMs(), SWEEP_PAGE);
+      if (this.#nowMs() >= deadlineMs || left <= 0) break;
+      const due = await events.findDue(shard, this.#nowMs(), Math.min(SWEEP_PAGE, left));
       if (due.length === 0) continue;
       const key = hydrationLeaseKey(shard);
       const version = await leases.acquireLease(
@@ -184,9 +200,11 @@ export class OpenAiIngest {
       if (version === null) continue;
       try {
         // Read consistently under the lease: the index only says what may be due.
+        // At most `left` (the page asked for no more): the cap holds within a shard too.
         const ready = (await events.getMany(due.map((d) => d.id))).filter(
           (e) => e.hydration === "pending" && (e.nextAttemptMs ?? 0) <= this.#nowMs(),
         );
+        left -= ready.length;
         const outcomes = await Promise.all(
           ready.map((record) =>
             this.#nowMs() < deadlineMs ? this.#lane(() => this.#hydrate(record)) : null,
@@ -226,7 +244,7 @@ export class OpenAiIngest {
   // The first hydration, started after the answer, in the lane; never rejects (the sweepers retry).
   #track(record: OpenAiEventRecord, requestId: string, inline?: Inline): Promise<void> {
     if (!this.#d.api && !inline) return Promise.resolve();
-    return new Promise<void>((resolve) => setTimeout(resolve, 0))
+    const task = new Promise<void>((resolve) => setTimeout(resolve, 0))
       .then(() => this.#lane(() => this.#hydrate(record, requestId, inline)))
       .then(
         () => undefined,
@@ -238,6 +256,9 @@ export class OpenAiIngest {
           });
         },
       );
+    this.#inFlight.add(task);
+    void task.finally(() => this.#inFlight.delete(task));
+    return task;
   }
 
   // Fetches the event's subject (or takes the one it carried), applies it, settles the event; the
