@@ -77,6 +77,7 @@ async function rig(
     withApi?: boolean;
     now?: number;
     sweeps?: boolean;
+    maxAttemptsPerSweep?: number;
     /** Milliseconds the clock moves during each fetch. */
     fetchMs?: number;
     events?: (real: OpenAiEventStore) => OpenAiEventStore;
@@ -124,6 +125,7 @@ async function rig(
     timeoutMs: 5_000,
     nowMs,
     random: options.random ?? (() => 0.5),
+    ...(options.maxAttemptsPerSweep ? { maxAttemptsPerSweep: options.maxAttemptsPerSweep } : {}),
   });
   return { ingest, events, responses, quarantine, leases, clock, lines, counted };
 }
@@ -377,7 +379,7 @@ describe("retry delays (an injected clock and jitter)", () => {
     const ids = await Promise.all(Array.from({ length: 11 }, (_, n) => seedPending(r, subject, n)));
     api.failNext(11, { status: 500 });
     const report = await r.ingest.sweep(r.clock.now + 60_000);
-    expect(report).toEqual({ attempts: 11, hydrated: 0, retrying: 11, failed: 0 });
+    expect(report).toEqual({ attempts: 11, hydrated: 0, retrying: 11, failed: 0, exhausted: false });
     const stored = await r.events.getMany(ids);
     expect(stored.map((e) => (e.nextAttemptMs ?? 0) - r.clock.now)).toEqual(
       ids.map((_, n) => Math.min(300_000, Math.round(1_000 * 2 ** n * 1.0998))),
@@ -426,6 +428,7 @@ describe("retry delays (an injected clock and jitter)", () => {
       hydrated: 0,
       retrying: 0,
       failed: 0,
+      exhausted: false,
     });
   });
 });
@@ -444,19 +447,37 @@ describe("sweep", () => {
       hydrated: 1,
       retrying: 0,
       failed: 1,
+      exhausted: false,
     });
     expect((await r.events.get(due))?.hydration).toBe("hydrated");
     expect((await r.events.get(missing))?.hydration).toBe("not_found");
     expect((await r.events.get(waiting.id))?.attempts).toBe(1);
-    // Its retry comes due (1 s, jitter ½): exactly then, not a ms before.
-    r.clock.now += 999;
-    expect((await r.ingest.sweep(r.clock.now + 60_000)).attempts).toBe(0);
-    r.clock.now += 1;
+    // Its retry is due in 1 s (jitter ½), but the API answered again meanwhile (the sweep's
+    // fetches after the 502): the next sweep fetches it at once rather than leave a recovered API
+    // idle; the one after finds nothing left.
+    r.clock.now += 10;
     expect(await r.ingest.sweep(r.clock.now + 60_000)).toEqual({
       attempts: 1,
       hydrated: 1,
       retrying: 0,
       failed: 0,
+      exhausted: false,
+    });
+    expect((await r.ingest.sweep(r.clock.now + 60_000)).attempts).toBe(0);
+  });
+
+  it("drains a shard page after page in one sweep, and says when it stopped with work left", async () => {
+    const r = await rig({ sweeps: true });
+    const subject = serve();
+    const ids = [];
+    for (let i = 0; i < 120; i++) ids.push(await seedPending(r, subject, 0, 3));
+    const report = await r.ingest.sweep(r.clock.now + 60_000);
+    expect(report).toMatchObject({ attempts: 120, hydrated: 120, exhausted: false });
+    const capped = await rig({ sweeps: true, maxAttemptsPerSweep: 60 });
+    for (let i = 0; i < 70; i++) await seedPending(capped, subject, 0, 2);
+    expect(await capped.ingest.sweep(capped.clock.now + 60_000)).toMatchObject({
+      attempts: 60,
+      exhausted: true,
     });
   });
 
@@ -515,7 +536,13 @@ describe("sweep", () => {
     const id = await seedPending(r, serve(), 0, 1);
     hold.deadline = r.clock.now + 60_000;
     hold.clock = r.clock;
-    expect(await r.ingest.sweep(hold.deadline)).toEqual({ attempts: 0, hydrated: 0, retrying: 0, failed: 0 });
+    expect(await r.ingest.sweep(hold.deadline)).toEqual({
+      attempts: 0,
+      hydrated: 0,
+      retrying: 0,
+      failed: 0,
+      exhausted: true,
+    });
     expect(await r.events.get(id)).toMatchObject({ hydration: "pending", attempts: 0 });
     expect(await r.leases.acquireLease(hydrationLeaseKey(1), r.clock.now + 1, r.clock.now)).not.toBeNull();
   });
@@ -559,7 +586,13 @@ describe("sweep", () => {
     });
     all = [due, done, later];
     const deadline = r.clock.now + 30_000;
-    expect(await r.ingest.sweep(deadline)).toEqual({ attempts: 1, hydrated: 1, retrying: 0, failed: 0 });
+    expect(await r.ingest.sweep(deadline)).toEqual({
+      attempts: 1,
+      hydrated: 1,
+      retrying: 0,
+      failed: 0,
+      exhausted: false,
+    });
     expect(await r.events.get(later)).toMatchObject({ hydration: "pending", attempts: 0 });
     // The lease outlasts the sweep's deadline by a fetch's time-out and a margin.
     expect(leased).toEqual([{ key: hydrationLeaseKey(2), untilMs: deadline + 5_000 + 5_000 }]);
@@ -581,6 +614,7 @@ describe("sweep", () => {
       hydrated: 0,
       retrying: 0,
       failed: 0,
+      exhausted: false,
     });
     expect(api.count(`/v1/responses/${subject}`)).toBe(0);
     expect(await r.events.get(event.id)).toMatchObject({ hydration: "pending", attempts: 0, version: 1 });

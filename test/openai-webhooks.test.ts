@@ -439,6 +439,21 @@ describe("POST /v1/webhooks/openai (SPEC §9)", () => {
     expect(hookBodies(session.id)[0]).toMatchObject({ type: "agent.session.action_required", data: session });
   });
 
+  it("a sweep right after the answer leaves the first fetch to its instance: one fetch per event", async () => {
+    const app = await instance();
+    const response = serve(completedResponse);
+    api.latencyMs = 300;
+    const event = thin("response.completed", String(response.id));
+    await deliver(app, event);
+    // While the first fetch is in flight, a sweep finds the event not yet due.
+    await app.sweep();
+    await eventually(async () => (hookBodies(String(response.id)).length === 1 ? true : undefined));
+    await app.sweep();
+    expect(api.count(`/v1/responses/${response.id}`)).toBe(1);
+    const stored = await app.openai?.events.get(event.id);
+    expect(stored).toMatchObject({ hydration: "hydrated", attempts: 1 });
+  });
+
   it("without OPENAI_WEBHOOK_SECRET the route is not there", async () => {
     const app = await createTestApp(store, {});
     const answer = await app.app.request("/v1/webhooks/openai", {

@@ -332,7 +332,7 @@ export async function createStepwatch(
               lane("hydration", async () => {
                 const report = await openai.ingest.sweep(nowMs() + sweepBudgetMs);
                 if (report.attempts > 0) logger.info("hydration sweep", { ...report });
-                return false;
+                return report.exhausted;
               }),
             ]
           : []),

@@ -38,6 +38,8 @@ export interface HydrationReport {
   readonly hydrated: number;
   readonly retrying: number;
   readonly failed: number;
+  /** It stopped on its time, attempt or page budget with work left: sweep again soon. */
+  readonly exhausted: boolean;
 }
 
 /** Where OpenAI's API stands for this deployment, as `GET /v1/sources` shows it. */
@@ -82,6 +84,10 @@ const LONGEST_RETRY_MS = 300_000;
 // A key OpenAI refuses is tried again every minute: an operator who fixes it sees events flow.
 const UNAUTHORIZED_RETRY_MS = 60_000;
 const SWEEP_PAGE = 50;
+/** Pages one sweep reads from one shard at most (then it says it is exhausted, and sweeps again). */
+const MAX_PAGES_PER_SHARD = 20;
+/** First hydrations waiting for this process's lane beyond this are left to the sweepers. */
+const MAX_WAITING = 1_000;
 const LEASE_MARGIN_MS = 5_000;
 
 /**
@@ -99,6 +105,8 @@ export class OpenAiIngest {
   // First hydrations started after an answer and not yet settled: what drain() waits for.
   readonly #inFlight = new Set<Promise<void>>();
   #source: SourceState;
+  /** The API answered again after failing: the next sweep fetches what waits out its backoff. */
+  #catchUp = false;
 
   constructor(deps: OpenAiIngestDeps) {
     this.#d = deps;
@@ -134,7 +142,12 @@ export class OpenAiIngest {
       this.#d.metrics?.openAiEvent(event.type, "ignored");
       return { kind: "ignored", eventId: event.id, type: event.type };
     }
-    const record = newEventRecord(
+    const now = this.#nowMs();
+    const inline = event.inline ? { object: event.inline, raw: event.data } : undefined;
+    // The first hydration is this instance's to make, unless its lane already holds a burst's
+    // worth: then it is left to the sweepers at once rather than queued in memory without bound.
+    const firstHere = (this.#d.api !== null || inline !== undefined) && this.#lane.pendingCount < MAX_WAITING;
+    const fresh = newEventRecord(
       {
         id: event.id,
         type: event.type,
@@ -142,8 +155,13 @@ export class OpenAiIngest {
         subjectId: event.subjectId,
         createdAt: event.createdAt,
       },
-      this.#nowMs(),
+      now,
     );
+    // A sweeper takes an event only once its first attempt has had its time (a fetch's time-out
+    // twice and a margin, as a delivery's prompt lease), so the two never fetch it at once.
+    const record = firstHere
+      ? { ...fresh, nextAttemptMs: now + 2 * this.#d.timeoutMs + LEASE_MARGIN_MS }
+      : fresh;
     const accepted = await this.#d.events.record(record);
     this.#d.metrics?.openAiEvent(event.type, accepted ? "accepted" : "duplicate");
     return {
@@ -154,13 +172,7 @@ export class OpenAiIngest {
       // A duplicate's first hydration is its original's: the sweepers retry it, not every copy.
       // A relayed event carries its object (a relay saw it in the stream): applied as it came,
       // with no fetch; a thin one is fetched.
-      hydration: accepted
-        ? this.#track(
-            record,
-            request.requestId,
-            event.inline ? { object: event.inline, raw: event.data } : undefined,
-          )
-        : null,
+      hydration: accepted && firstHere ? this.#track(record, request.requestId, inline) : null,
     };
   }
 
@@ -182,14 +194,23 @@ export class OpenAiIngest {
    * `maxAttemptsPerSweep` attempts.
    */
   async sweep(deadlineMs: number): Promise<HydrationReport> {
-    const report = { attempts: 0, hydrated: 0, retrying: 0, failed: 0 };
+    const report = { attempts: 0, hydrated: 0, retrying: 0, failed: 0, exhausted: false };
     if (!this.#d.api) return report;
     const { events, leases } = this.#d;
+    // Once the API answers again after failing, what waits out its backoff is fetched now: a
+    // recovered API is not left idle while events sit behind their next attempt.
+    const catchUp = this.#catchUp;
+    this.#catchUp = false;
+    const dueUpTo = () => (catchUp ? Number.MAX_SAFE_INTEGER : this.#nowMs());
     let left = this.#d.maxAttemptsPerSweep ?? Number.POSITIVE_INFINITY;
+    const seen = new Set<string>();
     const shards = Array.from({ length: events.hydrationShards }, (_, i) => i);
     for (const shard of shuffled(shards, this.#random)) {
-      if (this.#nowMs() >= deadlineMs || left <= 0) break;
-      const due = await events.findDue(shard, this.#nowMs(), Math.min(SWEEP_PAGE, left));
+      if (this.#nowMs() >= deadlineMs || left <= 0) {
+        report.exhausted = true;
+        break;
+      }
+      let due = await events.findDue(shard, dueUpTo(), Math.min(SWEEP_PAGE, left));
       if (due.length === 0) continue;
       const key = hydrationLeaseKey(shard);
       const version = await leases.acquireLease(
@@ -199,23 +220,36 @@ export class OpenAiIngest {
       );
       if (version === null) continue;
       try {
-        // Read consistently under the lease: the index only says what may be due.
-        // At most `left` (the page asked for no more): the cap holds within a shard too.
-        const ready = (await events.getMany(due.map((d) => d.id))).filter(
-          (e) => e.hydration === "pending" && (e.nextAttemptMs ?? 0) <= this.#nowMs(),
-        );
-        left -= ready.length;
-        const outcomes = await Promise.all(
-          ready.map((record) =>
-            this.#nowMs() < deadlineMs ? this.#lane(() => this.#hydrate(record)) : null,
-          ),
-        );
-        for (const outcome of outcomes) {
-          if (outcome === null) continue;
-          report.attempts++;
-          if (outcome === "hydrated") report.hydrated++;
-          else if (outcome === "pending") report.retrying++;
-          else report.failed++;
+        // Page after page while the shard has due events, its budget and time allowing: a backlog
+        // drains at the lane's speed, not a page per sweep interval.
+        for (let page = 0; due.length > 0; page++) {
+          const fresh = due.filter((d) => !seen.has(d.id));
+          // Only events this sweep already tried (rescheduled, or an index lagging its items): done here.
+          if (fresh.length === 0) break;
+          if (page === MAX_PAGES_PER_SHARD || this.#nowMs() >= deadlineMs || left <= 0) {
+            report.exhausted = true;
+            break;
+          }
+          for (const d of fresh) seen.add(d.id);
+          // Read consistently under the lease: the index only says what may be due.
+          // At most `left` (the page asked for no more): the cap holds within a shard too.
+          const ready = (await events.getMany(fresh.map((d) => d.id))).filter(
+            (e) => e.hydration === "pending" && (catchUp || (e.nextAttemptMs ?? 0) <= this.#nowMs()),
+          );
+          left -= ready.length;
+          const outcomes = await Promise.all(
+            ready.map((record) =>
+              this.#nowMs() < deadlineMs ? this.#lane(() => this.#hydrate(record)) : null,
+            ),
+          );
+          for (const outcome of outcomes) {
+            if (outcome === null) continue;
+            report.attempts++;
+            if (outcome === "hydrated") report.hydrated++;
+            else if (outcome === "pending") report.retrying++;
+            else report.failed++;
+          }
+          due = await events.findDue(shard, dueUpTo(), Math.min(SWEEP_PAGE, Math.max(left, 1)));
         }
       } finally {
         await leases.releaseLease(key, version);
@@ -417,6 +451,7 @@ export class OpenAiIngest {
 
   #noteSuccess(atMs: number) {
     if (this.#source.state !== "ok") this.#d.logger.info("OpenAI API reachable", { source: "openai" });
+    if (this.#source.state === "failing" || this.#source.state === "unauthorized") this.#catchUp = true;
     this.#source = { ...this.#source, state: "ok", lastSuccessAtMs: atMs };
   }
 
