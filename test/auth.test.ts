@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generateWebhookSecret } from "../src/domain/webhook-secret.js";
 import { consoleRoutes } from "../src/http/routes/console-routes.js";
 import { createPromMetrics } from "../src/runtime/prom-metrics.js";
 import { createTestApp, TEST_TOKEN, type TestApp } from "./support/test-app.js";
@@ -33,9 +34,11 @@ let operations: Operation[];
 
 beforeAll(async () => {
   store = await startTestStore();
+  // Every optional part configured, so the app serves every route the document lists (the
+  // OpenAI producer's included).
   app = await createTestApp(
     store,
-    {},
+    { OPENAI_WEBHOOK_SECRET: generateWebhookSecret() },
     {
       metrics: createPromMetrics(),
       consoleRoutes: consoleRoutes(async () => ({ body: "" })),

@@ -204,6 +204,9 @@ export class OpenAiIngest {
     const dueUpTo = () => (catchUp ? Number.MAX_SAFE_INTEGER : this.#nowMs());
     let left = this.#d.maxAttemptsPerSweep ?? Number.POSITIVE_INFINITY;
     const seen = new Set<string>();
+    // The notifications the sweep's hydrations set off: awaited before it returns (outside the
+    // lane), so a runtime that ends with its invocation (a Worker's cron) sends them too.
+    const notified: Promise<void>[] = [];
     const shards = Array.from({ length: events.hydrationShards }, (_, i) => i);
     for (const shard of shuffled(shards, this.#random)) {
       if (this.#nowMs() >= deadlineMs || left <= 0) {
@@ -239,7 +242,9 @@ export class OpenAiIngest {
           left -= ready.length;
           const outcomes = await Promise.all(
             ready.map((record) =>
-              this.#nowMs() < deadlineMs ? this.#lane(() => this.#hydrate(record)) : null,
+              this.#nowMs() < deadlineMs
+                ? this.#lane(() => this.#hydrate(record, undefined, undefined, notified))
+                : null,
             ),
           );
           for (const outcome of outcomes) {
@@ -255,6 +260,7 @@ export class OpenAiIngest {
         await leases.releaseLease(key, version);
       }
     }
+    await Promise.all(notified);
     return report;
   }
 
@@ -278,8 +284,12 @@ export class OpenAiIngest {
   // The first hydration, started after the answer, in the lane; never rejects (the sweepers retry).
   #track(record: OpenAiEventRecord, requestId: string, inline?: Inline): Promise<void> {
     if (!this.#d.api && !inline) return Promise.resolve();
+    // The hydration holds a lane slot; its notifications are awaited after, outside the lane: a
+    // slow sink never holds up a fetch, and the task (a Worker's waitUntil) still covers them.
+    const notified: Promise<void>[] = [];
     const task = new Promise<void>((resolve) => setTimeout(resolve, 0))
-      .then(() => this.#lane(() => this.#hydrate(record, requestId, inline)))
+      .then(() => this.#lane(() => this.#hydrate(record, requestId, inline, notified)))
+      .then(() => Promise.all(notified))
       .then(
         () => undefined,
         (error: unknown) => {
@@ -301,6 +311,7 @@ export class OpenAiIngest {
     record: OpenAiEventRecord,
     requestId?: string,
     inline?: Inline,
+    notified: Promise<void>[] = [],
   ): Promise<OpenAiEventRecord["hydration"]> {
     const api = this.#d.api;
     // Stryker disable next-line ConditionalExpression: sweep and #track return before calling without an API.
@@ -360,9 +371,9 @@ export class OpenAiIngest {
       // response back finds its event hydrated (it once read "pending" while the sink was answering).
       // A store error here leaves them to the outbox recovery, as an instance dying here would.
       await this.#d.events.replace(hydrated);
-      // The notifier runs (and tracks) the deliveries in their sinks' lanes: the hydration lane
-      // does not wait on a sink.
-      void notify?.();
+      // Handed back to whoever started the hydration, who awaits it outside the lane: the lane's
+      // slot is free as soon as the event is settled, and no sink can hold up a fetch.
+      if (notify) notified.push(notify());
       this.#d.logger.info("hydration", {
         ...context,
         attempt: attempts,
@@ -379,7 +390,7 @@ export class OpenAiIngest {
         eventCreatedAt: record.createdAt,
         hydratedAtMs: ended,
       });
-      // Not awaited, as a response's: the notifier tracks its deliveries in their sinks' lanes.
+      // Handed back, as a response's: awaited outside the lane by whoever started the hydration.
       // The intents are written with the snapshot, in the one write that settles the event, and
       // its outbox entry with them: a crash before the deliveries are recorded loses none.
       const { notifier } = this.#d;
@@ -388,13 +399,15 @@ export class OpenAiIngest {
       const intents = notifier ? notifier.intentsFor(subject, word) : [];
       const owed = intents.length > 0 ? { sinks: intents.map((i) => i.sink), word, atMs: ended } : undefined;
       if ((await this.#d.events.replace(hydrated, raw, owed)) && notifier && intents.length > 0) {
-        void notifier.deliverPrompt({
-          ref: { kind: "agent_session", id: record.id, runId: record.subjectId },
-          subject,
-          document: raw,
-          intents,
-          ...(requestId ? { requestId } : {}),
-        });
+        notified.push(
+          notifier.deliverPrompt({
+            ref: { kind: "agent_session", id: record.id, runId: record.subjectId },
+            subject,
+            document: raw,
+            intents,
+            ...(requestId ? { requestId } : {}),
+          }),
+        );
       }
       this.#d.logger.info("hydration", { ...context, attempt: attempts, outcome: "hydrated" });
     }
