@@ -469,14 +469,14 @@ describe("sweep", () => {
   it("drains a shard page after page in one sweep, and says when it stopped with work left", async () => {
     const r = await rig({ sweeps: true });
     const subject = serve();
-    const ids = [];
-    for (let i = 0; i < 120; i++) ids.push(await seedPending(r, subject, 0, 3));
+    // More than a page (50) in one shard.
+    await Promise.all(Array.from({ length: 56 }, () => seedPending(r, subject, 0, 3)));
     const report = await r.ingest.sweep(r.clock.now + 60_000);
-    expect(report).toMatchObject({ attempts: 120, hydrated: 120, exhausted: false });
-    const capped = await rig({ sweeps: true, maxAttemptsPerSweep: 60 });
-    for (let i = 0; i < 70; i++) await seedPending(capped, subject, 0, 2);
+    expect(report).toMatchObject({ attempts: 56, hydrated: 56, exhausted: false });
+    const capped = await rig({ sweeps: true, maxAttemptsPerSweep: 5 });
+    await Promise.all(Array.from({ length: 8 }, () => seedPending(capped, subject, 0, 2)));
     expect(await capped.ingest.sweep(capped.clock.now + 60_000)).toMatchObject({
-      attempts: 60,
+      attempts: 5,
       exhausted: true,
     });
   });
