@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError, parseConfig } from "../src/config/config-schema.js";
 import { generateWebhookSecret } from "../src/domain/webhook-secret.js";
+import { DEFAULT_ON, PAGERDUTY_DEFAULT_ON } from "./support/default-subscriptions.js";
 
 const secret = generateWebhookSecret();
 
@@ -102,26 +103,14 @@ describe("configuration", () => {
       {
         type: "console",
         name: "console",
-        on: [
-          "completed",
-          "failed",
-          "cancelled",
-          "expired",
-          "response.completed",
-          "response.failed",
-          "response.cancelled",
-          "response.incomplete",
-          "agent.session.action_required",
-          "agent.session.failed",
-          "agent.session.idle",
-        ],
+        on: DEFAULT_ON,
       },
       {
         type: "pagerduty",
         name: "pagerduty",
         routing_key: "rk",
         url: "https://events.pagerduty.com/v2/enqueue",
-        on: ["failed", "expired", "response.failed", "agent.session.action_required", "agent.session.failed"],
+        on: PAGERDUTY_DEFAULT_ON,
       },
     ]);
   });

@@ -10,6 +10,7 @@ import { type SinkConfig, SinkListSchema } from "../src/domain/sink-config-schem
 import { outcomeOfRefusal } from "../src/domain/state-rules.js";
 import { RESPONSE_KIND } from "../src/domain/subjects/response-kind.js";
 import { RUN_STEP_KIND } from "../src/domain/subjects/run-step-kind.js";
+import { DEFAULT_ON, PAGERDUTY_DEFAULT_ON } from "./support/default-subscriptions.js";
 import { makeStep } from "./support/run-steps.js";
 
 // The pure rules of src/domain that the store, notifier and HTTP tests only reach through dynalite:
@@ -120,26 +121,8 @@ describe("which sinks hear of a response or an agent session (SPEC §9)", () => 
       console_(),
       { type: "pagerduty", routing_key: "R0123456789abcdef0123456789abcdef" },
     ]);
-    expect(everything?.on).toEqual([
-      "completed",
-      "failed",
-      "cancelled",
-      "expired",
-      "response.completed",
-      "response.failed",
-      "response.cancelled",
-      "response.incomplete",
-      "agent.session.action_required",
-      "agent.session.failed",
-      "agent.session.idle",
-    ]);
-    expect(pager?.on).toEqual([
-      "failed",
-      "expired",
-      "response.failed",
-      "agent.session.action_required",
-      "agent.session.failed",
-    ]);
+    expect(everything?.on).toEqual(DEFAULT_ON);
+    expect(pager?.on).toEqual(PAGERDUTY_DEFAULT_ON);
   });
 
   it("model and prompt_id filters match the response's; a subject without one never matches", () => {

@@ -2,6 +2,7 @@ import * as v from "valibot";
 import { describe, expect, it } from "vitest";
 import { PAGERDUTY_ENQUEUE_URL, SinkListSchema } from "../src/domain/sink-config-schema.js";
 import { generateWebhookSecret } from "../src/domain/webhook-secret.js";
+import { DEFAULT_ON, PAGERDUTY_DEFAULT_ON } from "./support/default-subscriptions.js";
 
 // NOTIFY_SINKS (SPEC §6, README "Notifications"): what an operator may write, and the words a
 // mistake is answered with (an operator fixes configuration from these messages alone).
@@ -36,26 +37,14 @@ describe("NOTIFY_SINKS entries", () => {
       {
         type: "console",
         name: "console",
-        on: [
-          "completed",
-          "failed",
-          "cancelled",
-          "expired",
-          "response.completed",
-          "response.failed",
-          "response.cancelled",
-          "response.incomplete",
-          "agent.session.action_required",
-          "agent.session.failed",
-          "agent.session.idle",
-        ],
+        on: DEFAULT_ON,
       },
       {
         type: "pagerduty",
         name: "pagerduty",
         routing_key: "R",
         url: PAGERDUTY_ENQUEUE_URL,
-        on: ["failed", "expired", "response.failed", "agent.session.action_required", "agent.session.failed"],
+        on: PAGERDUTY_DEFAULT_ON,
       },
       { type: "slack", name: "ops-1_A", url: "http://s.example/", on: ["completed"] },
     ]);
