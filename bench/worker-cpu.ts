@@ -5,7 +5,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { generateWebhookSecret } from "../src/domain/webhook-secret.js";
-import { startTestStore } from "../test/support/test-store.js";
+import { startTestStore, TEST_AWS } from "../test/support/test-store.js";
 import { startWorkerRuntime } from "../test/support/worker-runtime.js";
 import { processCpuMs } from "./cpu.js";
 import { createEventFactory } from "./events.js";
@@ -54,9 +54,8 @@ export async function measureWorkerCpu(events = 2000): Promise<WorkerCpu> {
     API_TOKEN: "swt_bench_token_not_secret",
     DYNAMODB_TABLE: store.tableName,
     DYNAMODB_ENDPOINT: store.endpoint,
-    AWS_REGION: "us-east-1",
-    AWS_ACCESS_KEY_ID: "bench",
-    AWS_SECRET_ACCESS_KEY: "bench",
+    // The test store's own key pair: its guard refuses any other (issue 21).
+    ...TEST_AWS,
     LOG_LEVEL: "warn",
   });
   try {
