@@ -48,6 +48,14 @@ export const SIGNATURE_PARAMETERS = [
   ),
 ];
 
+/** The answers every signed endpoint gives before its own use case does (SPEC §3), for its documentation. */
+export const SIGNED_WEBHOOK_ERRORS = {
+  400: "Body is not JSON or not UTF-8 (invalid_json)",
+  401: "Missing, stale or wrong signature (invalid_signature)",
+  415: "Content type is not JSON",
+  503: true,
+} as const;
+
 const JSON_MEDIA_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;\s*charset\s*=\s*"?utf-8"?\s*)?$/i;
 // Headers kept with a quarantined request: what proves who signed it, and what it said it was.
 const KEPT_HEADERS = ["webhook-id", "webhook-timestamp", "webhook-signature", "content-type"] as const;

@@ -58,3 +58,29 @@ export async function keepRefused(
   await quarantine.keep(record, request.body);
   return id;
 }
+
+/** A refusal of a signed body (SPEC §3, §9): its status, code, message and per-field issues. */
+export function refusal(
+  status: Refusal["status"],
+  code: Refusal["code"],
+  message: string,
+  issues: Refusal["issues"] = [],
+): Refusal {
+  return { status, code, message, issues };
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * A signed body read as UTF-8 JSON, or its 400: every endpoint's first step after the signature,
+ * the same words on each.
+ */
+export function readJsonBody(
+  body: Uint8Array,
+): { ok: true; json: unknown } | { ok: false; refusal: Refusal } {
+  try {
+    return { ok: true, json: JSON.parse(utf8.decode(body)) };
+  } catch {
+    return { ok: false, refusal: refusal(400, "invalid_json", "body is not valid UTF-8 JSON") };
+  }
+}

@@ -17,7 +17,7 @@ import { hydrationLeaseKey, type OpenAiEventStore } from "../store/openai-event-
 import type { QuarantineStore } from "../store/quarantine-store.js";
 import type { ResponseStore } from "../store/response-store.js";
 import type { SessionStore } from "../store/session-store.js";
-import { keepRefused, type SignedRequest } from "./keep-refused.js";
+import { keepRefused, readJsonBody, refusal, type SignedRequest } from "./keep-refused.js";
 
 /** What became of an OpenAI event (SPEC §9). */
 export type OpenAiIngestAnswer =
@@ -76,7 +76,6 @@ export interface OpenAiIngestDeps {
   readonly random?: () => number;
 }
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
 // A retried fetch waits 1 s, doubling to 5 min at most: an API outage of any length is waited
 // out (SPEC §9: nothing is lost within the retention), and a recovered API drains in minutes.
 const FIRST_RETRY_MS = 1_000;
@@ -265,13 +264,9 @@ export class OpenAiIngest {
   }
 
   #read(body: Uint8Array) {
-    let json: unknown;
-    try {
-      json = JSON.parse(utf8.decode(body));
-    } catch {
-      return { ok: false as const, refusal: refusal(400, "invalid_json", "body is not valid UTF-8 JSON") };
-    }
-    const parsed = parseOpenAiWebhookEvent(json);
+    const read = readJsonBody(body);
+    if (!read.ok) return read;
+    const parsed = parseOpenAiWebhookEvent(read.json);
     if (!parsed.ok) {
       return {
         ok: false as const,
@@ -489,13 +484,4 @@ export class OpenAiIngest {
 interface Inline {
   readonly object: ResponseObject | AgentSessionObject;
   readonly raw: Record<string, unknown>;
-}
-
-function refusal(
-  status: Refusal["status"],
-  code: Refusal["code"],
-  message: string,
-  issues: Refusal["issues"] = [],
-): Refusal {
-  return { status, code, message, issues };
 }

@@ -13,7 +13,7 @@ import type { Logger } from "../observability/logger.js";
 import type { QuarantineStore } from "../store/quarantine-store.js";
 import type { AppliedSnapshot, Page, StepStore } from "../store/step-store.js";
 import { ItemTooLargeError } from "../store/store-errors.js";
-import { keepRefused, type SignedRequest } from "./keep-refused.js";
+import { keepRefused, readJsonBody, refusal, type SignedRequest } from "./keep-refused.js";
 
 export type { SignedRequest } from "./keep-refused.js";
 
@@ -55,8 +55,6 @@ export interface RunStepIngestDeps {
   readonly quarantineDays: number;
   readonly nowMs?: () => number;
 }
-
-const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
  * Ingest of a run step event (SPEC §3) and replay of quarantined requests, between the HTTP edge
@@ -130,13 +128,9 @@ export class RunStepIngest {
   }
 
   async #apply(body: Uint8Array, sentAt: number, requestId: string): Promise<IngestResult> {
-    let json: unknown;
-    try {
-      json = JSON.parse(utf8.decode(body));
-    } catch {
-      return refused(400, "invalid_json", "body is not valid UTF-8 JSON");
-    }
-    const parsed = parseRunStepEvent(json);
+    const read = readJsonBody(body);
+    if (!read.ok) return { kind: "refused", refusal: read.refusal };
+    const parsed = parseRunStepEvent(read.json);
     if (!parsed.ok) return refused(422, "invalid_payload", "not a valid run step event", parsed.issues);
     const { event } = parsed;
     if (event.kind === "delta") return { kind: "ignored", stepId: event.stepId };
@@ -190,11 +184,6 @@ export class RunStepIngest {
   }
 }
 
-function refused(
-  status: Refusal["status"],
-  code: Refusal["code"],
-  message: string,
-  issues: Refusal["issues"] = [],
-): IngestResult {
-  return { kind: "refused", refusal: { status, code, message, issues } };
+function refused(...args: Parameters<typeof refusal>): IngestResult {
+  return { kind: "refused", refusal: refusal(...args) };
 }

@@ -14,7 +14,7 @@ import { OutcomeSchema } from "../api-schemas.js";
 import { logFields } from "../request-log.js";
 import { refused } from "../responses.js";
 import { runAfterResponse } from "../run-after-response.js";
-import { SIGNATURE_PARAMETERS, signedWebhookRoute } from "../signed-webhook.js";
+import { SIGNATURE_PARAMETERS, SIGNED_WEBHOOK_ERRORS, signedWebhookRoute } from "../signed-webhook.js";
 
 /** What the ingest route needs. */
 export interface IngestRouteDeps {
@@ -72,12 +72,9 @@ export function ingestRoutes(deps: IngestRouteDeps): Hono {
       body: { schema: RunStepEventBodySchema, description: "A run step event, signed" },
       responses: { 200: { description: "Applied or safely ignored", schema: IngestResponseSchema } },
       errors: {
-        400: "Body is not JSON or not UTF-8 (invalid_json)",
-        401: "Missing, stale or wrong signature (invalid_signature)",
+        ...SIGNED_WEBHOOK_ERRORS,
         413: "Body over MAX_BODY_BYTES, or its stored form over DynamoDB's 400 KB item limit",
-        415: "Content type is not JSON",
         422: "JSON, but not a valid run step event (issues lists each problem with its path)",
-        503: true,
       },
     },
     deps,

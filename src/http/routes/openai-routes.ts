@@ -5,7 +5,7 @@ import type { OpenAiIngest, OpenAiIngestAnswer } from "../../usecases/openai-ing
 import { logFields } from "../request-log.js";
 import { refused } from "../responses.js";
 import { runAfterResponse } from "../run-after-response.js";
-import { SIGNATURE_PARAMETERS, signedWebhookRoute } from "../signed-webhook.js";
+import { SIGNATURE_PARAMETERS, SIGNED_WEBHOOK_ERRORS, signedWebhookRoute } from "../signed-webhook.js";
 
 /** What the OpenAI webhook route needs. */
 export interface OpenAiRouteDeps {
@@ -60,12 +60,9 @@ export function openAiRoutes(deps: OpenAiRouteDeps): Hono {
         200: { description: "Recorded, or acknowledged and ignored", schema: OpenAiEventResponseSchema },
       },
       errors: {
-        400: "Body is not JSON or not UTF-8 (invalid_json)",
-        401: "Missing, stale or wrong signature (invalid_signature)",
+        ...SIGNED_WEBHOOK_ERRORS,
         413: "Body over MAX_BODY_BYTES",
-        415: "Content type is not JSON",
         422: "JSON, but not an OpenAI webhook event (issues lists each problem with its path)",
-        503: true,
       },
     },
     deps,
